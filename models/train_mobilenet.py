@@ -1,0 +1,125 @@
+"""Train the ``mobilenet`` model (MobileNetV2, from scratch, RGB) and export it as a TF.js graph model.
+
+    python models/train_mobilenet.py [--epochs 12] [--size 64]   # resumes from models/.work/
+
+Writes ``models/mobilenet/model.json`` + ``group1-shard*of*.bin`` with the category list and
+input size in ``userDefinedMetadata``; the plugin reads the input size from the graph.
+No ImageNet weights: they are not reachable here, so this is training from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+from recipe_common import MODELS_DIR, SEED, Log, class_weights, load_split_arrays  # noqa: E402
+
+WORK = MODELS_DIR / ".work"
+
+
+def build_mobilenet(size: int, n_classes: int, alpha: float) -> keras.Model:
+    """MobileNetV2 (inverted residual, depthwise-separable blocks) on [0, 1] RGB, black ink on white."""
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0)(inputs)  # MobileNetV2 expects [-1, 1]
+    backbone = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, include_top=False,
+                                              weights=None, pooling="avg")
+    x = backbone(x)
+    x = layers.Dropout(0.2)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"mobilenetv2_{alpha}_{size}")
+
+
+def to_canvas(gray28: tf.Tensor, size: int) -> tf.Tensor:
+    """Same as pytest_sketchbench.preprocess.to_rgb: bilinear resize, black ink on white, 3 channels."""
+    resized = tf.image.resize(gray28, (size, size), method="bilinear")
+    return tf.repeat(1.0 - tf.clip_by_value(resized, 0.0, 1.0), 3, axis=-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--limit", type=int, default=0, help="train on this many drawings (smoke test)")
+    parser.add_argument("--out", default=str(MODELS_DIR / "mobilenet"))
+    args = parser.parse_args()
+
+    keras.utils.set_random_seed(SEED)
+    WORK.mkdir(exist_ok=True)
+    log = Log(WORK / "train_mobilenet.log")
+    data = load_split_arrays()
+    categories = data["categories"]
+    (x_train, y_train), (x_val, y_val) = data["train"], data["validation"]
+    if args.limit:
+        pick = np.random.default_rng(SEED).permutation(len(x_train))[: args.limit]
+        x_train, y_train = x_train[pick], y_train[pick]
+    log(f"train {x_train.shape}, validation {x_val.shape}, size {args.size}, alpha {args.alpha}")
+
+    augment = keras.Sequential([
+        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=SEED),
+        layers.RandomRotation(0.04, fill_mode="constant", seed=SEED),
+        layers.RandomZoom(0.1, fill_mode="constant", seed=SEED),
+    ])
+    size = args.size
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=SEED, reshuffle_each_iteration=True)
+        .batch(args.batch_size)
+        .map(lambda x, y: (to_canvas(augment(x, training=True), size), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(256).map(lambda x, y: (to_canvas(x, size), y))
+
+    tag = "smoke" if args.limit else "ckpt"
+    checkpoint = WORK / f"mobilenet_{tag}.keras"
+    state_path = checkpoint.with_suffix(".json")
+    start_epoch = 0
+    if checkpoint.exists() and state_path.exists():
+        model = keras.models.load_model(checkpoint)
+        start_epoch = json.loads(state_path.read_text())["epoch"]
+        log(f"resuming after epoch {start_epoch}")
+    else:
+        model = build_mobilenet(size, len(categories), args.alpha)
+        steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
+        schedule = keras.optimizers.schedules.CosineDecay(3e-3, steps, alpha=0.02)
+        model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    log(f"parameters: {model.count_params():,}")
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            model.save(checkpoint)
+            state_path.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}))
+            log(f"epoch {epoch + 1}/{args.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+
+    started = time.time()
+    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, initial_epoch=start_epoch,
+              class_weight=class_weights(y_train, len(categories)), callbacks=[Checkpoint()], verbose=2)
+    log(f"training wall time this run: {time.time() - started:.0f}s")
+
+    x_test, y_test = data["test"]
+    test_ds = tf.data.Dataset.from_tensor_slices(x_test).batch(256).map(lambda x: to_canvas(x, size))
+    test_accuracy = float(np.mean(np.argmax(model.predict(test_ds, verbose=0), 1) == y_test))
+    log(f"test accuracy (Keras, before export) {test_accuracy:.4f}")
+
+    from pytest_sketchbench.models.tfjs_format import freeze_keras, write_graph_model
+
+    graph_def, inputs, outputs = freeze_keras(model)
+    out = write_graph_model(graph_def, args.out, inputs, outputs,
+                            metadata={"categories": categories, "input_size": [size, size],
+                                      "input_format": "rgb: [0,1], black ink on white",
+                                      "architecture": f"MobileNetV2 alpha={args.alpha}, from scratch"})
+    log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

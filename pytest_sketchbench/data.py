@@ -1,0 +1,216 @@
+"""Loading, validating and subsampling Quick, Draw! datasets.
+
+A dataset is always held as uint8 drawings of shape (N, 28, 28), 0 = background and
+255 = ink (Google's numpy_bitmap convention); the model plugins turn that into their
+own input formats through :mod:`pytest_sketchbench.preprocess`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pytest_sketchbench.errors import SketchBenchError
+
+BUNDLED_TEST_SPLIT = "quickdraw_test.npz"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Drawings, their labels and the category names (label i is ``categories[i]``)."""
+
+    images: np.ndarray  # uint8 (N, 28, 28), ink = 255
+    labels: np.ndarray  # int64 (N,)
+    categories: list[str]
+    exact: np.ndarray | None = None  # bool (N,): byte-identical to Google's files (False: approximate render)
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def support(self) -> np.ndarray:
+        """Drawings per category, in category order."""
+        return np.bincount(self.labels, minlength=len(self.categories))
+
+    def fingerprint(self) -> str:
+        """A short hash of images, labels and categories: two runs compare only on the same set."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.images).tobytes())
+        digest.update(self.labels.astype(np.int64).tobytes())
+        digest.update(json.dumps(self.categories).encode())
+        return digest.hexdigest()[:16]
+
+
+def load_dataset(path: str | Path, categories_path: str | Path | None = None) -> Dataset:
+    """Load a dataset from the bundled ``.npz`` or a folder of per-category ``.npy`` files."""
+    path = Path(path)
+    if not path.exists():
+        raise SketchBenchError(
+            str(path), "no such file or folder",
+            "pass --sketch-data a .npz test split or a folder of <category>.npy files",
+        )
+    categories = _read_categories(Path(categories_path)) if categories_path else None
+    if path.is_dir():
+        dataset = _load_npy_folder(path, categories)
+    elif path.suffix == ".npz":
+        dataset = _load_npz(path, categories)
+    else:
+        raise SketchBenchError(str(path), f"unsupported data file type '{path.suffix}'",
+                               "use a .npz split or a folder of numpy_bitmap .npy files")
+    validate_dataset(dataset)
+    return dataset
+
+
+def _read_categories(path: Path) -> list[str]:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SketchBenchError(str(path), "categories file not found", "check the path") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SketchBenchError(str(path), f"not valid JSON ({exc})", "write a JSON list of category names") from None
+    if isinstance(value, dict):
+        value = value.get("categories")
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SketchBenchError(str(path), "expected a JSON list of category names",
+                               'e.g. ["cat", "dog"] (label index = position)')
+    return value
+
+
+def _load_npz(path: Path, categories: list[str] | None) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise SketchBenchError(str(path), f"cannot read the .npz archive ({exc.__class__.__name__}: {exc})",
+                               "the file is corrupt or not an npz; rebuild it with data/build_dataset.py") from None
+    for key in ("images", "labels"):
+        if key not in arrays:
+            raise SketchBenchError(str(path), f"missing array '{key}' (has: {', '.join(arrays) or 'none'})",
+                                   "an npz dataset needs 'images' (N,28,28) uint8 and 'labels' (N,) ints")
+    if categories is None:
+        if "categories" in arrays:
+            categories = [str(c) for c in arrays["categories"]]
+        elif (path.parent / "categories.json").exists():
+            categories = _read_categories(path.parent / "categories.json")
+        else:
+            raise SketchBenchError(str(path), "no category names found",
+                                   "add a 'categories' array, a categories.json beside it, or --sketch-categories")
+    images = _as_drawings(arrays["images"], str(path))
+    labels = arrays["labels"]
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise SketchBenchError(str(path), f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}",
+                               "store label indices into the category list")
+    exact = arrays.get("exact")
+    if exact is not None and exact.shape != labels.shape:
+        raise SketchBenchError(str(path), f"'exact' has shape {exact.shape}, labels {labels.shape}",
+                               "store one flag per drawing or drop the array")
+    return Dataset(images, labels.astype(np.int64), list(categories),
+                   None if exact is None else exact.astype(bool), source=str(path))
+
+
+def _load_npy_folder(path: Path, categories: list[str] | None) -> Dataset:
+    """Google's numpy_bitmap layout: one ``<category>.npy`` (N, 784) uint8 per category."""
+    files = {f.stem.replace("_", " "): f for f in sorted(path.glob("*.npy"))}
+    if categories is None:
+        if (path / "categories.json").exists():
+            categories = _read_categories(path / "categories.json")
+        else:
+            categories = sorted(files)
+    if not categories:
+        raise SketchBenchError(str(path), "no <category>.npy files found",
+                               "download numpy_bitmap files from Quick, Draw! into this folder")
+    images, labels = [], []
+    for label, name in enumerate(categories):
+        file = files.get(name)
+        if file is None:
+            raise SketchBenchError(str(path / f"{name.replace(' ', '_')}.npy"),
+                                   f"category '{name}' has no file",
+                                   "add the file or remove the category from categories.json")
+        try:
+            rows = np.load(file, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise SketchBenchError(str(file), f"cannot read the .npy file ({exc})",
+                                   "the file is corrupt; download it again") from None
+        drawings = _as_drawings(rows, str(file))
+        if len(drawings) == 0:
+            raise SketchBenchError(str(file), f"category '{name}' has no drawings", "remove it or add drawings")
+        images.append(drawings)
+        labels.append(np.full(len(drawings), label, dtype=np.int64))
+    return Dataset(np.concatenate(images), np.concatenate(labels), list(categories), source=str(path))
+
+
+def _as_drawings(array: np.ndarray, where: str) -> np.ndarray:
+    """Accept (N, 784) or (N, 28, 28) uint8 and return (N, 28, 28)."""
+    if array.dtype != np.uint8:
+        raise SketchBenchError(where, f"drawings must be uint8 (0 = background, 255 = ink), got {array.dtype}",
+                               "convert with (x * 255).astype(np.uint8) if they are floats in [0, 1]")
+    if array.ndim == 2 and array.shape[1] == 784:
+        return array.reshape(-1, 28, 28)
+    if array.ndim == 3 and array.shape[1:] == (28, 28):
+        return array
+    raise SketchBenchError(where, f"drawings must have shape (N, 784) or (N, 28, 28), got {array.shape}",
+                           "use Google's numpy_bitmap layout (28×28 per drawing)")
+
+
+def validate_dataset(dataset: Dataset) -> None:
+    """Check the things numpy would otherwise report as an obscure traceback much later."""
+    where = dataset.source or "dataset"
+    names = dataset.categories
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SketchBenchError(where, f"duplicate category names: {', '.join(duplicates)}",
+                               "each category must appear once in the category list")
+    if len(dataset.images) != len(dataset.labels):
+        raise SketchBenchError(where, f"{len(dataset.images)} drawings but {len(dataset.labels)} labels",
+                               "store one label per drawing")
+    if len(dataset.labels) == 0:
+        raise SketchBenchError(where, "the dataset is empty", "point --sketch-data at drawings")
+    low, high = int(dataset.labels.min()), int(dataset.labels.max())
+    if low < 0 or high >= len(names):
+        raise SketchBenchError(where, f"labels range {low}..{high} but there are {len(names)} categories",
+                               "labels must index the category list (0-based)")
+    if float(np.mean(dataset.images[:1000] > 127)) > 0.5:
+        raise SketchBenchError(where, "most pixels are ink: the drawings look inverted (white background)",
+                               "store 0 = background and 255 = ink, e.g. images = 255 - images")
+    empty = [names[i] for i, n in enumerate(dataset.support()) if n == 0]
+    if empty:
+        raise SketchBenchError(where, f"categories with no drawings: {', '.join(empty)}",
+                               "remove them from the category list or add drawings")
+
+
+def check_model_categories(dataset: Dataset, model_name: str, model_categories: list[str] | None) -> None:
+    """A model trained on another category list must be caught, not silently misread."""
+    if model_categories is None or list(model_categories) == list(dataset.categories):
+        return
+    missing = [c for c in dataset.categories if c not in model_categories]
+    if missing:
+        detail = f"the model has no class for: {', '.join(missing)}"
+    else:
+        detail = "the model lists the same categories in another order"
+    raise SketchBenchError(f"model '{model_name}'", f"category list does not match the dataset ({detail})",
+                           "retrain the model on this category list, or give the dataset's categories.json")
+
+
+def subsample(dataset: Dataset, per_category: int, seed: int = 0) -> Dataset:
+    """Keep at most ``per_category`` drawings of each category (stratified, seeded, order kept)."""
+    if per_category <= 0:
+        return dataset
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in range(len(dataset.categories)):
+        rows = np.flatnonzero(dataset.labels == label)
+        if len(rows) > per_category:
+            rows = rng.choice(rows, per_category, replace=False)
+        keep.append(rows)
+    index = np.sort(np.concatenate(keep))
+    return Dataset(
+        dataset.images[index], dataset.labels[index], dataset.categories,
+        None if dataset.exact is None else dataset.exact[index],
+        source=dataset.source, meta={**dataset.meta, "subsampled_per_category": per_category, "seed": seed},
+    )

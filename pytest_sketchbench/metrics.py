@@ -1,0 +1,80 @@
+"""Accuracy metrics as pure functions over arrays (no pytest, no models)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import confusion_matrix as _sk_confusion
+from sklearn.metrics import precision_recall_fscore_support
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95 % Wilson score interval for a proportion: honest near 0 and 1, unlike the normal one."""
+    if total <= 0:
+        return (0.0, 1.0)
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def top_k_accuracy(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of rows whose label is among the k highest probabilities (ties broken by index)."""
+    k = min(k, probabilities.shape[1])
+    top = np.argpartition(-probabilities, k - 1, axis=1)[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows = true category, columns = predicted category."""
+    return _sk_confusion(labels, predicted, labels=np.arange(n_classes))
+
+
+def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict[str, dict]:
+    """Precision, recall (= the category's accuracy), F1 and support for each category."""
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=np.arange(len(categories)), zero_division=0
+    )
+    return {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+               "support": int(support[i]), "accuracy": float(recall[i])}
+        for i, name in enumerate(categories)
+    }
+
+
+def averaged_scores(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Macro and micro precision / recall / F1."""
+    scores = {}
+    for average in ("macro", "micro"):
+        p, r, f, _ = precision_recall_fscore_support(
+            labels, predicted, labels=np.arange(n_classes), average=average, zero_division=0
+        )
+        scores.update({f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)})
+    return scores
+
+
+def accuracy_report(probabilities: np.ndarray | None, predicted: np.ndarray, labels: np.ndarray,
+                    categories: list[str]) -> dict:
+    """Everything the accuracy tests and reports need, as plain JSON-ready values.
+
+    ``probabilities`` may be None for models that return only a class (API models):
+    then top-k is reported as not applicable (None) rather than faked.
+    """
+    n = len(labels)
+    correct = int(np.sum(predicted == labels))
+    low, high = wilson_interval(correct, n)
+    report = {
+        "n_samples": n,
+        "correct": correct,
+        "accuracy": correct / n if n else 0.0,
+        "accuracy_ci95": [low, high],
+        "top3_accuracy": None if probabilities is None else top_k_accuracy(probabilities, labels, 3),
+        "top5_accuracy": None if probabilities is None else top_k_accuracy(probabilities, labels, 5),
+        **averaged_scores(labels, predicted, len(categories)),
+        "per_category": per_category(labels, predicted, categories),
+        "confusion_matrix": confusion_matrix(labels, predicted, len(categories)).tolist(),
+        "labels": list(categories),
+    }
+    return report

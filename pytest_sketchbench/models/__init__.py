@@ -1,0 +1,1 @@
+"""Model plugins: one module per runtime behind the interface in :mod:`.base`."""

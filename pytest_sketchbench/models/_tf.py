@@ -1,0 +1,26 @@
+"""TensorFlow set-up shared by the Keras and TF.js plugins (imported only when one is used)."""
+
+from __future__ import annotations
+
+import os
+
+
+def import_tensorflow(threads: int | None = None):
+    """Import TensorFlow quietly; thread counts must be set before its first op runs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised by an earlier model: keep its setting
+            pass
+    return tf
+
+
+def tf_device(tf, wanted: str) -> str:
+    """The TF device string for 'cpu'/'gpu' requests, falling back to the CPU when no GPU is visible."""
+    if wanted != "cpu" and tf.config.list_physical_devices("GPU"):
+        return "/GPU:0"
+    return "/CPU:0"

@@ -1,0 +1,178 @@
+"""The one small interface every model plugin implements.
+
+A plugin is split so the benchmark can time exactly the runtime call:
+``prepare`` (preprocessing, untimed) → ``infer`` (the runtime, timed) →
+``to_probabilities`` (checks and softmax, untimed). ``predict`` chains them.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pytest_sketchbench import preprocess
+from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
+
+
+@dataclass
+class ModelInfo:
+    """What a model says about itself; lands in every report."""
+
+    name: str
+    runtime: str
+    runtime_version: str
+    input_format: str
+    input_shape: list[int | None]
+    categories: list[str] | None
+    file: str | None = None
+    file_size_bytes: int | None = None
+    parameter_count: int | None = None
+    device: str = "cpu"
+    outputs_probabilities: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ModelPlugin(ABC):
+    """Base class of model plugins; subclasses implement ``load``, ``infer`` and ``describe``."""
+
+    runtime: ClassVar[str] = "custom"
+    input_format: ClassVar[str] = "grayscale"  # one of preprocess.FORMATS
+    #: False for models that answer with a class, not a distribution (top-k is then not applicable).
+    outputs_probabilities: ClassVar[bool] = True
+    #: Config keys this plugin understands besides the common ones.
+    options: ClassVar[tuple[str, ...]] = ()
+    common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads")
+
+    def __init__(self, name: str, config: dict[str, Any]):
+        self.name = name
+        self.config = dict(config)
+        self.validate_config(self.config)
+        self.device = "cpu"
+        self.categories: list[str] | None = None
+
+    # -- configuration -------------------------------------------------------------------
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Reject unknown keys and missing files early, with the model's name in the message."""
+        unknown = sorted(set(config) - set(cls.common_options) - set(cls.options))
+        if unknown:
+            known = ", ".join(sorted(set(cls.common_options) | set(cls.options)))
+            raise SketchBenchError(f"{cls.__name__} config", f"unknown option(s) {', '.join(unknown)}",
+                                   f"known options: {known}")
+
+    @property
+    def path(self) -> Path | None:
+        value = self.config.get("path")
+        return Path(value) if value else None
+
+    def require_file(self) -> Path:
+        """The model file, or an error that names it and says how to get it."""
+        path = self.path
+        if path is None:
+            raise SketchBenchError(f"model '{self.name}'", "no 'path' configured",
+                                   f"set path in [models.{self.name}] of the config file")
+        if not path.exists():
+            raise SketchBenchError(f"model '{self.name}'", f"file not found: {path}",
+                                   "check the path, or re-create it with the recipe in models/README.md")
+        return path
+
+    # -- the runtime ---------------------------------------------------------------------
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model into its runtime (and onto ``self.device``)."""
+
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the model expects; RGB models read it from the model itself."""
+        return (28, 28)
+
+    def prepare(self, images: np.ndarray) -> Any:
+        """Preprocess a batch of uint8 drawings (N, 28, 28) into the runtime's input."""
+        if self.input_format == "grayscale":
+            return preprocess.to_grayscale(images)
+        if self.input_format == "rgb":
+            return preprocess.to_rgb(images, *self.input_size())
+        if self.input_format == "png":
+            return preprocess.to_png_base64(images)
+        raise SketchBenchError(f"model '{self.name}'", f"unknown input format '{self.input_format}'",
+                               f"use one of {', '.join(preprocess.FORMATS)}")
+
+    @abstractmethod
+    def infer(self, prepared: Any) -> np.ndarray:
+        """Run the runtime on a prepared batch and return its raw output — the timed call."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (GPU runtimes override this)."""
+
+    def to_probabilities(self, raw: Any, batch_size: int) -> np.ndarray:
+        """Turn raw outputs into probabilities; NaN/inf or a wrong shape is an error naming the model."""
+        output = np.asarray(raw, dtype=np.float64)
+        n_classes = len(self.categories) if self.categories else output.shape[-1]
+        if output.ndim != 2 or output.shape != (batch_size, n_classes):
+            raise ModelOutputError(f"model '{self.name}'",
+                                   f"output shape {output.shape}, expected ({batch_size}, {n_classes})",
+                                   "the model must output one score per category")
+        if not np.all(np.isfinite(output)):
+            bad = int(np.sum(~np.isfinite(output).all(axis=1)))
+            raise ModelOutputError(f"model '{self.name}'", f"NaN or inf in the outputs of {bad} drawing(s)",
+                                   "check the model file and its input format")
+        is_distribution = np.all(output >= 0) and np.allclose(output.sum(axis=1), 1.0, atol=1e-3)
+        if is_distribution:
+            return output
+        shifted = output - output.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities (N, n_categories) for a batch of drawings."""
+        raw = self.infer(self.prepare(images))
+        self.synchronize()
+        return self.to_probabilities(raw, len(images))
+
+    @abstractmethod
+    def describe(self) -> ModelInfo:
+        """Name, runtime, version, input format and shape, classes, file size, parameters."""
+
+    def release(self) -> None:
+        """Free the runtime's resources; called once at the end of the model's tests."""
+
+    # -- helpers for subclasses ----------------------------------------------------------
+    def read_categories(self, candidates: list[Path]) -> list[str] | None:
+        """The category order recorded beside the model (config wins over files)."""
+        configured = self.config.get("categories")
+        if isinstance(configured, list):
+            return [str(c) for c in configured]
+        if isinstance(configured, str):
+            candidates = [Path(configured)]
+        for candidate in candidates:
+            if candidate.exists():
+                try:
+                    value = json.loads(candidate.read_text())
+                except json.JSONDecodeError as exc:
+                    raise SketchBenchError(str(candidate), f"not valid JSON ({exc})",
+                                           'write {"categories": [...]}') from None
+                return list(value["categories"] if isinstance(value, dict) else value)
+        return None
+
+    def file_size(self) -> int | None:
+        path = self.path
+        if path is None or not path.exists():
+            return None
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+
+    def sidecar_categories(self) -> list[str] | None:
+        """``<stem>.classes.json`` or ``classes.json`` beside the model file."""
+        path = self.path
+        if path is None:
+            return self.read_categories([])
+        stem = path.name.split(".")[0].split("-")[0]
+        return self.read_categories([path.with_name(f"{stem}.classes.json"), path.with_name("classes.json")])

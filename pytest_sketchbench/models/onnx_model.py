@@ -1,0 +1,76 @@
+"""ONNX Runtime models (``.onnx``): calls go straight to ``InferenceSession.run``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+
+
+class OnnxModel(ModelPlugin):
+    runtime = "onnxruntime"
+    options = ("providers",)
+
+    def load(self) -> None:
+        import onnxruntime as ort
+
+        path = self.require_file()
+        options = ort.SessionOptions()
+        if self.config.get("threads"):
+            options.intra_op_num_threads = int(self.config["threads"])
+            options.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        wanted = self.config.get("providers") or (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.config.get("device", "cpu") != "cpu"
+            else ["CPUExecutionProvider"]
+        )
+        providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise SketchBenchError(f"model '{self.name}'", f"ONNX Runtime cannot load {path} ({exc})",
+                                   "the file is corrupt or not ONNX; re-export it") from None
+        used = self.session.get_providers()[0]
+        self.device = "cuda" if used.startswith("CUDA") else "cpu"
+        model_input = self.session.get_inputs()[0]
+        self.input_name, self.output_name = model_input.name, self.session.get_outputs()[0].name
+        self.shape = list(model_input.shape)
+        self.channels_first = len(self.shape) == 4 and self.shape[1] in (1, 3)
+        channels = self.shape[1] if self.channels_first else self.shape[-1]
+        self.input_format = "rgb" if channels == 3 else "grayscale"
+        self.categories = self.sidecar_categories() or self._metadata_categories()
+
+    def _metadata_categories(self) -> list[str] | None:
+        value = self.session.get_modelmeta().custom_metadata_map.get("categories")
+        return value.split(",") if value else None
+
+    def input_size(self) -> tuple[int, int]:
+        height, width = (self.shape[2], self.shape[3]) if self.channels_first else (self.shape[1], self.shape[2])
+        return int(height), int(width)
+
+    def prepare(self, images: np.ndarray) -> dict:
+        batch = super().prepare(images)
+        if self.channels_first:
+            batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        return {self.input_name: batch}
+
+    def infer(self, prepared: dict) -> np.ndarray:
+        return self.session.run([self.output_name], prepared)[0]
+
+    def describe(self) -> ModelInfo:
+        import onnx
+        import onnxruntime as ort
+
+        parameters = None
+        try:
+            graph = onnx.load(str(self.path), load_external_data=False).graph
+            parameters = int(sum(np.prod(t.dims) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT))
+        except Exception:  # parameter count is informative only
+            parameters = None
+        return ModelInfo(self.name, self.runtime, ort.__version__, self.input_format, self.shape, self.categories,
+                         str(self.path), self.file_size(), parameters, self.device,
+                         extra={"providers": self.session.get_providers()})
+
+    def release(self) -> None:
+        self.session = None

@@ -1,0 +1,171 @@
+"""Where model names come from: built-ins, ``@register_model``, entry points, config tables.
+
+Runtime classes are named as ``"module:Class"`` strings and imported only when a model
+is actually loaded, so selecting ``onnx`` never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from pytest_sketchbench.errors import SketchBenchError
+
+ENTRY_POINT_GROUP = "sketchbench.models"
+
+RUNTIMES = {
+    "keras": "pytest_sketchbench.models.keras_model:KerasModel",
+    "onnx": "pytest_sketchbench.models.onnx_model:OnnxModel",
+    "torch": "pytest_sketchbench.models.torch_model:TorchScriptModel",
+    "tfjs": "pytest_sketchbench.models.tfjs_model:TfjsGraphModel",
+    "gemini": "pytest_sketchbench.models.gemini_model:GeminiModel",
+}
+
+# Built-in names → (runtime, file relative to the models folder, extra options).
+BUILTINS: dict[str, tuple[str, str | None, dict]] = {
+    "cnn": ("keras", "cnn.h5", {}),
+    "mobilenet": ("tfjs", "mobilenet/model.json", {}),
+    "onnx": ("onnx", "cnn.onnx", {}),
+    "onnx-int8": ("onnx", "cnn-int8.onnx", {}),
+    "torch": ("torch", "cnn.pt", {}),
+    "gemini": ("gemini", None, {}),
+}
+
+
+@dataclass
+class ModelSpec:
+    """How to build one named model: a plugin class (or its import path) and its config."""
+
+    name: str
+    plugin: Any  # a ModelPlugin subclass or "module:Class"
+    config: dict = field(default_factory=dict)
+    origin: str = "builtin"
+
+    def plugin_class(self):
+        if not isinstance(self.plugin, str):
+            return self.plugin
+        module_name, _, class_name = self.plugin.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            return getattr(module, class_name)
+        except ModuleNotFoundError as exc:
+            extra = {"tensorflow": "keras", "onnxruntime": "onnx", "torch": "torch", "google": "gemini"}
+            hint = extra.get((exc.name or "").split(".")[0])
+            fix = f"pip install 'pytest-sketchbench[{hint}]'" if hint else "install the module that provides it"
+            raise SketchBenchError(f"model '{self.name}'", f"cannot import {module_name} ({exc})", fix) from None
+        except AttributeError:
+            raise SketchBenchError(f"model '{self.name}'", f"{module_name} has no class {class_name}",
+                                   "check the 'plugin' value (module:Class)") from None
+
+    def create(self):
+        """Instantiate the plugin (validates its config; does not load the model yet)."""
+        return self.plugin_class()(self.name, self.config)
+
+
+_DECORATED: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, **config: Any):
+    """Class decorator: ``@register_model("mine", path="models/mine.onnx")`` adds a model name."""
+
+    def decorate(cls):
+        _DECORATED[name] = ModelSpec(name, cls, dict(config), origin=f"@register_model in {cls.__module__}")
+        return cls
+
+    return decorate
+
+
+def runtime_for_path(path: str | Path) -> str:
+    """Pick a runtime from a model file's name."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".keras", ".hdf5"):
+        return "keras"
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in (".pt", ".pth", ".torchscript", ".ts"):
+        return "torch"
+    if path.name == "model.json" or (path.is_dir() and (path / "model.json").exists()):
+        return "tfjs"
+    raise SketchBenchError(str(path), f"cannot tell the runtime from '{path.name}'",
+                           "use .h5/.keras, .onnx, .pt or a TF.js model.json, or set runtime = \"...\"")
+
+
+def _from_table(name: str, table: dict, base: Path, where: str) -> ModelSpec:
+    config = dict(table)
+    if "path" in config:
+        path = Path(str(config["path"]))
+        config["path"] = str(path if path.is_absolute() else base / path)
+    plugin = config.pop("plugin", None)
+    runtime = config.pop("runtime", None)
+    if plugin is None:
+        if runtime is None:
+            if "path" not in config:
+                raise SketchBenchError(f"{where} [models.{name}]", "needs 'path', 'runtime' or 'plugin'",
+                                       'e.g. path = "models/mine.onnx" or plugin = "pkg.module:Class"')
+            runtime = runtime_for_path(config["path"])
+        if runtime not in RUNTIMES:
+            raise SketchBenchError(f"{where} [models.{name}]", f"unknown runtime '{runtime}'",
+                                   f"use one of {', '.join(RUNTIMES)}")
+        plugin = RUNTIMES[runtime]
+    return ModelSpec(name, plugin, config, origin=where)
+
+
+class Registry:
+    """All model names a run can select, resolved once per session."""
+
+    def __init__(self, models_dir: Path, config_models: dict | None = None, config_path: str = "config",
+                 config_base: Path | None = None):
+        self.specs: dict[str, ModelSpec] = {}
+        for name, (runtime, relative, options) in BUILTINS.items():
+            config = dict(options)
+            if relative:
+                config["path"] = str(models_dir / relative)
+            self.specs[name] = ModelSpec(name, RUNTIMES[runtime], config)
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            self.specs[entry.name] = ModelSpec(entry.name, _EntryPointPlugin(entry), {},
+                                               origin=f"entry point {entry.value}")
+        self.specs.update(_DECORATED)
+        base = config_base or models_dir.parent
+        for name, table in (config_models or {}).items():
+            if not isinstance(table, dict):
+                raise SketchBenchError(f"{config_path} [models.{name}]", "must be a table",
+                                       'e.g. [models.mine] with path = "..."')
+            if name in self.specs and "path" not in table and "plugin" not in table and "runtime" not in table:
+                # options for an existing model, e.g. [models.gemini] api_key_env = "..."
+                existing = self.specs[name]
+                self.specs[name] = ModelSpec(name, existing.plugin, {**existing.config, **table}, existing.origin)
+            else:
+                self.specs[name] = _from_table(name, table, base, config_path)
+
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+    def select(self, option: str) -> list[str]:
+        """Parse ``--sketch-models``: a comma list or ``all``; unknown names are a usage error."""
+        wanted = [n.strip() for n in option.split(",") if n.strip()]
+        if wanted == ["all"]:
+            return self.names()
+        unknown = [n for n in wanted if n not in self.specs]
+        if unknown:
+            raise SketchBenchError("--sketch-models", f"unknown model name(s): {', '.join(unknown)}",
+                                   f"available: {', '.join(self.names())} (or 'all')")
+        return list(dict.fromkeys(wanted))
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        return self.specs[name]
+
+
+class _EntryPointPlugin:
+    """Defers importing a third-party plugin until its model is used."""
+
+    def __init__(self, entry):
+        self.entry = entry
+
+    def __call__(self, name: str, config: dict):
+        cls = self.entry.load()
+        merged = {**getattr(cls, "default_config", {}), **config}
+        return cls(name, merged)

@@ -1,0 +1,65 @@
+"""TorchScript models (``.pt``): the scripted module is called under ``inference_mode``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+
+
+class TorchScriptModel(ModelPlugin):
+    runtime = "torch"
+    options = ("input_shape",)
+
+    def load(self) -> None:
+        import torch
+
+        path = self.require_file()
+        if self.config.get("threads"):
+            torch.set_num_threads(int(self.config["threads"]))
+        wants_cuda = self.config.get("device", "cpu") != "cpu" and torch.cuda.is_available()
+        self.torch_device = torch.device("cuda" if wants_cuda else "cpu")
+        self.device = self.torch_device.type
+        try:
+            self.module = torch.jit.load(str(path), map_location=self.torch_device).eval()
+        except Exception as exc:  # torch raises RuntimeError/ValueError variants for bad archives
+            raise SketchBenchError(f"model '{self.name}'", f"torch cannot load {path} ({exc.__class__.__name__})",
+                                   "the file is corrupt or not TorchScript; re-export with torch.jit.save") from None
+        # The input shape (NHWC, batch first) is recorded on the module by our exporter.
+        shape = self.config.get("input_shape") or list(getattr(self.module, "input_shape", [-1, 28, 28, 1]))
+        self.shape = [None if d in (-1, None) else int(d) for d in shape]
+        self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
+        self.categories = self.sidecar_categories()
+        self.torch = torch
+
+    def input_size(self) -> tuple[int, int]:
+        return int(self.shape[1]), int(self.shape[2])
+
+    def prepare(self, images: np.ndarray):
+        return self.torch.from_numpy(super().prepare(images)).to(self.torch_device)
+
+    def infer(self, prepared) -> np.ndarray:
+        with self.torch.inference_mode():
+            output = self.module(prepared)
+        return output.cpu().numpy() if self.device == "cpu" else output
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def to_probabilities(self, raw, batch_size: int) -> np.ndarray:
+        if not isinstance(raw, np.ndarray):
+            raw = raw.cpu().numpy()
+        return super().to_probabilities(raw, batch_size)
+
+    def describe(self) -> ModelInfo:
+        parameters = int(sum(p.numel() for p in self.module.parameters()))
+        return ModelInfo(self.name, self.runtime, self.torch.__version__, self.input_format, self.shape,
+                         self.categories, str(self.path), self.file_size(), parameters, self.device)
+
+    def release(self) -> None:
+        self.module = None
+        if self.device == "cuda":
+            self.torch.cuda.empty_cache()
+
