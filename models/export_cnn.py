@@ -22,7 +22,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
 from recipe_common import MODELS_DIR, load_split_arrays  # noqa: E402
 
 

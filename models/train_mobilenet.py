@@ -20,7 +20,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
-
 from recipe_common import MODELS_DIR, SEED, Log, class_weights, load_split_arrays  # noqa: E402
 
 WORK = MODELS_DIR / ".work"

@@ -85,6 +85,10 @@ class ModelPlugin(ABC):
         return path
 
     # -- the runtime ---------------------------------------------------------------------
+    def import_runtime(self) -> None:
+        """Import the runtime's libraries; called before memory tracking so the import is not billed
+        to whichever model happens to load first."""
+
     @abstractmethod
     def load(self) -> None:
         """Load the model into its runtime (and onto ``self.device``)."""

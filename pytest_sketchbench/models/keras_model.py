@@ -16,6 +16,10 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 class KerasModel(ModelPlugin):
     runtime = "tensorflow"
 
+    def import_runtime(self) -> None:
+        import_tensorflow(self.config.get("threads"))
+        import keras  # noqa: F401
+
     def load(self) -> None:
         tf = import_tensorflow(self.config.get("threads"))
         import keras

@@ -12,6 +12,9 @@ class OnnxModel(ModelPlugin):
     runtime = "onnxruntime"
     options = ("providers",)
 
+    def import_runtime(self) -> None:
+        import onnxruntime  # noqa: F401
+
     def load(self) -> None:
         import onnxruntime as ort
 

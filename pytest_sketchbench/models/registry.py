@@ -78,6 +78,10 @@ def register_model(name: str, **config: Any):
     return decorate
 
 
+def forget_decorated() -> None:
+    _DECORATED.clear()
+
+
 def runtime_for_path(path: str | Path) -> str:
     """Pick a runtime from a model file's name."""
     path = Path(path)

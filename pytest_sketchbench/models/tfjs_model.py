@@ -13,6 +13,9 @@ from pytest_sketchbench.models.tfjs_format import graph_def_from_spec, read_mani
 class TfjsGraphModel(ModelPlugin):
     runtime = "tfjs-graph (tensorflow)"
 
+    def import_runtime(self) -> None:
+        import_tensorflow(self.config.get("threads"))
+
     def load(self) -> None:
         tf = import_tensorflow(self.config.get("threads"))
         path = self.require_file()

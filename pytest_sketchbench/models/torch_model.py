@@ -12,6 +12,9 @@ class TorchScriptModel(ModelPlugin):
     runtime = "torch"
     options = ("input_shape",)
 
+    def import_runtime(self) -> None:
+        import torch  # noqa: F401
+
     def load(self) -> None:
         import torch
 

@@ -1,0 +1,13 @@
+"""Resource gates: memory growth over load + inference, model file size, load time."""
+
+
+def test_memory(sketch_memory, sketch_thresholds):
+    sketch_thresholds.check_memory(sketch_memory)
+
+
+def test_model_size(sketch_model, sketch_thresholds):
+    sketch_thresholds.check_model_size(sketch_model.describe().as_dict())
+
+
+def test_load_time(sketch_model, sketch_session, sketch_thresholds):
+    sketch_thresholds.check_load_time(sketch_session.record(sketch_model.name)["load_s"])

@@ -1,0 +1,106 @@
+"""Judging: turn measured figures and configured limits into pass/fail with a reviewer's message.
+
+Every check records a verdict (also when no limit is configured, so reports show the
+figure) and fails the test with one line that says what, how much, against what limit.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_sketchbench.config import LIMITS, Limits
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+class ThresholdChecker:
+    """Bound to one model and its resolved limits; used through the ``sketch_thresholds`` fixture."""
+
+    def __init__(self, limits: Limits, record: dict, test_id: str = ""):
+        self.limits = limits
+        self.record = record
+        self.test_id = test_id
+        self.model = limits.model
+
+    def _verdict(self, check: str, measured, limit, passed: bool | None, message: str) -> None:
+        self.record["verdicts"].append({"test": self.test_id, "check": check, "measured": measured,
+                                        "limit": limit, "passed": passed, "message": message})
+        if passed is False:
+            pytest.fail(message, pytrace=False)
+
+    def _compare(self, key: str, measured: float, describe: str, context: str = "") -> None:
+        """``min_*`` limits are lower bounds, ``max_*`` upper bounds."""
+        limit = self.limits.get(key)
+        context = f" {context}" if context else ""
+        if limit is None:
+            self._verdict(key, measured, None, None, f"{self.model} {describe}{context} (no {key} configured)")
+            return
+        lower = key.startswith("min_")
+        passed = measured >= limit if lower else measured <= limit
+        relation = (">=" if lower else "<=") if passed else ("<" if lower else ">")
+        shown = f"{limit:.3f}" if "accuracy" in key else f"{limit:g}"
+        self._verdict(key, measured, limit, passed, f"{self.model} {describe} {relation} {key} {shown}{context}")
+
+    # -- accuracy ------------------------------------------------------------------------------
+    def check_accuracy(self, predictions) -> None:
+        report = predictions.report
+        low, high = report["accuracy_ci95"]
+        self._compare("min_accuracy", report["accuracy"],
+                      f"accuracy {report['accuracy']:.3f} (95% CI {low:.3f}–{high:.3f})",
+                      f"on {_fmt_int(report['n_samples'])} drawings")
+
+    def check_top5(self, predictions) -> None:
+        top5 = predictions.report["top5_accuracy"]
+        if top5 is None:
+            self._verdict("min_top5_accuracy", None, self.limits.get("min_top5_accuracy"), None,
+                          f"{self.model} returns classes, not probabilities: top-5 accuracy is not applicable")
+            pytest.skip(f"{self.model} returns a class, not probabilities: top-5 accuracy is not applicable")
+        self._compare("min_top5_accuracy", top5, f"top-5 accuracy {top5:.3f}",
+                      f"on {_fmt_int(predictions.report['n_samples'])} drawings")
+
+    def check_categories(self, predictions) -> None:
+        failing, checked = [], 0
+        for category, row in predictions.report["per_category"].items():
+            limit = self.limits.category_limit(category)
+            if limit is None:
+                continue
+            checked += 1
+            if row["accuracy"] < limit:
+                failing.append((category, row["accuracy"], limit, row["support"]))
+        if not checked:
+            self._verdict("min_category_accuracy", None, None, None,
+                          f"{self.model}: no category accuracy limits configured")
+            return
+        if failing:
+            detail = "; ".join(f"{c} {a:.3f} < {lim:g} (n={s})" for c, a, lim, s in failing)
+            message = f"{self.model}: {len(failing)} of {checked} categories below their accuracy limit: {detail}"
+            self._verdict("min_category_accuracy", {c: a for c, a, _, _ in failing}, None, False, message)
+        self._verdict("min_category_accuracy", None, None, True,
+                      f"{self.model}: all {checked} categories meet their accuracy limits")
+
+    # -- speed ---------------------------------------------------------------------------------
+    def check_latency(self, stats: dict) -> None:
+        where = f"at batch {stats['batch_size']} over {_fmt_int(stats['rounds'])} rounds"
+        self._compare("max_latency_ms", stats["median_ms"], f"p50 latency {stats['median_ms']:.3f} ms", where)
+        self._compare("max_p95_latency_ms", stats["p95_ms"], f"p95 latency {stats['p95_ms']:.3f} ms", where)
+
+    def check_throughput(self, stats: dict) -> None:
+        self._compare("min_throughput", stats["throughput_per_s"],
+                      f"throughput {stats['throughput_per_s']:,.0f} drawings/s at batch {stats['batch_size']}")
+
+    # -- resources -----------------------------------------------------------------------------
+    def check_memory(self, memory: dict) -> None:
+        self._compare("max_memory_mb", memory["peak_growth_mb"],
+                      f"peak memory growth {memory['peak_growth_mb']:.1f} MB over load + inference")
+
+    def check_model_size(self, info: dict) -> None:
+        size_mb = (info.get("file_size_bytes") or 0) / 1e6
+        self._compare("max_model_mb", size_mb, f"model file {size_mb:.2f} MB")
+
+    def check_load_time(self, load_s: float) -> None:
+        self._compare("max_load_s", load_s, f"load time {load_s:.2f} s")
+
+
+__all__ = ["LIMITS", "ThresholdChecker"]

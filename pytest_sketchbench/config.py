@@ -1,0 +1,139 @@
+"""``thresholds.toml``: per-model limits (with per-profile overrides) and model/profile tables.
+
+    [cnn]                       # limits for the model named "cnn"
+    min_accuracy = 0.93
+    min_category_accuracy = 0.75          # every category…
+    [cnn.category_accuracy]               # …or single ones
+    pizza = 0.6
+    [cnn.profile.cpu]                     # overrides on the "cpu" device profile
+    max_latency_ms = 1.5
+
+    [models.mine]               # register a model from a file (or plugin = "pkg.mod:Class")
+    path = "models/mine.onnx"
+
+Anything unknown is a usage error naming the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_sketchbench.errors import SketchBenchError
+
+# key → (type, meaning); the meaning is shown in messages and the README.
+LIMITS: dict[str, tuple[type, str]] = {
+    "min_accuracy": (float, "top-1 accuracy on the test set"),
+    "min_top5_accuracy": (float, "top-5 accuracy"),
+    "min_category_accuracy": (float, "accuracy of every category"),
+    "max_latency_ms": (float, "p50 latency at batch size 1 (ms)"),
+    "max_p95_latency_ms": (float, "p95 latency at batch size 1 (ms)"),
+    "min_throughput": (float, "drawings per second at the largest batch size"),
+    "max_memory_mb": (float, "peak RSS growth over load + inference (MB)"),
+    "max_model_mb": (float, "model file size (MB)"),
+    "max_load_s": (float, "load time (s)"),
+}
+RESERVED_TABLES = ("models", "profiles", "baseline", "sketchbench")
+
+
+@dataclass
+class Limits:
+    """The resolved limits of one model on one device profile."""
+
+    model: str
+    values: dict[str, float] = field(default_factory=dict)
+    category_accuracy: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+
+    def get(self, key: str) -> float | None:
+        return self.values.get(key)
+
+    def category_limit(self, category: str) -> float | None:
+        return self.category_accuracy.get(category, self.values.get("min_category_accuracy"))
+
+
+@dataclass
+class SketchConfig:
+    """The whole parsed config file."""
+
+    path: str
+    model_limits: dict[str, dict] = field(default_factory=dict)  # name → raw validated table
+    models: dict[str, dict] = field(default_factory=dict)
+    profiles: dict[str, dict] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def limits_for(self, model: str, profile: str | None) -> Limits:
+        """Base limits of ``model`` with its ``profile.<name>`` overrides applied."""
+        table = self.model_limits.get(model, {})
+        values = {k: v for k, v in table.items() if k in LIMITS}
+        categories = dict(table.get("category_accuracy", {}))
+        source = f"{self.path} [{model}]" if table else "no limits configured"
+        override = table.get("profile", {}).get(profile or "", {})
+        if override:
+            values.update({k: v for k, v in override.items() if k in LIMITS})
+            categories.update(override.get("category_accuracy", {}))
+            source = f"{self.path} [{model}.profile.{profile}]"
+        return Limits(model, values, categories, source)
+
+
+def _check_limits_table(table: dict, where: str, allow_profiles: bool) -> dict:
+    allowed = set(LIMITS) | {"category_accuracy"} | ({"profile"} if allow_profiles else set())
+    for key, value in table.items():
+        if key not in allowed:
+            raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(sorted(allowed))}")
+        if key in LIMITS:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SketchBenchError(where, f"'{key}' must be a number, got {type(value).__name__} {value!r}",
+                                       f"e.g. {key} = 0.9")
+            table[key] = float(value)
+            if value < 0 or (key.startswith("min_") and "accuracy" in key and value > 1):
+                raise SketchBenchError(where, f"'{key}' = {value} is out of range",
+                                       "accuracies are fractions in [0, 1]; other limits are positive")
+        elif key == "category_accuracy":
+            if not isinstance(value, dict):
+                raise SketchBenchError(where, "'category_accuracy' must be a table of category = number",
+                                       f"use [{where.split('[')[-1].rstrip(']')}.category_accuracy]")
+            for category, limit in value.items():
+                if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 <= limit <= 1:
+                    raise SketchBenchError(f"{where}.category_accuracy", f"'{category}' must be in [0, 1]",
+                                           f'e.g. "{category}" = 0.8')
+                value[category] = float(limit)
+        elif key == "profile":
+            if not isinstance(value, dict):
+                raise SketchBenchError(where, "'profile' must hold tables", "use [model.profile.cpu]")
+            for name, override in value.items():
+                if not isinstance(override, dict):
+                    raise SketchBenchError(f"{where}.profile", f"'{name}' must be a table", "")
+                _check_limits_table(override, f"{where[:-1]}.profile.{name}]", allow_profiles=False)
+    return table
+
+
+def load_config(path: Path | None, known_models: list[str] | None = None,
+                extra_models: set[str] | None = None) -> SketchConfig:
+    """Parse and validate the config; a missing default file is simply an empty config."""
+    if path is None or not Path(path).exists():
+        return SketchConfig(str(path or ""))
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SketchBenchError(str(path), f"malformed TOML ({exc})", "fix the syntax at the position shown") from None
+    config = SketchConfig(str(path))
+    config.models = raw.pop("models", {}) or {}
+    config.profiles = raw.pop("profiles", {}) or {}
+    config.baseline = raw.pop("baseline", {}) or {}
+    config.settings = raw.pop("sketchbench", {}) or {}
+    names = set(known_models or []) | set(config.models) | set(extra_models or [])
+    for model, table in raw.items():
+        where = f"{path} [{model}]"
+        if not isinstance(table, dict):
+            raise SketchBenchError(str(path), f"top-level key '{model}' is not a table",
+                                   f"put limits under [{model}] for a model, or remove it")
+        if known_models is not None and model not in names:
+            raise SketchBenchError(where, f"unknown model name '{model}'",
+                                   f"known models: {', '.join(sorted(names))}; register it under [models.{model}]")
+        config.model_limits[model] = _check_limits_table(dict(table), where, allow_profiles=True)
+    return config

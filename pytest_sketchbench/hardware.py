@@ -1,0 +1,175 @@
+"""Where the benchmark runs: CPU, NVIDIA GPUs, what each runtime sees, the environment.
+
+Everything here degrades to "absent": a missing driver, library or runtime is a fact to
+report, never a crash — and no runtime is imported unless it is already imported or was
+asked for (importing TensorFlow to look for GPUs costs seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import psutil
+
+GIB = 1024**3
+
+# name → (lower bound GiB, upper bound GiB) of the largest GPU's memory; "cpu" when no GPU.
+DEFAULT_PROFILES = {
+    "gpu-small": (0.0, 8.0),
+    "gpu": (8.0, 24.0),
+    "gpu-large": (24.0, float("inf")),
+}
+
+
+def cpu_info() -> dict:
+    frequency = None
+    try:
+        freq = psutil.cpu_freq()
+        frequency = round(freq.max or freq.current, 1) if freq else None
+    except (OSError, NotImplementedError, FileNotFoundError):
+        pass
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        affinity = sorted(psutil.Process().cpu_affinity())
+    except (AttributeError, OSError):
+        affinity = list(range(psutil.cpu_count() or 1))
+    return {
+        "model": model,
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "usable_cores": len(affinity),
+        "frequency_mhz": frequency,
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 2),
+    }
+
+
+def nvidia_gpus() -> tuple[list[dict], str | None]:
+    """GPUs through NVML (nvidia-ml-py); ([], reason) when there are none or NVML is missing."""
+    try:
+        import pynvml
+    except ImportError:
+        return [], "nvidia-ml-py not installed"
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, NVMLError_DriverNotLoaded, …
+        return [], f"NVML unavailable ({exc.__class__.__name__})"
+    gpus = []
+    try:
+        driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            gpu = {"index": index, "name": _text(pynvml.nvmlDeviceGetName(handle)),
+                   "memory_gib": round(memory.total / GIB, 2), "driver": driver}
+            for key, query in (
+                ("compute_capability", lambda h: ".".join(map(str, pynvml.nvmlDeviceGetCudaComputeCapability(h)))),
+                ("utilization_pct", lambda h: pynvml.nvmlDeviceGetUtilizationRates(h).gpu),
+                ("temperature_c", lambda h: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)),
+                ("power_w", lambda h: round(pynvml.nvmlDeviceGetPowerUsage(h) / 1000, 1)),
+            ):
+                try:
+                    gpu[key] = query(handle)
+                except Exception:  # not every GPU reports every sensor
+                    gpu[key] = None
+            gpus.append(gpu)
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+    return gpus, None
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def runtime_devices() -> dict:
+    """What each runtime sees — only for runtimes already imported (never a slow import)."""
+    seen: dict = {}
+    if "onnxruntime" in sys.modules:
+        seen["onnxruntime"] = {"providers": sys.modules["onnxruntime"].get_available_providers()}
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        seen["torch"] = {"cuda": bool(torch.cuda.is_available()),
+                         "cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0}
+    if "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        seen["tensorflow"] = {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+    return seen
+
+
+def environment() -> str:
+    env = os.environ
+    if "COLAB_GPU" in env or "COLAB_RELEASE_TAG" in env:
+        return "colab"
+    if "KAGGLE_KERNEL_RUN_TYPE" in env:
+        return "kaggle"
+    if "SM_CURRENT_HOST" in env or "SAGEMAKER_REGION" in env:
+        return "sagemaker"
+    if env.get("GITHUB_ACTIONS") == "true":
+        return "github-actions"
+    if env.get("CI"):
+        return "ci"
+    if Path("/.dockerenv").exists() or "container" in env or _in_cgroup_container():
+        return "container"
+    return "local"
+
+
+def _in_cgroup_container() -> bool:
+    try:
+        text = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return any(word in text for word in ("docker", "kubepods", "containerd", "lxc"))
+
+
+def classify(gpus: list[dict], profiles: dict | None = None) -> str:
+    """The device profile of a machine: 'cpu' without GPUs, else by the largest GPU's memory."""
+    if not gpus:
+        return "cpu"
+    memory = max(g["memory_gib"] for g in gpus)
+    for name, (low, high) in (profiles or DEFAULT_PROFILES).items():
+        if low <= memory < high:
+            return name
+    return "gpu"
+
+
+@lru_cache(maxsize=1)
+def detect() -> dict:
+    """The hardware summary that goes into the header and every result record."""
+    gpus, reason = nvidia_gpus()
+    return {
+        "cpu": cpu_info(),
+        "gpus": gpus,
+        "gpu_note": reason,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "environment": environment(),
+    }
+
+
+def profiles_from_config(table: dict) -> dict:
+    """``[profiles.<name>] min_gpu_memory_gib / max_gpu_memory_gib`` → classification bounds."""
+    if not table:
+        return DEFAULT_PROFILES
+    return {name: (float(spec.get("min_gpu_memory_gib", 0)), float(spec.get("max_gpu_memory_gib", float("inf"))))
+            for name, spec in table.items()}
+
+
+def summary_line(hardware: dict, profile: str) -> str:
+    cpu = hardware["cpu"]
+    gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in hardware["gpus"]) or "none"
+    return (f"profile {profile}; CPU {cpu['model']} ({cpu['physical_cores']} cores / {cpu['logical_cores']} "
+            f"threads, {cpu['memory_gib']} GiB); GPUs: {gpus}; environment {hardware['environment']}")

@@ -1,0 +1,103 @@
+"""Measuring: the accuracy pass, latency timing, memory and load time.
+
+Measuring is separate from running (the plugins) and from judging (thresholds): each
+function here takes a loaded model and returns plain numbers.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+
+from pytest_sketchbench.data import Dataset
+from pytest_sketchbench.models.base import ModelPlugin
+
+MB = 1024 * 1024
+
+
+@dataclass
+class AccuracyPass:
+    """One batched pass of a model over a dataset."""
+
+    probabilities: np.ndarray | None
+    predicted: np.ndarray
+    seconds: float
+
+    @property
+    def throughput(self) -> float:
+        return len(self.predicted) / self.seconds if self.seconds > 0 else float("inf")
+
+
+def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int) -> AccuracyPass:
+    """Predict every drawing once, a batch at a time (preprocessing vectorised per batch)."""
+    outputs = []
+    started = time.perf_counter()
+    for start in range(0, len(dataset), batch_size):
+        images = dataset.images[start:start + batch_size]
+        outputs.append(model.to_probabilities(model.infer(model.prepare(images)), len(images)))
+    model.synchronize()
+    seconds = time.perf_counter() - started
+    probabilities = np.concatenate(outputs)
+    predicted = probabilities.argmax(axis=1)
+    return AccuracyPass(probabilities if model.outputs_probabilities else None, predicted, seconds)
+
+
+def time_calls(call: Callable[[], object], rounds: int, warmup: int = 0) -> list[float]:
+    """Raw seconds per call: our own timer, used where pytest-benchmark is off (e.g. under xdist).
+
+    The loop mirrors pytest-benchmark's runner (perf_counter around one call, GC left as is),
+    so both paths measure the same thing.
+    """
+    for _ in range(warmup):
+        call()
+    timer = time.perf_counter
+    samples = []
+    for _ in range(rounds):
+        start = timer()
+        call()
+        samples.append(timer() - start)
+    return samples
+
+
+def plan_rounds(call: Callable[[], object], budget_s: float, min_rounds: int = 5, max_rounds: int = 1000) -> int:
+    """How many rounds fit in ``budget_s``, from three probe calls (which also warm up)."""
+    probe = time_calls(call, 3)
+    per_call = max(float(np.median(probe)), 1e-7)
+    return int(np.clip(budget_s / per_call, min_rounds, max_rounds))
+
+
+class MemoryTracker:
+    """Peak resident memory of this process while the block runs (sampled every few ms)."""
+
+    def __init__(self, interval_s: float = 0.005):
+        self.interval_s = interval_s
+        self.process = psutil.Process()
+        self.start_bytes = 0
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> MemoryTracker:
+        gc.collect()
+        self.start_bytes = self.peak_bytes = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_bytes = max(self.peak_bytes, self.process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self.process.memory_info().rss)
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak_bytes - self.start_bytes) / MB

@@ -1,0 +1,128 @@
+"""Honest ``pytest -n``: one GPU or a disjoint core set per worker, results merged on the controller.
+
+pytest-benchmark turns itself off under xdist; our latency path keeps measuring, and each
+worker is pinned so that workers do not time each other's noise. Results travel as plain
+dicts: a snapshot on each test report (so a crashed worker loses only what it had not yet
+reported) and the worker's whole result set through ``workeroutput`` at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+WORKER_KEY = pytest.StashKey[dict]()
+REPORT_ATTR = "sketchbench_record"
+
+
+def worker_id(config: pytest.Config) -> str | None:
+    workerinput = getattr(config, "workerinput", None)
+    return workerinput["workerid"] if workerinput else None
+
+
+def assign_gpu(worker_index: int, visible: str | None, gpu_count: int) -> str | None:
+    """The CUDA_VISIBLE_DEVICES value of one worker: its own GPU out of the visible ones."""
+    if visible is not None:
+        devices = [d.strip() for d in visible.split(",") if d.strip()]
+    else:
+        devices = [str(i) for i in range(gpu_count)]
+    if not devices:
+        return None
+    return devices[worker_index % len(devices)]
+
+
+def assign_cores(worker_index: int, worker_count: int, cores: list[int]) -> tuple[list[int], bool]:
+    """A disjoint block of cores for each worker; (cores, shared) — shared when workers outnumber cores."""
+    if worker_count <= len(cores):
+        per_worker = len(cores) // worker_count
+        start = worker_index * per_worker
+        return cores[start:start + per_worker], False
+    return [cores[worker_index % len(cores)]], True
+
+
+def configure(config: pytest.Config) -> None:
+    """On a worker: pin it before any framework is imported. On the controller: group tests by model."""
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"  # honour the xdist_group marks: each model on one worker
+    worker = worker_id(config)
+    if worker is None:
+        return
+    index = int(worker.lstrip("gw") or 0)
+    count = int(config.workerinput.get("workercount", 1))
+    placement: dict = {"worker": worker, "workers": count}
+    from pytest_sketchbench import hardware
+
+    gpus = hardware.detect()["gpus"]
+    if gpus:
+        device = assign_gpu(index, os.environ.get("CUDA_VISIBLE_DEVICES"), len(gpus))
+        if device is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = device
+            placement["cuda_visible_devices"] = device
+    try:
+        import psutil
+
+        process = psutil.Process()
+        available = sorted(process.cpu_affinity())
+        cores, shared = assign_cores(index, count, available)
+        process.cpu_affinity(cores)
+        placement.update(cores=cores, shared_cores=shared, threads=len(cores))
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[variable] = str(len(cores))
+    except (AttributeError, OSError):  # no affinity on this platform: say so, keep going
+        placement.update(cores=None, shared_cores=True, threads=None)
+    config.stash[WORKER_KEY] = placement
+
+
+def placement(config: pytest.Config) -> dict | None:
+    return config.stash.get(WORKER_KEY, None)
+
+
+def header_notes(config: pytest.Config) -> list[str]:
+    count = getattr(config.option, "numprocesses", None)
+    if not count or worker_id(config):
+        return []
+    try:
+        import psutil
+
+        cores = len(psutil.Process().cpu_affinity())
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    workers = count if isinstance(count, int) else cores
+    if workers > cores:
+        return [f"parallel: {workers} workers share {cores} cores — latency figures are contended"]
+    return [f"parallel: {workers} workers, {cores // workers} dedicated core(s) each; tests grouped by model"]
+
+
+def order_items(config: pytest.Config, items: list) -> None:
+    """Nothing to reorder: session-scoped parametrization already groups tests by model."""
+
+
+# -- results across processes ---------------------------------------------------------------------
+def attach_record(report, record: dict | None) -> None:
+    if record is not None:
+        setattr(report, REPORT_ATTR, json.loads(json.dumps(record)))
+
+
+class ResultCollector:
+    """Registered on the xdist controller only: gathers every worker's results into one set."""
+
+    def __init__(self, results: dict, notes: list[str]):
+        self.results, self.notes = results, notes
+
+    def pytest_runtest_logreport(self, report) -> None:
+        record = getattr(report, REPORT_ATTR, None)
+        if record:
+            self.results[record["model"]] = record
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", {}) or {}
+        worker = getattr(getattr(node, "gateway", None), "id", None) or output.get("workerid", "?")
+        if "sketchbench_results" in output:
+            self.results.update(json.loads(output["sketchbench_results"]))
+        if error:
+            lost = sorted(m for m, r in self.results.items() if (r.get("parallel") or {}).get("worker") == worker)
+            self.notes.append(f"worker {worker} crashed ({str(error).splitlines()[0][:120]}); kept the results "
+                              f"its models ({', '.join(lost) or 'none'}) had reported before the crash")

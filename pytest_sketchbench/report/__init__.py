@@ -1,0 +1,1 @@
+"""Reporting: everything here reads the session's plain-dict results; nothing measures."""

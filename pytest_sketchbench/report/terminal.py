@@ -1,0 +1,71 @@
+"""The end-of-run console summary, in the spirit of the seed's output; respects -q and -v."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_sketchbench.report.analysis import comparison, extreme_categories
+
+
+def addoption(group) -> None:
+    group.addoption("--sketch-json", dest="sketch_json", default=None, metavar="PATH",
+                    help="write the results as JSON (schema: pytest_sketchbench/report/schema.json)")
+    group.addoption("--sketch-html", dest="sketch_html", default=None, metavar="PATH",
+                    help="write a self-contained HTML report")
+    group.addoption("--sketch-report-dir", dest="sketch_report_dir", default=None, metavar="DIR",
+                    help="write per-model confusion.csv/per_category.csv/confusion.png, results.csv, summary.md")
+
+
+def _fmt(value, spec: str = ".3f", missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None) -> None:
+    if not results:
+        return
+    verbosity = config.get_verbosity()
+    reporter.write_sep("=", "sketchbench summary")
+    for name, record in results.items():
+        accuracy = record.get("accuracy") or {}
+        timing = record.get("timing", {}).get("1") or next(iter(record.get("timing", {}).values()), None)
+        memory = record.get("memory") or {}
+        line = f"{name:<12}"
+        if accuracy:
+            low, high = accuracy["accuracy_ci95"]
+            line += (f" acc {accuracy['accuracy']:.3f} [{low:.3f}–{high:.3f}]"
+                     f"  top5 {_fmt(accuracy.get('top5_accuracy'))}"
+                     f"  macro P/R/F1 {accuracy['macro_precision']:.3f}/{accuracy['macro_recall']:.3f}/"
+                     f"{accuracy['macro_f1']:.3f}")
+        if timing:
+            line += (f"  latency@{timing['batch_size']} mean/p50/p95 {timing['mean_ms']:.3f}/"
+                     f"{timing['median_ms']:.3f}/{timing['p95_ms']:.3f} ms")
+        throughput = _best_throughput(record)
+        if throughput:
+            line += f"  {throughput:,.0f}/s"
+        if memory:
+            line += f"  mem +{memory['peak_growth_mb']:.0f} MB"
+        if record.get("errors"):
+            line += f"  ERROR: {record['errors'][-1]}"
+        reporter.write_line(line)
+        if verbosity > 0 and accuracy:
+            best, worst = extreme_categories(accuracy, 3)
+            reporter.write_line("    best:  " + ", ".join(f"{c} {a:.3f}" for c, a in best))
+            reporter.write_line("    worst: " + ", ".join(f"{c} {a:.3f}" for c, a in worst))
+            if verbosity > 1:
+                for batch, stats in sorted(record.get("timing", {}).items(), key=lambda kv: int(kv[0])):
+                    reporter.write_line(f"    batch {batch:>4}: p50 {stats['median_ms']:.3f} ms, p99 "
+                                        f"{stats['p99_ms']:.3f} ms, {stats['throughput_per_s']:,.0f}/s "
+                                        f"({stats['rounds']} rounds, {stats['timer']})")
+    summary = comparison(results)
+    if len(results) > 1 and verbosity >= 0:
+        parts = [f"{label}: {summary[key]}" for key, label in
+                 (("best_accuracy", "best accuracy"), ("fastest", "fastest"), ("most_consistent", "most consistent"))
+                 if summary.get(key)]
+        reporter.write_line("comparison: " + "; ".join(parts))
+    for note in notes or []:
+        reporter.write_line(f"note: {note}")
+
+
+def _best_throughput(record: dict) -> float | None:
+    values = [s["throughput_per_s"] for s in record.get("timing", {}).values()]
+    return max(values) if values else None

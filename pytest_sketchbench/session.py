@@ -1,0 +1,205 @@
+"""The session owns all state of a run: options, registry, dataset, loaded models, results.
+
+Results are plain dicts keyed by model name, so they cross xdist's process boundary
+unchanged and every reporter reads the same structure.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pytest_sketchbench import hardware
+from pytest_sketchbench.config import SketchConfig, load_config
+from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.measure import MB, AccuracyPass, MemoryTracker, accuracy_pass, plan_rounds, time_calls
+from pytest_sketchbench.metrics import accuracy_report
+from pytest_sketchbench.models.base import ModelPlugin
+from pytest_sketchbench.models.registry import Registry
+from pytest_sketchbench.stats import latency_stats
+
+
+@dataclass
+class Options:
+    """Everything the command line and ini file say about a run."""
+
+    models: str = "cnn"
+    data: str = ""
+    categories: str = ""
+    config: str = ""
+    samples_per_category: int = 0
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128])
+    eval_batch_size: int = 256
+    latency_budget_s: float = 1.0
+    device: str = ""
+    models_dir: str = ""
+    seed: int = 0
+
+
+@dataclass
+class Predictions:
+    """One model's pass over the dataset, computed once and shared by every accuracy test."""
+
+    model: str
+    labels: np.ndarray
+    categories: list[str]
+    probabilities: np.ndarray | None
+    predicted: np.ndarray
+    report: dict
+    throughput: float
+
+
+class SketchSession:
+    def __init__(self, options: Options, rootdir: Path):
+        self.options = options
+        self.rootdir = rootdir
+        models_dir = Path(options.models_dir) if options.models_dir else rootdir / "models"
+        config_path = Path(options.config) if options.config else rootdir / "thresholds.toml"
+        if options.config and not config_path.exists():
+            raise SketchBenchError(str(config_path), "config file not found",
+                                   "check --sketch-config, or omit it to use thresholds.toml at the rootdir")
+        preliminary = load_config(config_path)  # model tables first, to know every model name
+        self.registry = Registry(models_dir, preliminary.models, str(config_path), config_path.parent)
+        self.config: SketchConfig = load_config(config_path, self.registry.names())
+        self.selected = self.registry.select(options.models)
+        self.hardware = hardware.detect()
+        detected = hardware.classify(self.hardware["gpus"], hardware.profiles_from_config(self.config.profiles))
+        self.profile = options.device if options.device and options.device != "gpu" else detected
+        if options.device == "gpu" and detected == "cpu":
+            raise SketchBenchError("--sketch-device=gpu", "no NVIDIA GPU detected on this machine",
+                                   f"use --sketch-device=cpu ({self.hardware['gpu_note'] or 'no GPUs'})")
+        self.device = "cpu" if self.profile == "cpu" else "gpu"
+        self._dataset: Dataset | None = None
+        self.loaded: dict[str, ModelPlugin] = {}
+        self._trackers: dict[str, MemoryTracker] = {}
+        self._predictions: dict[str, Predictions] = {}
+        self.results: dict[str, dict] = {}
+        self.notes: list[str] = []
+        self.placement: dict | None = None  # set under xdist: this worker's cores / GPU
+
+    # -- data ---------------------------------------------------------------------------------
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            path = Path(self.options.data) if self.options.data else self.rootdir / "data" / "quickdraw_test.npz"
+            dataset = load_dataset(path, self.options.categories or None)
+            self._dataset = subsample(dataset, self.options.samples_per_category, self.options.seed)
+        return self._dataset
+
+    # -- results --------------------------------------------------------------------------------
+    def record(self, model: str) -> dict:
+        """The result record of ``model``, created on first use."""
+        if model not in self.results:
+            self.results[model] = {"model": model, "device_profile": self.profile, "timing": {}, "verdicts": [],
+                                   "errors": [], "parallel": self.placement}
+        return self.results[model]
+
+    # -- models ---------------------------------------------------------------------------------
+    def load_model(self, name: str) -> ModelPlugin:
+        """Load once; memory is tracked from just before the load to the end of the accuracy pass."""
+        if name in self.loaded:
+            return self.loaded[name]
+        record = self.record(name)
+        try:
+            plugin = self.registry[name].create()
+            plugin.config.setdefault("device", self.device)
+            if self.placement and self.placement.get("threads"):
+                plugin.config.setdefault("threads", self.placement["threads"])
+            plugin.import_runtime()
+            tracker = MemoryTracker().__enter__()
+            started = time.perf_counter()
+            plugin.load()
+            load_s = time.perf_counter() - started
+        except SketchBenchError as exc:
+            record["errors"].append(str(exc))
+            raise
+        self._trackers[name] = tracker
+        info = plugin.describe().as_dict()
+        record.update({"model_info": info, "load_s": load_s, "device": plugin.device})
+        check_model_categories(self.dataset(), name, plugin.categories)
+        self.loaded[name] = plugin
+        return plugin
+
+    def predictions(self, name: str) -> Predictions:
+        if name in self._predictions:
+            return self._predictions[name]
+        plugin = self.load_model(name)
+        dataset = self.dataset()
+        try:
+            result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size)
+        except SketchBenchError as exc:
+            self.record(name)["errors"].append(str(exc))
+            raise
+        finally:
+            self.finish_memory(name)
+        report = accuracy_report(result.probabilities, result.predicted, dataset.labels, dataset.categories)
+        report["top_k_applicable"] = result.probabilities is not None
+        if dataset.exact is not None and not dataset.exact.all():
+            exact = dataset.exact
+            correct = result.predicted == dataset.labels
+            report["accuracy_by_rendering"] = {
+                "exact": float(correct[exact].mean()) if exact.any() else None,
+                "approximate": float(correct[~exact].mean()),
+            }
+        record = self.record(name)
+        record["accuracy"] = report
+        record["accuracy_pass"] = {"seconds": result.seconds, "throughput_per_s": result.throughput,
+                                   "batch_size": self.options.eval_batch_size, "n_samples": len(dataset)}
+        record["predicted"] = result.predicted.astype(int).tolist()
+        record["dataset_fingerprint"] = dataset.fingerprint()
+        predictions = Predictions(name, dataset.labels, dataset.categories, result.probabilities,
+                                  result.predicted, report, result.throughput)
+        self._predictions[name] = predictions
+        return predictions
+
+    def finish_memory(self, name: str) -> dict:
+        tracker = self._trackers.pop(name, None)
+        record = self.record(name)
+        if tracker is not None:
+            tracker.__exit__(None, None, None)
+            record["memory"] = {"rss_before_mb": tracker.start_bytes / MB, "peak_rss_mb": tracker.peak_bytes / MB,
+                                "peak_growth_mb": tracker.growth_mb}
+        return record.get("memory", {})
+
+    def measure_latency(self, name: str, batch_size: int, benchmark=None) -> dict:
+        """Time ``infer`` alone on one prepared batch: pytest-benchmark when it is on, our timer when not.
+
+        Each (model, batch size) is timed once per run; later tests reuse the figures.
+        """
+        known = self.record(name)["timing"].get(str(batch_size))
+        if known is not None:
+            return {k: v for k, v in known.items() if k != "samples_s"}
+        plugin = self.load_model(name)
+        images = self.dataset().images
+        if len(images) < batch_size:
+            images = np.resize(images, (batch_size, *images.shape[1:]))
+        prepared = plugin.prepare(images[:batch_size])
+        if plugin.device == "cpu":
+            call = plugin.infer
+        else:
+            def call(batch):
+                plugin.infer(batch)
+                plugin.synchronize()
+        rounds = plan_rounds(lambda: call(prepared), self.options.latency_budget_s, min_rounds=20, max_rounds=2000)
+        warmup = max(3, rounds // 20)
+        if benchmark is not None and not benchmark.disabled:
+            benchmark.group = f"sketch latency, batch {batch_size}"
+            benchmark.pedantic(call, args=(prepared,), rounds=rounds, warmup_rounds=warmup, iterations=1)
+            samples, timer = list(benchmark.stats.stats.data), "pytest-benchmark"
+        else:
+            samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
+        stats = latency_stats(samples, batch_size)
+        stats["timer"] = timer
+        if benchmark is not None:
+            benchmark.extra_info.update({k: v for k, v in stats.items() if k != "timer"} | {"timer": timer})
+        self.record(name)["timing"][str(batch_size)] = {**stats, "samples_s": samples}
+        return stats
+
+    def release(self, name: str) -> None:
+        plugin = self.loaded.pop(name, None)
+        self.finish_memory(name)
+        if plugin is not None:
+            plugin.release()

@@ -1,0 +1,61 @@
+"""Shared helpers: tiny real models built from the bundled drawings (no training, no runtime needed)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED = REPO / "data" / "quickdraw_test.npz"
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    from pytest_sketchbench.data import load_dataset
+
+    return load_dataset(BUNDLED)
+
+
+@pytest.fixture(scope="session")
+def centroid_weights(bundled) -> tuple[np.ndarray, np.ndarray]:
+    """A nearest-centroid linear classifier (784 → n_categories): a real, if weak, sketch model."""
+    x = bundled.images.reshape(len(bundled), -1).astype(np.float32) / 255.0
+    means = np.stack([x[bundled.labels == k].mean(0) for k in range(len(bundled.categories))])
+    weights = (means / np.linalg.norm(means, axis=1, keepdims=True)).T.astype(np.float32)
+    return weights, np.zeros(len(bundled.categories), np.float32)
+
+
+NUMPY_PLUGIN = textwrap.dedent('''
+    import numpy as np
+    from pytest_sketchbench import ModelInfo, ModelPlugin, register_model
+
+    class CentroidModel(ModelPlugin):
+        runtime = "numpy"
+        options = ("weights", "scale")
+
+        def load(self):
+            data = np.load(self.config["weights"])
+            self.w, self.b = data["w"], data["b"]
+            self.categories = [str(c) for c in data["categories"]]
+
+        def infer(self, prepared):
+            x = prepared.reshape(len(prepared), -1)
+            return (x @ self.w + self.b) * float(self.config.get("scale", 20.0))
+
+        def describe(self):
+            return ModelInfo(self.name, self.runtime, np.__version__, "grayscale", [None, 28, 28, 1],
+                             self.categories, self.config["weights"], 1000, int(self.w.size))
+''')
+
+
+@pytest.fixture
+def centroid_project(pytester, centroid_weights, bundled):
+    """A pytester project with the centroid model saved and a plugin module able to run it."""
+    weights, bias = centroid_weights
+    np.savez(pytester.path / "centroid.npz", w=weights, b=bias, categories=np.array(bundled.categories))
+    pytester.makepyfile(centroid_plugin=NUMPY_PLUGIN)
+    pytester.syspathinsert()
+    return pytester
