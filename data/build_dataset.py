@@ -90,7 +90,7 @@ def check_disjoint(splits: dict, categories: list[str]) -> None:
     """Refuse any drawing that appears twice (in two splits, or two categories)."""
     seen: dict[bytes, tuple[str, int]] = {}
     for name, split in splits.items():
-        for row, label in zip(split["images"], split["labels"]):
+        for row, label in zip(split["images"], split["labels"], strict=True):
             digest = hashlib.sha1(row.tobytes()).digest()
             if digest in seen:
                 other = seen[digest]

@@ -138,7 +138,8 @@ def to_torchscript(model: keras.Model, target: str) -> None:
         elif kind == "BatchNormalization":
             gamma, beta, mean, variance = layer.get_weights()
             bn = nn.BatchNorm2d(channels, eps=layer.epsilon)
-            for name, value in zip(("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, variance)):
+            parts = {"weight": gamma, "bias": beta, "running_mean": mean, "running_var": variance}
+            for name, value in parts.items():
                 getattr(bn, name).data = torch.from_numpy(value.copy())
             modules.append(bn)
         elif kind == "ReLU":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
@@ -25,7 +27,9 @@ class TorchScriptModel(ModelPlugin):
         self.torch_device = torch.device("cuda" if wants_cuda else "cpu")
         self.device = self.torch_device.type
         try:
-            self.module = torch.jit.load(str(path), map_location=self.torch_device).eval()
+            with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the shipped format
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(str(path), map_location=self.torch_device).eval()
         except Exception as exc:  # torch raises RuntimeError/ValueError variants for bad archives
             raise SketchBenchError(f"model '{self.name}'", f"torch cannot load {path} ({exc.__class__.__name__})",
                                    "the file is corrupt or not TorchScript; re-export with torch.jit.save") from None
