@@ -19,7 +19,8 @@ from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models import registry
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.models.registry import Registry
-from pytest_sketchbench.report import terminal
+from pytest_sketchbench.report import terminal, writer
+from pytest_sketchbench.report.html_report import PytestHtmlHooks
 from pytest_sketchbench.session import Options, Predictions, SketchSession
 
 SESSION_KEY = pytest.StashKey[SketchSession]()
@@ -118,6 +119,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(str(exc)) from None
     sketch.placement = parallel.placement(config)
     config.stash[SESSION_KEY] = sketch
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(PytestHtmlHooks(sketch), "sketchbench-html")
     if getattr(config.option, "numprocesses", None) and not parallel.worker_id(config):
         config.pluginmanager.register(parallel.ResultCollector(sketch.results, sketch.notes), "sketchbench-results")
 
@@ -275,6 +278,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sketch.release(name)
     if parallel.worker_id(session.config):
         session.config.workeroutput["sketchbench_results"] = json.dumps(sketch.results)
+        return
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    writer.write_reports(session.config, sketch, int(exitstatus), interrupted)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

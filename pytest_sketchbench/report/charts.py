@@ -1,0 +1,107 @@
+"""PNG charts (matplotlib, headless) returned as bytes, so HTML can embed them as base64.
+
+matplotlib is in the ``report`` extra: without it every function returns None and the
+reports simply leave the pictures out.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _png(figure, plt) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def data_uri(png: bytes | None) -> str:
+    return "" if png is None else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def confusion_png(accuracy: dict, title: str) -> bytes | None:
+    plt = _pyplot()
+    if plt is None:
+        return None
+    matrix = np.asarray(accuracy["confusion_matrix"], dtype=float)
+    normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    labels = accuracy["labels"]
+    size = 3 + 0.32 * len(labels)
+    figure, axis = plt.subplots(figsize=(size, size))
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+    axis.set_yticks(range(len(labels)), labels, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title, fontsize=10)
+    for i, j in zip(*np.nonzero(matrix), strict=True):
+        if i == j or normalised[i, j] >= 0.05:
+            axis.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                      color="white" if normalised[i, j] > 0.5 else "black")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    return _png(figure, plt)
+
+
+def category_accuracy_png(accuracy: dict, title: str) -> bytes | None:
+    plt = _pyplot()
+    if plt is None:
+        return None
+    rows = sorted(accuracy["per_category"].items(), key=lambda kv: kv[1]["accuracy"])
+    figure, axis = plt.subplots(figsize=(6, 0.25 * len(rows) + 1))
+    values = [r["accuracy"] for _, r in rows]
+    axis.barh([c for c, _ in rows], values, color=["#d9534f" if v < 0.8 else "#4a90d9" for v in values])
+    axis.axvline(accuracy["accuracy"], color="black", linestyle="--", linewidth=1, label="overall")
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("accuracy")
+    axis.set_title(title, fontsize=10)
+    axis.legend(loc="lower right", fontsize=8)
+    axis.tick_params(axis="y", labelsize=8)
+    return _png(figure, plt)
+
+
+def scatter_png(points: list[tuple[str, float, float]]) -> bytes | None:
+    """Accuracy vs p50 latency at batch 1, one point per model."""
+    plt = _pyplot()
+    if plt is None or not points:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, latency, accuracy in points:
+        axis.scatter(latency, accuracy, s=50)
+        axis.annotate(name, (latency, accuracy), textcoords="offset points", xytext=(5, 5), fontsize=9)
+    axis.set_xscale("log")
+    axis.set_xlabel("p50 latency at batch 1 (ms, log scale)")
+    axis.set_ylabel("top-1 accuracy")
+    axis.set_title("accuracy vs latency", fontsize=10)
+    axis.grid(alpha=0.3)
+    return _png(figure, plt)
+
+
+def latency_png(model: str, timing: dict) -> bytes | None:
+    """Distribution of raw latency samples per batch size (box plot)."""
+    plt = _pyplot()
+    batches = sorted(((int(b), s) for b, s in timing.items() if s.get("samples_s")), key=lambda kv: kv[0])
+    if plt is None or not batches:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.boxplot([np.asarray(s["samples_s"]) * 1000 for _, s in batches], showfliers=False)
+    axis.set_xticks(range(1, len(batches) + 1), [f"batch {b}" for b, _ in batches])
+    axis.set_yscale("log")
+    axis.set_ylabel("latency per call (ms)")
+    axis.set_title(f"{model}: latency distribution", fontsize=10)
+    axis.grid(alpha=0.3, axis="y")
+    return _png(figure, plt)

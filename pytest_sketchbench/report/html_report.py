@@ -1,0 +1,188 @@
+"""HTML: a standalone self-contained report, and the pytest-html integration.
+
+The standalone page has no external resources (inline CSS, base64 PNGs), so it opens offline
+and survives being attached to a CI run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pytest
+
+from pytest_sketchbench.report import charts
+from pytest_sketchbench.report.analysis import comparison, extreme_categories
+from pytest_sketchbench.report.tables import result_row
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;font-size:.9rem}
+th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.note{color:#555;font-size:.9rem}
+img{max-width:100%;height:auto}.grid{display:flex;flex-wrap:wrap;gap:1rem}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _num(value, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="{charts.data_uri(png)}">' if png else ""
+
+
+def summary_table(results: dict) -> str:
+    head = ("<tr><th>model</th><th>runtime</th><th>accuracy</th><th>95% CI</th><th>top-5</th><th>macro F1</th>"
+            "<th>p50 @1 (ms)</th><th>p95 @1 (ms)</th><th>max throughput (/s)</th><th>memory (MB)</th>"
+            "<th>checks</th></tr>")
+    rows = []
+    for model, record in results.items():
+        r = result_row(model, record)
+        ci = f"{r['ci95_low']:.3f}–{r['ci95_high']:.3f}" if r["ci95_low"] is not None else "—"
+        failed = r["failed_checks"]
+        verdict = f'<span class="fail">failed: {_e(failed)}</span>' if failed else '<span class="pass">passed</span>'
+        rows.append(f"<tr class='model-row' data-model='{_e(model)}'><td>{_e(model)}</td><td>{_e(r['runtime'])}</td>"
+                    f"<td class=num>{_num(r['accuracy'])}</td><td class=num>{ci}</td>"
+                    f"<td class=num>{_num(r['top5_accuracy'])}</td><td class=num>{_num(r['macro_f1'])}</td>"
+                    f"<td class=num>{_num(r['p50_ms_batch1'])}</td><td class=num>{_num(r['p95_ms_batch1'])}</td>"
+                    f"<td class=num>{_num(r['max_throughput_per_s'], ',.0f')}</td>"
+                    f"<td class=num>{_num(r['peak_memory_growth_mb'], '.0f')}</td><td>{verdict}</td></tr>")
+    return f"<table id='summary'>{head}{''.join(rows)}</table>"
+
+
+def timing_table(record: dict) -> str:
+    rows = "".join(
+        f"<tr><td class=num>{b}</td><td class=num>{s['mean_ms']:.3f}</td><td class=num>{s['median_ms']:.3f}</td>"
+        f"<td class=num>{s['p90_ms']:.3f}</td><td class=num>{s['p95_ms']:.3f}</td><td class=num>{s['p99_ms']:.3f}</td>"
+        f"<td class=num>{s['stddev_ms']:.3f}</td><td class=num>{s['throughput_per_s']:,.0f}</td>"
+        f"<td class=num>{s['rounds']}</td><td>{_e(s['timer'])}</td></tr>"
+        for b, s in sorted(record.get("timing", {}).items(), key=lambda kv: int(kv[0])))
+    if not rows:
+        return ""
+    return ("<table><tr><th>batch</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>stddev</th>"
+            f"<th>drawings/s</th><th>rounds</th><th>timer</th></tr>{rows}</table>")
+
+
+def model_section(model: str, record: dict) -> str:
+    parts = [f"<section class='model' id='model-{_e(model)}'><h2>{_e(model)}</h2>"]
+    for error in record.get("errors", []):
+        parts.append(f"<p class=fail>error: {_e(error)}</p>")
+    accuracy = record.get("accuracy")
+    if accuracy:
+        best, worst = extreme_categories(accuracy, 5)
+        parts.append("<p>best: " + ", ".join(f"{_e(c)} {a:.3f}" for c, a in best) + "<br>worst: "
+                     + ", ".join(f"{_e(c)} {a:.3f}" for c, a in worst) + "</p>")
+        if accuracy.get("accuracy_by_rendering"):
+            by = accuracy["accuracy_by_rendering"]
+            parts.append(f"<p class=note>accuracy on exact rows {_num(by.get('exact'))}, on approximate renders "
+                         f"{_num(by.get('approximate'))}</p>")
+        parts.append("<div class=grid>" + _img(charts.confusion_png(accuracy, f"{model}: confusion"),
+                                               f"{model} confusion matrix")
+                     + _img(charts.category_accuracy_png(accuracy, f"{model}: accuracy per category"),
+                            f"{model} per-category accuracy") + "</div>")
+    parts.append(timing_table(record))
+    parts.append(_img(charts.latency_png(model, record.get("timing", {})), f"{model} latency distribution"))
+    verdicts = record.get("verdicts", [])
+    if verdicts:
+        items = "".join(f"<li class={'fail' if v['passed'] is False else 'pass'}>{_e(v['message'])}</li>"
+                        for v in verdicts)
+        parts.append(f"<h3>threshold checks</h3><ul>{items}</ul>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def hardware_section(metadata: dict) -> str:
+    hw = metadata.get("hardware", {})
+    cpu = hw.get("cpu", {})
+    gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in hw.get("gpus", [])) or "none"
+    versions = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
+                       for k, v in metadata.get("library_versions", {}).items())
+    return (f"<h2>hardware and versions</h2><p id='hardware'>profile <b>{_e(metadata.get('device_profile'))}</b>; "
+            f"CPU {_e(cpu.get('model'))} ({_e(cpu.get('physical_cores'))} cores, {_e(cpu.get('memory_gib'))} GiB); "
+            f"GPUs: {_e(gpus)}; environment {_e(hw.get('environment'))}</p><table>{versions}</table>")
+
+
+def standalone_html(report: dict, results: dict) -> str:
+    metadata = report["benchmark_metadata"]
+    summary = comparison(results)
+    points = [(m, r["timing"]["1"]["median_ms"], r["accuracy"]["accuracy"]) for m, r in results.items()
+              if r.get("accuracy") and r.get("timing", {}).get("1")]
+    variance = "".join(f"<li>{_e(v['category'])}: variance {v['variance']:.4f}</li>"
+                       for v in summary["category_variance"])
+    notes = "".join(f"<li>{_e(n)}</li>" for n in metadata.get("notes", []))
+    baseline = report.get("comparison_to_baseline")
+    baseline_html = ""
+    if baseline:
+        rows = "".join(f"<tr><td>{_e(r['model'])}</td><td>{_e(r['metric'])}</td><td>{_e(r['baseline'])}</td>"
+                       f"<td>{_e(r['current'])}</td><td>{_e(r['change'])}</td><td>{_e(r.get('p_value') or '—')}</td>"
+                       f"<td class={'fail' if r['verdict'] == 'regression' else 'pass'}>{_e(r['verdict'])}</td></tr>"
+                       for r in baseline.get("rows", []))
+        baseline_html = ("<h2>compared with the baseline</h2><table id='baseline'><tr><th>model</th><th>metric</th>"
+                         "<th>baseline</th><th>current</th><th>change</th><th>p-value</th><th>verdict</th></tr>"
+                         f"{rows}</table>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>sketchbench report</title><style>{STYLE}</style></head>
+<body><h1>sketchbench report</h1>
+<p class=note>{_e(metadata['timestamp'])} · commit {_e(metadata.get('git_commit') or 'unknown')} ·
+{metadata['test_samples']:,} drawings in {len(metadata['categories'])} categories ·
+{'<b class=fail>interrupted</b> · ' if metadata.get('interrupted') else ''}exit status {metadata.get('exit_status')}</p>
+<h2>summary</h2>{summary_table(results)}
+<h2>comparison</h2><p id='comparison'>best accuracy: <b>{_e(summary['best_accuracy'])}</b> · fastest:
+<b>{_e(summary['fastest'])}</b> · most consistent: <b>{_e(summary['most_consistent'])}</b></p>
+{_img(charts.scatter_png(points), 'accuracy vs latency')}
+{'<p>categories the models disagree on most:</p><ul>' + variance + '</ul>' if variance else ''}
+{baseline_html}
+{''.join(model_section(m, r) for m, r in results.items())}
+{hardware_section(metadata)}
+{'<h2>notes</h2><ul>' + notes + '</ul>' if notes else ''}
+</body></html>"""
+
+
+def write_html(report: dict, results: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(standalone_html(report, results), encoding="utf-8")
+    return path
+
+
+class PytestHtmlHooks:
+    """Registered only when pytest-html is active: figures in each row, charts and a summary on top."""
+
+    def __init__(self, sketch):
+        self.sketch = sketch
+        self.charted: set[str] = set()
+
+    def pytest_html_results_summary(self, prefix, summary, postfix):
+        if self.sketch.results:
+            prefix.append(f"<h2>sketchbench</h2>{summary_table(self.sketch.results)}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        model = getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
+        record = self.sketch.results.get(model) if model else None
+        if report.when != "call" or record is None:
+            return report
+        import pytest_html
+
+        extras = list(getattr(report, "extras", []))
+        messages = [v["message"] for v in record.get("verdicts", []) if v["test"] == item.nodeid]
+        if messages:
+            items = "".join(f"<li>{_e(m)}</li>" for m in messages)
+            extras.append(pytest_html.extras.html(f"<ul class='sketch-figures'>{items}</ul>"))
+        accuracy = record.get("accuracy")
+        if accuracy and model not in self.charted:  # once per model: the first accuracy test's row
+            self.charted.add(model)
+            for png in (charts.confusion_png(accuracy, f"{model}: confusion"),
+                        charts.category_accuracy_png(accuracy, f"{model}: accuracy per category")):
+                if png:
+                    extras.append(pytest_html.extras.png(base64.b64encode(png).decode("ascii")))
+        report.extras = extras
+        return report

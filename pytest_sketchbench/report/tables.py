@@ -1,0 +1,122 @@
+"""Per-category confusion outputs for ``--sketch-report-dir``: CSVs, PNGs and a Markdown summary."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from pytest_sketchbench.report import charts
+from pytest_sketchbench.report.analysis import comparison, extreme_categories
+
+RESULT_COLUMNS = ["model", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy", "macro_f1",
+                  "p50_ms_batch1", "p95_ms_batch1", "max_throughput_per_s", "peak_memory_growth_mb", "model_mb",
+                  "load_s", "failed_checks"]
+
+
+def safe_name(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
+
+
+def write_confusion_csv(path: Path, accuracy: dict) -> None:
+    labels = accuracy["labels"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["true \\ predicted", *labels])
+        for label, row in zip(labels, accuracy["confusion_matrix"], strict=True):
+            writer.writerow([label, *row])
+
+
+def write_per_category_csv(path: Path, accuracy: dict) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["category", "precision", "recall", "f1", "support", "accuracy"])
+        for category, row in accuracy["per_category"].items():
+            writer.writerow([category, f"{row['precision']:.6f}", f"{row['recall']:.6f}", f"{row['f1']:.6f}",
+                             row["support"], f"{row['accuracy']:.6f}"])
+
+
+def result_row(model: str, record: dict) -> dict:
+    accuracy = record.get("accuracy") or {}
+    info = record.get("model_info") or {}
+    timing = record.get("timing", {})
+    batch1 = timing.get("1", {})
+    failed = [v["check"] for v in record.get("verdicts", []) if v.get("passed") is False]
+    return {
+        "model": model, "runtime": info.get("runtime"), "device": record.get("device"),
+        "accuracy": accuracy.get("accuracy"),
+        "ci95_low": (accuracy.get("accuracy_ci95") or [None, None])[0],
+        "ci95_high": (accuracy.get("accuracy_ci95") or [None, None])[1],
+        "top5_accuracy": accuracy.get("top5_accuracy"), "macro_f1": accuracy.get("macro_f1"),
+        "p50_ms_batch1": batch1.get("median_ms"), "p95_ms_batch1": batch1.get("p95_ms"),
+        "max_throughput_per_s": max((s["throughput_per_s"] for s in timing.values()), default=None),
+        "peak_memory_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
+        "model_mb": (info.get("file_size_bytes") or 0) / 1e6 if info.get("file_size_bytes") else None,
+        "load_s": record.get("load_s"), "failed_checks": ";".join(failed) + (";error" if record.get("errors") else ""),
+    }
+
+
+def write_results_csv(path: Path, results: dict) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, RESULT_COLUMNS)
+        writer.writeheader()
+        for model, record in results.items():
+            writer.writerow(result_row(model, record))
+
+
+def _cell(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def summary_markdown(results: dict, baseline: dict | None = None, hardware_line: str = "") -> str:
+    """A Markdown table sized for ``$GITHUB_STEP_SUMMARY``."""
+    lines = ["## sketchbench results", ""]
+    if hardware_line:
+        lines += [f"_{hardware_line}_", ""]
+    lines += ["| model | accuracy (95% CI) | top-5 | macro F1 | p50 / p95 @1 (ms) | max throughput (/s) "
+              "| memory (MB) | checks |", "|---|---|---|---|---|---|---|---|"]
+    for model, record in results.items():
+        row = result_row(model, record)
+        ci = (f" ({row['ci95_low']:.3f}–{row['ci95_high']:.3f})" if row["ci95_low"] is not None else "")
+        failed = row["failed_checks"]
+        lines.append(
+            f"| {model} | {_cell(row['accuracy'], '.3f')}{ci} | {_cell(row['top5_accuracy'], '.3f')} "
+            f"| {_cell(row['macro_f1'], '.3f')} | {_cell(row['p50_ms_batch1'], '.3f')} / "
+            f"{_cell(row['p95_ms_batch1'], '.3f')} | {_cell(row['max_throughput_per_s'], ',.0f')} "
+            f"| {_cell(row['peak_memory_growth_mb'], '.0f')} | {'❌ ' + failed if failed else '✅'} |")
+    summary = comparison(results)
+    if len(results) > 1:
+        lines += ["", f"**Best accuracy:** {summary['best_accuracy']} · **fastest:** {summary['fastest']} · "
+                      f"**most consistent:** {summary['most_consistent']}"]
+    for model, record in results.items():
+        if record.get("accuracy"):
+            best, worst = extreme_categories(record["accuracy"], 3)
+            lines.append(f"- **{model}** worst categories: " + ", ".join(f"{c} {a:.3f}" for c, a in worst)
+                         + "; best: " + ", ".join(f"{c} {a:.3f}" for c, a in best))
+    if baseline:
+        lines += ["", "### Compared with the baseline", "", "| model | metric | baseline | current | change "
+                  "| p-value | verdict |", "|---|---|---|---|---|---|---|"]
+        for row in baseline.get("rows", []):
+            lines.append(f"| {row['model']} | {row['metric']} | {row['baseline']} | {row['current']} "
+                         f"| {row['change']} | {row.get('p_value') or '—'} | {row['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report_dir(directory: str | Path, results: dict, baseline: dict | None = None,
+                     hardware_line: str = "") -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for model, record in results.items():
+        accuracy = record.get("accuracy")
+        if not accuracy:
+            continue
+        folder = directory / safe_name(model)
+        folder.mkdir(exist_ok=True)
+        write_confusion_csv(folder / "confusion.csv", accuracy)
+        write_per_category_csv(folder / "per_category.csv", accuracy)
+        png = charts.confusion_png(accuracy, f"{model}: confusion matrix (row-normalised)")
+        if png is not None:
+            (folder / "confusion.png").write_bytes(png)
+    write_results_csv(directory / "results.csv", results)
+    (directory / "summary.md").write_text(summary_markdown(results, baseline, hardware_line))
+    return directory

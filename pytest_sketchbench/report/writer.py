@@ -1,0 +1,29 @@
+"""Write every requested report at the end of a run — also after failures and Ctrl-C."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_sketchbench import hardware
+from pytest_sketchbench.report.html_report import write_html
+from pytest_sketchbench.report.json_report import build_report, write_json
+from pytest_sketchbench.report.tables import write_report_dir
+
+
+def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: bool) -> list[str]:
+    json_path = config.getoption("sketch_json")
+    html_path = config.getoption("sketch_html")
+    report_dir = config.getoption("sketch_report_dir")
+    if not (json_path or html_path or report_dir):
+        return []
+    report = build_report(sketch, exitstatus, interrupted)
+    written = []
+    if json_path:
+        written.append(str(write_json(report, json_path)))
+    if html_path:
+        written.append(str(write_html(report, sketch.results, html_path)))
+    if report_dir:
+        line = hardware.summary_line(sketch.hardware, sketch.profile)
+        written.append(str(write_report_dir(report_dir, sketch.results, report.get("comparison_to_baseline"), line)))
+    sketch.notes.extend(f"report written: {path}" for path in written)
+    return written
