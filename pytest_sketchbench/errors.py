@@ -14,3 +14,7 @@ class SketchBenchError(Exception):
 
 class ModelOutputError(SketchBenchError):
     """A model produced outputs that cannot be probabilities (NaN, inf, wrong shape)."""
+
+
+class ModelUnavailable(SketchBenchError):
+    """The model cannot run here for a reason the user chose (e.g. no API key): skip, do not fail."""

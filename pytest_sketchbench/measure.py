@@ -40,12 +40,17 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int) -> Accu
     started = time.perf_counter()
     for start in range(0, len(dataset), batch_size):
         images = dataset.images[start:start + batch_size]
-        outputs.append(model.to_probabilities(model.infer(model.prepare(images)), len(images)))
+        raw = model.infer(model.prepare(images))
+        if model.outputs_probabilities:
+            outputs.append(model.to_probabilities(raw, len(images)))
+        else:
+            outputs.append(model.to_labels(raw))
     model.synchronize()
     seconds = time.perf_counter() - started
+    if not model.outputs_probabilities:  # class-only models: -1 marks an invalid answer
+        return AccuracyPass(None, np.concatenate(outputs), seconds)
     probabilities = np.concatenate(outputs)
-    predicted = probabilities.argmax(axis=1)
-    return AccuracyPass(probabilities if model.outputs_probabilities else None, predicted, seconds)
+    return AccuracyPass(probabilities, probabilities.argmax(axis=1), seconds)
 
 
 def time_calls(call: Callable[[], object], rounds: int, warmup: int = 0) -> list[float]:

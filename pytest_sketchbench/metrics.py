@@ -78,5 +78,6 @@ def accuracy_report(probabilities: np.ndarray | None, predicted: np.ndarray, lab
         "per_category": per_category(labels, predicted, categories),
         "confusion_matrix": confusion_matrix(labels, predicted, len(categories)).tolist(),
         "labels": list(categories),
+        "invalid_predictions": int(np.sum((predicted < 0) | (predicted >= len(categories)))),
     }
     return report

@@ -15,7 +15,7 @@ import pytest
 from pytest_sketchbench import hardware, parallel
 from pytest_sketchbench.checks import ThresholdChecker
 from pytest_sketchbench.config import load_config
-from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models import registry
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.models.registry import Registry
@@ -184,8 +184,11 @@ def profile_matches(profile: str, wanted: list[str]) -> bool:
 
 
 def _fail_on_user_error(call: Callable):
+    """A user-fixable problem fails (or, when the user chose it, skips) with one line — no traceback."""
     try:
         return call()
+    except ModelUnavailable as exc:
+        pytest.skip(str(exc))
     except SketchBenchError as exc:
         pytest.fail(str(exc), pytrace=False)
 

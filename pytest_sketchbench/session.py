@@ -15,7 +15,7 @@ import numpy as np
 from pytest_sketchbench import hardware
 from pytest_sketchbench.config import SketchConfig, load_config
 from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
-from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.measure import MB, AccuracyPass, MemoryTracker, accuracy_pass, plan_rounds, time_calls
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
@@ -129,6 +129,7 @@ class SketchSession:
         plugin = self.load_model(name)
         dataset = self.dataset()
         try:
+            plugin.before_accuracy_pass(dataset)
             result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size)
         except SketchBenchError as exc:
             self.record(name)["errors"].append(str(exc))
@@ -149,6 +150,8 @@ class SketchSession:
         record["accuracy_pass"] = {"seconds": result.seconds, "throughput_per_s": result.throughput,
                                    "batch_size": self.options.eval_batch_size, "n_samples": len(dataset)}
         record["predicted"] = result.predicted.astype(int).tolist()
+        if plugin.extra_results() is not None:
+            record["api"] = plugin.extra_results()
         record["dataset_fingerprint"] = dataset.fingerprint()
         predictions = Predictions(name, dataset.labels, dataset.categories, result.probabilities,
                                   result.predicted, report, result.throughput)
@@ -173,6 +176,8 @@ class SketchSession:
         if known is not None:
             return {k: v for k, v in known.items() if k != "samples_s"}
         plugin = self.load_model(name)
+        if hasattr(plugin, "measured_latencies"):
+            return self._api_latency(name, plugin, batch_size, benchmark)
         images = self.dataset().images
         if len(images) < batch_size:
             images = np.resize(images, (batch_size, *images.shape[1:]))
@@ -196,6 +201,22 @@ class SketchSession:
         if benchmark is not None:
             benchmark.extra_info.update({k: v for k, v in stats.items() if k != "timer"} | {"timer": timer})
         self.record(name)["timing"][str(batch_size)] = {**stats, "samples_s": samples}
+        return stats
+
+    def _api_latency(self, name: str, plugin, batch_size: int, benchmark) -> dict:
+        """API models: one drawing per request, timed per request during the accuracy pass (no extra cost)."""
+        if batch_size != 1:
+            raise ModelUnavailable(f"model '{name}'", f"an API model sends one drawing per request: batch "
+                                   f"{batch_size} latency is not applicable", "")
+        self.predictions(name)
+        samples = plugin.measured_latencies()
+        if not samples:
+            raise SketchBenchError(f"model '{name}'", "no request succeeded, so no latency was measured",
+                                   str(self.record(name).get("api", {}).get("last_error") or "check the endpoint"))
+        stats = latency_stats(samples, 1) | {"timer": "api-requests"}
+        if benchmark is not None:
+            benchmark.extra_info.update(stats)
+        self.record(name)["timing"]["1"] = {**stats, "samples_s": samples}
         return stats
 
     def release(self, name: str) -> None:

@@ -134,6 +134,17 @@ class ModelPlugin(ABC):
         exp = np.exp(shifted)
         return exp / exp.sum(axis=1, keepdims=True)
 
+    def to_labels(self, raw) -> np.ndarray:
+        """Class-only models (``outputs_probabilities = False``): raw output → label per drawing, -1 = invalid."""
+        raise NotImplementedError
+
+    def before_accuracy_pass(self, dataset) -> None:
+        """Called with the dataset before the accuracy pass (API models take its categories, check budgets)."""
+
+    def extra_results(self) -> dict | None:
+        """Model-specific figures for the reports (API models: success rate, retries, tokens, cost)."""
+        return None
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, n_categories) for a batch of drawings."""
         raw = self.infer(self.prepare(images))

@@ -1,0 +1,169 @@
+"""The gemini plugin on the real google-genai client, pointed at a local fake server (no internet here)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from fake_gemini import FakeGemini, answers_for
+
+from conftest import BUNDLED
+from pytest_sketchbench.data import subsample
+from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
+from pytest_sketchbench.models.gemini_model import GeminiModel
+
+KEY = "AIzaFAKE-test-key-0123456789abcdefghij"
+
+
+@pytest.fixture
+def small(bundled):
+    return subsample(bundled, 2)  # 44 drawings
+
+
+@pytest.fixture
+def key(monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+
+
+def run_model(dataset, fake, **config):
+    model = GeminiModel("gemini", {"base_url": fake.base_url, "requests_per_minute": 60000,
+                                   "backoff_initial_s": 0.01, **config})
+    model.import_runtime()
+    model.load()
+    model.before_accuracy_pass(dataset)
+    predicted = model.to_labels(model.infer(model.prepare(dataset.images)))
+    return predicted, model.extra_results()
+
+
+def test_correct_answers_and_api_figures(small, key):
+    with FakeGemini(answers_for(small)) as fake:
+        predicted, api = run_model(small, fake)
+    assert np.array_equal(predicted, small.labels)
+    assert api["success_rate"] == 1.0 and api["invalid"] == 0 and api["requests"] == len(small)
+    assert api["tokens_in"] == 270 * len(small) and api["estimated_cost_usd"] > 0
+    assert api["median_server_ms"] is not None and api["median_network_ms"] is not None
+    assert fake.api_keys == {KEY} and fake.paths[0].endswith("/models/gemini-2.5-flash:generateContent")
+
+
+def test_wrong_answers_count_as_wrong(small, key):
+    with FakeGemini(answers_for(small), behaviour="wrong") as fake:
+        predicted, api = run_model(small, fake)
+    assert not np.any(predicted == small.labels) and api["invalid"] == 0
+
+
+@pytest.mark.parametrize("behaviour", ["malformed", "outside"])
+def test_invalid_answers_are_tallied_not_crashed(small, key, behaviour):
+    with FakeGemini(answers_for(small), behaviour=behaviour) as fake:
+        predicted, api = run_model(small, fake)
+    assert (predicted == -1).all() and api["invalid"] == len(small) and api["invalid_rate"] == 1.0
+
+
+def test_retry_then_success(small, key):
+    with FakeGemini(answers_for(small), behaviour="429", fail_times=3) as fake:
+        predicted, api = run_model(small, fake, concurrency=1)
+    assert np.array_equal(predicted, small.labels)
+    assert api["retries"] == 3 and api["rate_limited"] == 3 and api["requests"] == len(small) + 3
+
+
+def test_retry_exhaustion_fails_the_drawing_only(small, key):
+    with FakeGemini(answers_for(small), behaviour="500", fail_times=10**6) as fake:
+        predicted, api = run_model(small, fake, max_retries=2, concurrency=2)
+    assert (predicted == -1).all() and api["failed"] == len(small) and api["retries"] == 2 * len(small)
+    assert "HTTP 500" not in (api["last_error"] or "") or KEY not in api["last_error"]
+
+
+def test_timeout_is_retried_and_counted(small, key):
+    tiny = subsample(small, 1)
+    with FakeGemini(answers_for(tiny), delay_s=1.0) as fake:
+        predicted, api = run_model(tiny, fake, timeout_s=0.2, max_retries=1, concurrency=8)
+    assert (predicted == -1).all() and api["timeouts"] >= len(tiny)
+
+
+def test_rate_limit_is_honoured(small, key):
+    tiny = subsample(small, 1)  # 22 drawings at 600/min: at least 2.1 s
+    with FakeGemini(answers_for(tiny)) as fake:
+        started = time.monotonic()
+        model = GeminiModel("gemini", {"base_url": fake.base_url, "requests_per_minute": 600, "concurrency": 8})
+        model.import_runtime()
+        model.load()
+        model.before_accuracy_pass(tiny)
+        model.infer(model.prepare(tiny.images))
+        elapsed = time.monotonic() - started
+    gaps = np.diff(sorted(fake.request_times))
+    measured_rpm = 60.0 / gaps.mean()
+    assert elapsed >= 2.0 and measured_rpm <= 600 * 1.05, (elapsed, measured_rpm)
+
+
+def test_budget_cap_refuses_before_sending(small, key):
+    with FakeGemini(answers_for(small)) as fake:
+        model = GeminiModel("gemini", {"base_url": fake.base_url, "max_requests": 10})
+        model.import_runtime()
+        model.load()
+        with pytest.raises(SketchBenchError, match=r"44 drawings exceed the request budget max_requests=10 — "
+                                                   r"use --sketch-samples-per-category=1"):
+            model.before_accuracy_pass(small)
+    assert fake.request_times == []
+
+
+def test_budget_cap_counts_retries(small, key):
+    with FakeGemini(answers_for(small), behaviour="500", fail_times=10**6) as fake:
+        predicted, api = run_model(small, fake, max_requests=len(small) + 5, concurrency=1)
+    assert len(fake.request_times) == len(small) + 5 and api["not_sent"] > 0 and (predicted == -1).all()
+
+
+def test_no_key_is_unavailable_with_a_how_to(monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    model = GeminiModel("gemini", {})
+    with pytest.raises(ModelUnavailable, match=r"no API key in \$GEMINI_API_KEY — export GEMINI_API_KEY="):
+        model.load()
+
+
+def test_bad_mode_is_rejected():
+    with pytest.raises(SketchBenchError, match="mode must be 'rest' or 'live'"):
+        GeminiModel("gemini", {"mode": "grpc"})
+
+
+def _gemini_project(pytester, fake, extra: str = ""):
+    pytester.makefile(".toml", thresholds=f'''
+        [models.gemini]
+        base_url = "{fake.base_url}"
+        requests_per_minute = 60000
+        {extra}
+        [gemini]
+        min_accuracy = 0.9
+    ''')
+    for name in ("test_accuracy", "test_latency", "test_throughput", "test_resources"):
+        pytester.copy_example(str(BUNDLED.parent.parent / "benchmarks" / f"{name}.py"))
+
+
+def test_benchmarks_run_gemini_like_any_model_and_never_leak_the_key(pytester, small, key, tmp_path):
+    with FakeGemini(answers_for(small)) as fake:
+        _gemini_project(pytester, fake)
+        result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=2",
+                                    "--sketch-models=gemini", "-p", "no:cacheprovider", "-rs", "-v",
+                                    f"--sketch-json={tmp_path}/r.json", f"--sketch-html={tmp_path}/r.html",
+                                    f"--sketch-report-dir={tmp_path}/dir", f"--junitxml={tmp_path}/junit.xml")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes["passed"] >= 5, outcomes
+    result.stdout.fnmatch_lines(["*top-5 accuracy is not applicable*", "*batch 32 latency is not applicable*"])
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())["model_results"]["gemini"]
+    assert report["accuracy_results"]["accuracy"] == 1.0 and report["accuracy_results"]["top5_accuracy"] is None
+    assert report["api_results"]["success_rate"] == 1.0 and report["timing_results"]["1"]["timer"] == "api-requests"
+    outputs = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(outputs) >= 6
+    for path in outputs:
+        assert KEY not in path.read_text(errors="replace"), path
+    assert KEY not in result.stdout.str() + result.stderr.str()
+
+
+def test_benchmarks_skip_gemini_without_a_key(pytester, small, monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    with FakeGemini(answers_for(small)) as fake:
+        _gemini_project(pytester, fake)
+        result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=2",
+                                    "--sketch-models=gemini", "-p", "no:cacheprovider", "-rs")
+    assert result.parseoutcomes().get("skipped", 0) >= 5 and fake.request_times == []
+    result.stdout.fnmatch_lines(["*no API key in $GEMINI_API_KEY — export GEMINI_API_KEY=<your key>*"])
