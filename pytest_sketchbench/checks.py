@@ -103,4 +103,54 @@ class ThresholdChecker:
         self._compare("max_load_s", load_s, f"load time {load_s:.2f} s")
 
 
-__all__ = ["LIMITS", "ThresholdChecker"]
+class BaselineGate:
+    """Bound to one model and the baseline; records a comparison row per check and fails on a gated regression."""
+
+    def __init__(self, comparison, record: dict, test_id: str):
+        self.comparison = comparison
+        self.record = record
+        self.test_id = test_id
+        self.gate = set(comparison.settings["gate"])
+
+    def _conclude(self, row: dict | None, gate_name: str, what: str) -> None:
+        if row is None:
+            pytest.skip(f"{self.comparison.model}: the baseline has no {what}")
+        row["test"] = self.test_id
+        self.record.setdefault("baseline_rows", []).append({k: v for k, v in row.items() if k != "detail"})
+        if row["verdict"] == "regression" and gate_name in self.gate:
+            p_value = f", p = {row['p_value']}" if row.get("p_value") else ""
+            categories = f"; significant per-category changes: {row['categories']}" if row.get("categories") else ""
+            pytest.fail(f"{self.comparison.model} {row['metric']} regressed: {row['baseline']} → {row['current']} "
+                        f"({row['change']}{p_value}) against baseline {self.comparison.path}{categories}",
+                        pytrace=False)
+
+    def check_accuracy(self, predictions) -> None:
+        row = self.comparison.accuracy(predictions.labels, predictions.predicted, predictions.categories)
+        detail = row["detail"]
+        row["change"] = f"{row['change']}, {detail['lost']} drawings lost, {detail['gained']} gained"
+        row["categories"] = "; ".join(f"{c['category']} {c['change']:+.3f} (p={c['p_value']:.2g})"
+                                      for c in row.pop("significant_categories"))
+        self._conclude(row, "accuracy", "accuracy for this model")
+
+    def check_latency(self, batch_size: int, samples_s: list[float]) -> None:
+        if self.comparison.profiles_differ():
+            pytest.skip(f"baseline measured on profile '{self.comparison.baseline['device_profile']}', this run is "
+                        f"'{self.comparison.profile}': latency not compared (set compare_across_profiles = true)")
+        self._conclude(self.comparison.latency(batch_size, samples_s), "latency", f"batch {batch_size} latency")
+
+    def check_memory(self, memory: dict) -> None:
+        saved = self.comparison.baseline["models"][self.comparison.model].get("peak_growth_mb")
+        row = self.comparison.margin("peak memory growth (MB)", saved, memory.get("peak_growth_mb"),
+                                     self.comparison.settings["memory_margin"])
+        self._conclude(row, "memory", "memory figure")
+
+    def check_size(self, info: dict) -> None:
+        saved = self.comparison.baseline["models"][self.comparison.model].get("model_size_bytes")
+        current = info.get("file_size_bytes")
+        row = self.comparison.margin("model size (MB)", None if saved is None else saved / 1e6,
+                                     None if current is None else current / 1e6,
+                                     self.comparison.settings["size_margin"])
+        self._conclude(row, "size", "model size")
+
+
+__all__ = ["LIMITS", "BaselineGate", "ThresholdChecker"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_sketchbench import hardware, parallel
-from pytest_sketchbench.checks import ThresholdChecker
+from pytest_sketchbench.checks import BaselineGate, ThresholdChecker
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models import registry
@@ -80,6 +80,7 @@ def read_options(config: pytest.Config) -> Options:
         batch_sizes=batch_sizes, eval_batch_size=number("eval-batch-size", int),
         latency_budget_s=number("latency-budget", float), device=_option(config, "device"),
         models_dir=_option(config, "models-dir"), seed=number("seed", int),
+        baseline=config.getoption("sketch_baseline") or "",
     )
 
 
@@ -245,6 +246,16 @@ def sketch_latency(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
         return _fail_on_user_error(lambda: sketch_session.measure_latency(sketch_model.name, batch_size, benchmark))
 
     return measure
+
+
+@pytest.fixture
+def sketch_baseline(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
+                    sketch_session: SketchSession) -> BaselineGate:
+    """Compare with ``--sketch-baseline``; tests using it skip when no baseline was given."""
+    if not sketch_session.options.baseline:
+        pytest.skip("no --sketch-baseline given")
+    comparison = _fail_on_user_error(lambda: sketch_session.baseline_for(sketch_model.name))
+    return BaselineGate(comparison, sketch_session.record(sketch_model.name), request.node.nodeid)
 
 
 @pytest.fixture

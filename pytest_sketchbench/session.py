@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench import hardware
+from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_from
 from pytest_sketchbench.config import SketchConfig, load_config
 from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
@@ -37,6 +38,7 @@ class Options:
     latency_budget_s: float = 1.0
     device: str = ""
     models_dir: str = ""
+    baseline: str = ""
     seed: int = 0
 
 
@@ -73,6 +75,8 @@ class SketchSession:
             raise SketchBenchError("--sketch-device=gpu", "no NVIDIA GPU detected on this machine",
                                    f"use --sketch-device=cpu ({self.hardware['gpu_note'] or 'no GPUs'})")
         self.device = "cpu" if self.profile == "cpu" else "gpu"
+        self.baseline = load_baseline(options.baseline) if options.baseline else None
+        self.baseline_settings = settings_from(self.config.baseline, self.config.path or "config")
         self._dataset: Dataset | None = None
         self.loaded: dict[str, ModelPlugin] = {}
         self._trackers: dict[str, MemoryTracker] = {}
@@ -218,6 +222,19 @@ class SketchSession:
             benchmark.extra_info.update(stats)
         self.record(name)["timing"]["1"] = {**stats, "samples_s": samples}
         return stats
+
+    def baseline_for(self, name: str) -> BaselineComparison | None:
+        """The comparison for one model, after refusing a baseline made on another test set."""
+        if self.baseline is None:
+            return None
+        if name not in self.baseline["models"]:
+            raise ModelUnavailable(f"model '{name}'", f"not in the baseline {self.options.baseline}",
+                                   "save a new baseline that includes it")
+        comparison = BaselineComparison(self.baseline, self.baseline_settings, name, self.profile,
+                                        self.options.baseline)
+        dataset = self.dataset()
+        comparison.check_dataset(dataset.fingerprint(), dataset.categories)
+        return comparison
 
     def release(self, name: str) -> None:
         plugin = self.loaded.pop(name, None)

@@ -34,7 +34,7 @@ NUMPY_PLUGIN = textwrap.dedent('''
 
     class CentroidModel(ModelPlugin):
         runtime = "numpy"
-        options = ("weights", "scale")
+        options = ("weights", "scale", "degrade", "sleep_s")
 
         def load(self):
             data = np.load(self.config["weights"])
@@ -42,8 +42,14 @@ NUMPY_PLUGIN = textwrap.dedent('''
             self.categories = [str(c) for c in data["categories"]]
 
         def infer(self, prepared):
+            if self.config.get("sleep_s"):
+                import time
+                time.sleep(float(self.config["sleep_s"]))
             x = prepared.reshape(len(prepared), -1)
-            return (x @ self.w + self.b) * float(self.config.get("scale", 20.0))
+            out = (x @ self.w + self.b) * float(self.config.get("scale", 20.0))
+            if self.config.get("degrade"):  # a worse model: every k-th drawing gets class 0
+                out[:: int(self.config["degrade"]), 0] += 1000.0
+            return out
 
         def describe(self):
             return ModelInfo(self.name, self.runtime, np.__version__, "grayscale", [None, 28, 28, 1],

@@ -92,9 +92,21 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
         "model_results": {name: model_result(record) for name, record in sketch.results.items()},
         "comparison_analysis": comparison(sketch.results),
     }
-    if getattr(sketch, "baseline_comparison", None) is not None:
-        report["comparison_to_baseline"] = sketch.baseline_comparison
+    comparison_rows = baseline_rows(sketch)
+    if comparison_rows is not None:
+        report["comparison_to_baseline"] = comparison_rows
     return _clean(report)
+
+
+def baseline_rows(sketch) -> dict | None:
+    """The baseline comparison gathered from every model's record (they may come from several workers)."""
+    if not sketch.options.baseline:
+        return None
+    rows = [row for record in sketch.results.values() for row in record.get("baseline_rows", [])]
+    baseline = sketch.baseline or {}
+    return {"baseline": sketch.options.baseline, "baseline_commit": baseline.get("git_commit"),
+            "baseline_profile": baseline.get("device_profile"), "rows": rows,
+            "regressions": sum(r["verdict"] == "regression" for r in rows)}
 
 
 def write_json(report: dict, path: str | Path) -> Path:

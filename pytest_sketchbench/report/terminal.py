@@ -14,6 +14,10 @@ def addoption(group) -> None:
                     help="write a self-contained HTML report")
     group.addoption("--sketch-report-dir", dest="sketch_report_dir", default=None, metavar="DIR",
                     help="write per-model confusion.csv/per_category.csv/confusion.png, results.csv, summary.md")
+    group.addoption("--sketch-save-baseline", dest="sketch_save_baseline", default=None, metavar="PATH",
+                    help="save this run as a baseline (predictions, raw latency samples, memory, size)")
+    group.addoption("--sketch-baseline", dest="sketch_baseline", default=None, metavar="PATH",
+                    help="compare with a saved baseline: McNemar (accuracy), Mann-Whitney U (latency), margins")
 
 
 def _fmt(value, spec: str = ".3f", missing: str = "n/a") -> str:
@@ -62,6 +66,13 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
                  (("best_accuracy", "best accuracy"), ("fastest", "fastest"), ("most_consistent", "most consistent"))
                  if summary.get(key)]
         reporter.write_line("comparison: " + "; ".join(parts))
+    rows = [row for record in results.values() for row in record.get("baseline_rows", [])]
+    if rows:
+        reporter.write_line("compared with the baseline:")
+        for row in rows:
+            p_value = f", p={row['p_value']}" if row.get("p_value") else ""
+            reporter.write_line(f"  {row['model']:<12} {row['metric']:<26} {row['baseline']} → {row['current']} "
+                                f"({row['change']}{p_value}): {row['verdict']}")
     for note in notes or []:
         reporter.write_line(f"note: {note}")
 

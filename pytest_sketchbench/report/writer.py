@@ -5,17 +5,27 @@ from __future__ import annotations
 import pytest
 
 from pytest_sketchbench import hardware
+from pytest_sketchbench.baseline import build_baseline, save_baseline
 from pytest_sketchbench.report.html_report import write_html
 from pytest_sketchbench.report.json_report import build_report, write_json
 from pytest_sketchbench.report.tables import write_report_dir
 
 
 def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: bool) -> list[str]:
+    written = []
+    save_path = config.getoption("sketch_save_baseline")
+    if save_path and sketch.results:
+        written.append(str(save_baseline(build_baseline(sketch), save_path)))
     json_path = config.getoption("sketch_json")
     html_path = config.getoption("sketch_html")
     report_dir = config.getoption("sketch_report_dir")
-    if not (json_path or html_path or report_dir):
-        return []
+    if json_path or html_path or report_dir:
+        written += _write_results(sketch, exitstatus, interrupted, json_path, html_path, report_dir)
+    sketch.notes.extend(f"report written: {path}" for path in written)
+    return written
+
+
+def _write_results(sketch, exitstatus, interrupted, json_path, html_path, report_dir) -> list[str]:
     report = build_report(sketch, exitstatus, interrupted)
     written = []
     if json_path:
@@ -25,5 +35,4 @@ def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: b
     if report_dir:
         line = hardware.summary_line(sketch.hardware, sketch.profile)
         written.append(str(write_report_dir(report_dir, sketch.results, report.get("comparison_to_baseline"), line)))
-    sketch.notes.extend(f"report written: {path}" for path in written)
     return written

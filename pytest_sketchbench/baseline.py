@@ -1,0 +1,201 @@
+"""Saved baselines and regressions judged with statistics, not single point estimates.
+
+Baseline file (``--sketch-save-baseline PATH``): gzip-compressed JSON, ``format = "sketchbench-baseline/1"``::
+
+    {"format", "created", "git_commit", "device_profile", "hardware", "library_versions",
+     "dataset": {"fingerprint", "categories", "n_samples"},
+     "models": {name: {"predicted": [label per drawing, test-set order], "labels_fingerprint",
+                       "latency_samples_s": {batch: [seconds…]}, "peak_growth_mb", "model_size_bytes",
+                       "load_s", "accuracy"}}}
+
+Decisions (``--sketch-baseline PATH``):
+- accuracy: McNemar's exact test on the paired per-drawing outcomes; a regression needs a drop
+  larger than ``accuracy_margin`` *and* p < ``alpha``;
+- latency: one-sided Mann–Whitney U on the raw samples; a regression needs median ratio >
+  ``latency_max_ratio`` *and* p < ``alpha``; different device profiles are not compared unless forced;
+- memory / size: plain margins. Improvements are reported, never failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from pytest_sketchbench.errors import SketchBenchError
+
+FORMAT = "sketchbench-baseline/1"
+DEFAULTS = {"accuracy_margin": 0.005, "alpha": 0.01, "latency_max_ratio": 1.10, "memory_margin": 0.25,
+            "size_margin": 0.05, "gate": ["accuracy", "latency", "memory", "size"],
+            "compare_across_profiles": False, "category_alpha": 0.01}
+
+
+def settings_from(table: dict, where: str) -> dict:
+    unknown = sorted(set(table) - set(DEFAULTS))
+    if unknown:
+        raise SketchBenchError(f"{where} [baseline]", f"unknown key(s) {', '.join(unknown)}",
+                               f"known keys: {', '.join(DEFAULTS)}")
+    return {**DEFAULTS, **table}
+
+
+# -- statistics (pure) ---------------------------------------------------------------------------
+def mcnemar_exact(baseline_correct: np.ndarray, current_correct: np.ndarray) -> dict:
+    """Paired comparison of two classifiers on the same drawings (two-sided exact binomial test)."""
+    baseline_correct = np.asarray(baseline_correct, bool)
+    current_correct = np.asarray(current_correct, bool)
+    lost = int(np.sum(baseline_correct & ~current_correct))  # right before, wrong now
+    gained = int(np.sum(~baseline_correct & current_correct))
+    discordant = lost + gained
+    p_value = 1.0 if discordant == 0 else float(stats.binomtest(lost, discordant, 0.5).pvalue)
+    n = len(baseline_correct)
+    return {"lost": lost, "gained": gained, "p_value": p_value,
+            "baseline_accuracy": float(baseline_correct.mean()), "current_accuracy": float(current_correct.mean()),
+            "change": (gained - lost) / n if n else 0.0}
+
+
+def latency_shift(baseline_s, current_s) -> dict:
+    """Is the current run slower? Median ratio and one-sided Mann–Whitney U p-value."""
+    baseline_s, current_s = np.asarray(baseline_s, float), np.asarray(current_s, float)
+    ratio = float(np.median(current_s) / np.median(baseline_s))
+    p_slower = float(stats.mannwhitneyu(current_s, baseline_s, alternative="greater").pvalue)
+    p_faster = float(stats.mannwhitneyu(current_s, baseline_s, alternative="less").pvalue)
+    return {"ratio": ratio, "p_value": p_slower, "p_faster": p_faster,
+            "baseline_median_ms": float(np.median(baseline_s) * 1000),
+            "current_median_ms": float(np.median(current_s) * 1000)}
+
+
+def accuracy_verdict(result: dict, margin: float, alpha: float) -> str:
+    if result["change"] < -margin and result["p_value"] < alpha:
+        return "regression"
+    if result["change"] > margin and result["p_value"] < alpha:
+        return "improvement"
+    return "no significant change"
+
+
+def latency_verdict(result: dict, max_ratio: float, alpha: float) -> str:
+    if result["ratio"] > max_ratio and result["p_value"] < alpha:
+        return "regression"
+    if result["ratio"] < 1 / max_ratio and result["p_faster"] < alpha:
+        return "improvement"
+    return "no significant change"
+
+
+# -- files ---------------------------------------------------------------------------------------
+def build_baseline(sketch) -> dict:
+    from pytest_sketchbench.report.json_report import git_commit, library_versions
+
+    dataset = sketch.dataset()
+    models = {}
+    for name, record in sketch.results.items():
+        if "predicted" not in record:
+            continue
+        models[name] = {
+            "predicted": record["predicted"],
+            "latency_samples_s": {b: t["samples_s"] for b, t in record.get("timing", {}).items()},
+            "peak_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
+            "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
+            "load_s": record.get("load_s"),
+            "accuracy": (record.get("accuracy") or {}).get("accuracy"),
+        }
+    return {"format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "git_commit": git_commit(sketch.rootdir), "device_profile": sketch.profile,
+            "hardware": sketch.hardware, "library_versions": library_versions(),
+            "dataset": {"fingerprint": dataset.fingerprint(), "categories": dataset.categories,
+                        "n_samples": len(dataset)},
+            "models": models}
+
+
+def save_baseline(baseline: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as handle:
+        json.dump(baseline, handle, separators=(",", ":"))
+    return path
+
+
+def load_baseline(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            baseline = json.load(handle)
+    except FileNotFoundError:
+        raise SketchBenchError(str(path), "baseline file not found",
+                               "create one with --sketch-save-baseline on the reference commit") from None
+    except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SketchBenchError(str(path), f"not a readable baseline ({exc.__class__.__name__})",
+                               "re-create it with --sketch-save-baseline") from None
+    if baseline.get("format") != FORMAT:
+        raise SketchBenchError(str(path), f"unknown baseline format {baseline.get('format')!r}",
+                               f"expected {FORMAT}; re-create it with this version")
+    return baseline
+
+
+@dataclass
+class BaselineComparison:
+    """Compares one model of the current run with the baseline; each check returns a table row."""
+
+    baseline: dict
+    settings: dict
+    model: str
+    profile: str
+    path: str
+
+    def _entry(self) -> dict | None:
+        return self.baseline["models"].get(self.model)
+
+    def check_dataset(self, fingerprint: str, categories: list[str]) -> None:
+        saved = self.baseline["dataset"]
+        if saved["categories"] != categories:
+            raise SketchBenchError(self.path, "the baseline was measured on another category list",
+                                   "compare runs on the same test set, or save a new baseline")
+        if saved["fingerprint"] != fingerprint:
+            raise SketchBenchError(self.path, f"the baseline was measured on another test set "
+                                   f"({saved['n_samples']:,} drawings, fingerprint {saved['fingerprint']})",
+                                   "use the same --sketch-data/--sketch-samples-per-category, or save a new baseline")
+
+    def accuracy(self, labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict:
+        entry = self._entry()
+        before = np.asarray(entry["predicted"]) == labels
+        now = np.asarray(predicted) == labels
+        result = mcnemar_exact(before, now)
+        verdict = accuracy_verdict(result, self.settings["accuracy_margin"], self.settings["alpha"])
+        per_category = []
+        for index, category in enumerate(categories):
+            rows = labels == index
+            change = mcnemar_exact(before[rows], now[rows])
+            if change["p_value"] < self.settings["category_alpha"]:
+                per_category.append({"category": category, "change": change["change"],
+                                     "p_value": change["p_value"], "lost": change["lost"], "gained": change["gained"]})
+        return {"model": self.model, "metric": "accuracy", "baseline": f"{result['baseline_accuracy']:.4f}",
+                "current": f"{result['current_accuracy']:.4f}", "change": f"{result['change']:+.4f}",
+                "p_value": f"{result['p_value']:.2g}", "verdict": verdict, "detail": result,
+                "significant_categories": per_category}
+
+    def profiles_differ(self) -> bool:
+        return self.baseline["device_profile"] != self.profile and not self.settings["compare_across_profiles"]
+
+    def latency(self, batch_size: int, samples_s: list[float]) -> dict | None:
+        saved = (self._entry().get("latency_samples_s") or {}).get(str(batch_size))
+        if not saved:
+            return None
+        result = latency_shift(saved, samples_s)
+        verdict = latency_verdict(result, self.settings["latency_max_ratio"], self.settings["alpha"])
+        return {"model": self.model, "metric": f"p50 latency @{batch_size} (ms)",
+                "baseline": f"{result['baseline_median_ms']:.3f}", "current": f"{result['current_median_ms']:.3f}",
+                "change": f"×{result['ratio']:.3f}", "p_value": f"{result['p_value']:.2g}", "verdict": verdict,
+                "detail": result}
+
+    def margin(self, metric: str, baseline_value: float | None, current: float | None, margin: float) -> dict | None:
+        if baseline_value is None or current is None:
+            return None
+        limit = baseline_value * (1 + margin)
+        verdict = ("regression" if current > limit and current - baseline_value > 1.0 else
+                   "improvement" if current < baseline_value * (1 - margin) else "no significant change")
+        return {"model": self.model, "metric": metric, "baseline": f"{baseline_value:.2f}", "current": f"{current:.2f}",
+                "change": f"{current - baseline_value:+.2f}", "p_value": None, "verdict": verdict,
+                "detail": {"limit": limit, "margin": margin}}
