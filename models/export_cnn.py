@@ -122,6 +122,7 @@ def quantize_int8(source: str, target: str, calibration: np.ndarray) -> None:
 def to_torchscript(model: keras.Model, target: str) -> None:
     import torch
     from torch import nn
+    from torch_cnn import Permute, SketchNet
 
     modules: list[nn.Module] = []
     channels = 1
@@ -166,35 +167,6 @@ def to_torchscript(model: keras.Model, target: str) -> None:
         torch.jit.save(torch.jit.script(network), target)
 
 
-def _torch_classes():
-    import torch
-    from torch import nn
-
-    class Permute(nn.Module):
-        def __init__(self, order: list[int]):
-            super().__init__()
-            self.order = order
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x.permute(self.order)
-
-    class SketchNet(nn.Module):
-        """Takes NHWC like the Keras model; ``input_shape`` tells the plugin what to feed."""
-
-        input_shape: list[int]
-
-        def __init__(self, body: nn.Module):
-            super().__init__()
-            self.body = body
-            self.input_shape = [-1, 28, 28, 1]
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.body(x.permute(0, 3, 1, 2))
-
-    return Permute, SketchNet
-
-
-Permute, SketchNet = _torch_classes()
 
 
 def main() -> None:
