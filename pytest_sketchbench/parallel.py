@@ -49,6 +49,9 @@ def configure(config: pytest.Config) -> None:
     worker = worker_id(config)
     if worker is None:
         return
+    if config.workerinput.get("sketchbench_loadgroup"):
+        # workers re-parse the command line, where plain -n means "load": tell xdist's worker side too
+        config.option.loadgroup = True
     index = int(worker.lstrip("gw") or 0)
     count = int(config.workerinput.get("workercount", 1))
     placement: dict = {"worker": worker, "workers": count}
@@ -90,13 +93,13 @@ def header_notes(config: pytest.Config) -> list[str]:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     workers = count if isinstance(count, int) else cores
+    notes = []
+    if int(pytest.__version__.split(".")[0]) >= 9:
+        notes.append("pytest 9 changed node ids and pytest-xdist (<= 3.8) then ignores xdist_group: a model may "
+                     "load on several workers (use pytest 8.4, as constraints.txt does)")
     if workers > cores:
-        return [f"parallel: {workers} workers share {cores} cores — latency figures are contended"]
-    return [f"parallel: {workers} workers, {cores // workers} dedicated core(s) each; tests grouped by model"]
-
-
-def order_items(config: pytest.Config, items: list) -> None:
-    """Nothing to reorder: session-scoped parametrization already groups tests by model."""
+        return [f"parallel: {workers} workers share {cores} cores — latency figures are contended", *notes]
+    return [f"parallel: {workers} workers, {cores // workers} dedicated core(s) each; tests grouped by model", *notes]
 
 
 # -- results across processes ---------------------------------------------------------------------

@@ -154,6 +154,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("sketch_batch_size", sizes, ids=[f"bs{b}" for b in sizes])
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the xdist_group marks into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     sketch = _session(config)
     if sketch is None:
@@ -162,7 +163,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         model = getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
         if model is not None:
             item.add_marker(pytest.mark.xdist_group(model))  # one worker per model: loads once
-    parallel.order_items(config, items)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -239,13 +239,25 @@ def sketch_thresholds(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
 @pytest.fixture
 def sketch_latency(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
                    sketch_session: SketchSession) -> Callable[[int], dict]:
-    """``measure(batch_size)`` → latency statistics; times through pytest-benchmark when it is on."""
-    benchmark = request.getfixturevalue("benchmark")
+    """``measure(batch_size)`` → latency statistics; times through pytest-benchmark when it is on.
+
+    pytest-benchmark is off under xdist (and with --benchmark-disable): then sketchbench's own
+    timer measures, so ``pytest -n`` still gives honest figures.
+    """
 
     def measure(batch_size: int) -> dict:
+        known = sketch_session.record(sketch_model.name)["timing"].get(str(batch_size))
+        benchmark = None
+        if known is None and _benchmark_enabled(request.config):
+            benchmark = request.getfixturevalue("benchmark")
         return _fail_on_user_error(lambda: sketch_session.measure_latency(sketch_model.name, batch_size, benchmark))
 
     return measure
+
+
+def _benchmark_enabled(config: pytest.Config) -> bool:
+    session = getattr(config, "_benchmarksession", None)
+    return session is not None and not session.disabled
 
 
 @pytest.fixture
@@ -272,6 +284,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if sketch is not None and model is not None and parallel.worker_id(item.config) and report.when != "setup":
         parallel.attach_record(report, sketch.results.get(model))
     return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """Controller → worker: we switched ``-n`` to loadgroup, so each model's tests share one worker."""
+    node.workerinput["sketchbench_loadgroup"] = node.config.getvalue("dist") == "loadgroup"
 
 
 @pytest.hookimpl(optionalhook=True)

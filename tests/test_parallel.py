@@ -1,0 +1,127 @@
+"""Hardware detection, device profiles, and honest ``pytest -n`` runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import BUNDLED
+from pytest_sketchbench import hardware
+from pytest_sketchbench.parallel import assign_cores, assign_gpu
+from pytest_sketchbench.plugin import profile_matches
+
+
+@pytest.mark.parametrize("memory, profile", [(4.0, "gpu-small"), (7.9, "gpu-small"), (15.0, "gpu"),
+                                             (23.9, "gpu"), (40.0, "gpu-large"), (80.0, "gpu-large")])
+def test_profile_classification(memory, profile):
+    assert hardware.classify([{"memory_gib": memory}]) == profile
+    assert hardware.classify([]) == "cpu"
+
+
+def test_profiles_from_config():
+    profiles = hardware.profiles_from_config({"laptop": {"max_gpu_memory_gib": 6}, "t4": {"min_gpu_memory_gib": 6}})
+    assert hardware.classify([{"memory_gib": 4}], profiles) == "laptop"
+    assert hardware.classify([{"memory_gib": 16}], profiles) == "t4"
+
+
+def test_profile_marks():
+    assert profile_matches("gpu-large", ["gpu"]) and profile_matches("cpu", ["cpu"])
+    assert not profile_matches("cpu", ["gpu"]) and not profile_matches("gpu-small", ["gpu-large"])
+
+
+@pytest.mark.parametrize("index, outer, count, expected", [
+    (0, None, 4, "0"), (3, None, 4, "3"), (5, None, 4, "1"),
+    (0, "3,5", 8, "3"), (1, "3,5", 8, "5"), (2, "3,5", 8, "3"),  # respects an outer CUDA_VISIBLE_DEVICES
+    (0, "", 2, None), (0, None, 0, None),
+])
+def test_gpu_assignment(index, outer, count, expected):
+    assert assign_gpu(index, outer, count) == expected
+
+
+def test_core_assignment_is_disjoint_or_says_shared():
+    blocks = [assign_cores(i, 2, [0, 1, 2, 3]) for i in range(2)]
+    assert blocks == [([0, 1], False), ([2, 3], False)]
+    assert assign_cores(2, 3, [0, 1]) == ([0], True)
+
+
+def test_detection_without_gpu_is_absent_not_a_crash_and_imports_no_runtime():
+    code = ("import sys, json; from pytest_sketchbench import hardware; d = hardware.detect(); "
+            "print(json.dumps([d['gpus'], d['gpu_note'], d['cpu']['logical_cores'] > 0, "
+            "[m for m in ('tensorflow', 'torch', 'onnxruntime') if m in sys.modules]]))")
+    gpus, note, has_cores, imported = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    assert has_cores and imported == []
+    if not gpus:
+        assert note  # e.g. "NVML unavailable (NVMLError_LibraryNotFound)"
+
+
+CONFTEST = textwrap.dedent('''
+    import os
+    from centroid_plugin import CentroidModel
+    from pytest_sketchbench import register_model
+
+    class Counted(CentroidModel):
+        def load(self):
+            with open("loads.txt", "a") as handle:
+                handle.write(f"{self.name} {os.environ.get('PYTEST_XDIST_WORKER')}\\n")
+            super().load()
+
+    class Crashing(Counted):
+        def infer(self, prepared):
+            if os.environ.get("CRASH") and len(prepared) == 1:
+                os._exit(3)
+            return super().infer(prepared)
+
+    register_model("alpha", weights="centroid.npz")(Counted)
+    register_model("beta", weights="centroid.npz")(Crashing)
+''')
+
+
+@pytest.fixture
+def two_models(centroid_project):
+    centroid_project.makeconftest(CONFTEST)
+    for name in ("test_accuracy.py", "test_latency.py"):
+        centroid_project.copy_example(str(BUNDLED.parent.parent / "benchmarks" / name))
+    return centroid_project
+
+
+def _run_parallel(project, tmp_path, *extra):
+    return project.runpytest_subprocess(
+        "-n", "2", "--max-worker-restart=0", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=10",
+        "--sketch-models=alpha,beta",
+        "--sketch-latency-budget=0.1", "--sketch-batch-sizes=1,8", "-p", "no:cacheprovider",
+        f"--sketch-json={tmp_path}/r.json", *extra, timeout=120)
+
+
+@pytest.mark.slow
+def test_parallel_run_groups_pins_measures_and_merges(two_models, tmp_path):
+    result = _run_parallel(two_models, tmp_path)
+    result.assert_outcomes(passed=12, warnings=0)
+    result.stdout.fnmatch_lines(["*sketchbench: parallel: 2 workers, 1 dedicated core(s) each; tests grouped by*"])
+    loads = (two_models.path / "loads.txt").read_text().split()
+    assert sorted(loads[::2]) == ["alpha", "beta"]  # each model loaded exactly once
+    report = json.loads((tmp_path / "r.json").read_text())["model_results"]
+    assert set(report) == {"alpha", "beta"}
+    placements = [report[m]["parallel"] for m in ("alpha", "beta")]
+    assert placements[0]["worker"] != placements[1]["worker"]
+    assert not set(placements[0]["cores"]) & set(placements[1]["cores"]) and not placements[0]["shared_cores"]
+    for model in ("alpha", "beta"):
+        assert report[model]["accuracy_results"]["accuracy"] > 0.2
+        timing = report[model]["timing_results"]["1"]
+        assert timing["timer"] == "sketchbench" and timing["rounds"] >= 20 and timing["median_ms"] > 0
+
+
+@pytest.mark.slow
+def test_crashed_worker_loses_only_its_own_model(two_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRASH", "1")
+    result = _run_parallel(two_models, tmp_path, f"--sketch-html={tmp_path}/r.html")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 1 and outcomes.get("passed", 0) >= 5, outcomes
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["model_results"]["alpha"]["timing_results"]["1"]["rounds"] >= 20
+    assert report["model_results"]["beta"]["accuracy_results"]["accuracy"] > 0.2  # reported before the crash
+    assert any("crashed" in note for note in report["benchmark_metadata"]["notes"])
+    assert (tmp_path / "r.html").exists()
