@@ -1,6 +1,6 @@
 """Train the ``mobilenet`` model (MobileNetV2, from scratch, RGB) and export it as a TF.js graph model.
 
-    python models/train_mobilenet.py [--epochs 12] [--size 64]   # resumes from models/.work/
+    python models/train_mobilenet.py [--epochs 20] [--size 64]   # resumes from models/.work/
 
 Writes ``models/mobilenet/model.json`` + ``group1-shard*of*.bin`` with the category list and
 input size in ``userDefinedMetadata``; the plugin reads the input size from the graph.
@@ -31,6 +31,9 @@ def build_mobilenet(size: int, n_classes: int, alpha: float) -> keras.Model:
     x = layers.Rescaling(2.0, offset=-1.0)(inputs)  # MobileNetV2 expects [-1, 1]
     backbone = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, include_top=False,
                                               weights=None, pooling="avg")
+    for layer in backbone.layers:  # Keras' MobileNetV2 uses 0.999: too slow to settle when training from scratch
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = 0.99
     x = backbone(x)
     x = layers.Dropout(0.2)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
@@ -45,7 +48,7 @@ def to_canvas(gray28: tf.Tensor, size: int) -> tf.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUNDLED
 
+from conftest import BUNDLED
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.report.json_report import SCHEMA_PATH
 

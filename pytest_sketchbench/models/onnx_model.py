@@ -68,7 +68,9 @@ class OnnxModel(ModelPlugin):
         parameters = None
         try:
             graph = onnx.load(str(self.path), load_external_data=False).graph
-            parameters = int(sum(np.prod(t.dims) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT))
+            # weights of any precision (int8 after quantization), not the quantization scales/zero points
+            parameters = int(sum(np.prod(t.dims) for t in graph.initializer
+                                 if "scale" not in t.name and "zero_point" not in t.name))
         except Exception:  # parameter count is informative only
             parameters = None
         return ModelInfo(self.name, self.runtime, ort.__version__, self.input_format, self.shape, self.categories,

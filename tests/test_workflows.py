@@ -1,0 +1,80 @@
+"""The CI files: valid workflows, and the README's commands are what CI and the workflows run."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+README = (REPO / "README.md").read_text()
+
+
+def readme_command(marker: str) -> str:
+    block = README.split(marker, 1)[1]
+    return re.search(r"```bash\n(.+?)\n```", block, re.S).group(1).strip()
+
+
+def test_workflows_parse_and_have_jobs():
+    assert {p.name for p in WORKFLOWS} == {"tests.yml", "benchmarks.yml"}
+    for path in WORKFLOWS:
+        workflow = yaml.safe_load(path.read_text())
+        assert workflow["jobs"] and True in workflow or "on" in workflow  # YAML 1.1 reads `on:` as True
+
+
+def test_workflows_match_the_github_schema():
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or shutil.which(
+        "check-jsonschema")
+    if checker is None:
+        pytest.skip("check-jsonschema not installed (pip install -e '.[dev]')")
+    result = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    command = readme_command("**Run the test suite**")
+    ci = (REPO / ".ci" / "run").read_text()
+    for step in command.split(" && "):
+        step = step.replace(". .venv/bin/activate", ". .venv/bin/activate")
+        assert step.strip() in ci, step
+    tests_yml = (REPO / ".github" / "workflows" / "tests.yml").read_text()
+    assert 'pip install -c constraints.txt -e ".[dev]"' in tests_yml
+    assert 'python -m pytest tests/ -m "" -p no:cacheprovider' in tests_yml
+
+
+def test_benchmarks_workflow_runs_the_main_job_with_every_report():
+    main = readme_command("**Run the benchmarks**")
+    assert main.endswith("pytest benchmarks/ --sketch-models=cnn,mobilenet")
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
+    steps = " ".join(step.get("run", "") for step in workflow["jobs"]["cpu"]["steps"])
+    for flag in ("--sketch-json", "--sketch-html", "--sketch-report-dir", "--sketch-baseline", "GITHUB_STEP_SUMMARY",
+                 "pip install -c constraints.txt"):
+        assert flag in steps, flag
+    baseline = re.search(r"--sketch-baseline=(\S+)", steps).group(1)
+    assert (REPO / baseline).exists(), f"the workflow's baseline {baseline} is not committed"
+    assert workflow["jobs"]["cpu"]["timeout-minutes"] <= 15
+
+
+@pytest.mark.slow
+def test_benchmarks_workflow_step_runs_locally(tmp_path):
+    """The workflow's benchmark command, same flags and order, on a small sample of the shipped models."""
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
+    run = next(s["run"] for s in workflow["jobs"]["cpu"]["steps"] if "pytest benchmarks/" in s.get("run", ""))
+    command = run.split("pytest benchmarks/", 1)[1].replace("\\\n", " ").replace('"$MODELS"', "onnx")
+    command = command.replace("reports/", f"{tmp_path}/reports/").replace("=reports", f"={tmp_path}/reports")
+    (tmp_path / "reports").mkdir()
+    args = [a for a in command.split() if a]
+    result = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *args, "-p", "no:cacheprovider"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:]
+    for name in ("results.json", "report.html", "summary.md", "benchmark.json"):
+        assert (tmp_path / "reports" / name).exists(), name
+    assert "compared with the baseline" in result.stdout
