@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -109,8 +110,11 @@ def main() -> None:
     test_accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=512, verbose=0), 1) == y_test))
     log(f"test accuracy {test_accuracy:.4f}")
     model.save(args.out, include_optimizer=False)  # legacy HDF5: the format the seed's users have
-    write_classes(MODELS_DIR / "cnn.classes.json", categories)
+    write_classes(Path(args.out).with_name("cnn.classes.json"), categories)
     log(f"saved {args.out}")
+    if args.limit:  # a smoke run leaves no checkpoint behind to be resumed by mistake
+        checkpoint.unlink(missing_ok=True)
+        state_path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

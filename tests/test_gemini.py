@@ -167,3 +167,16 @@ def test_benchmarks_skip_gemini_without_a_key(pytester, small, monkeypatch):
                                     "--sketch-models=gemini", "-p", "no:cacheprovider", "-rs")
     assert result.parseoutcomes().get("skipped", 0) >= 5 and fake.request_times == []
     result.stdout.fnmatch_lines(["*no API key in $GEMINI_API_KEY — export GEMINI_API_KEY=<your key>*"])
+
+
+def test_live_api_session_over_tls(small, key, tmp_path):
+    """The Live API path: one websocket session (text modality), each drawing one turn."""
+    from fake_gemini_live import FakeGeminiLive
+
+    tiny = subsample(small, 1)
+    with FakeGeminiLive(answers_for(tiny), tmp_path) as fake:
+        predicted, api = run_model(tiny, fake, mode="live", ca_file=str(fake.cert))
+    assert np.array_equal(predicted, tiny.labels) and fake.turns == len(tiny)
+    assert fake.setups[0]["setup"]["model"] == "models/gemini-2.5-flash"
+    assert fake.setups[0]["setup"]["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert fake.api_keys == {KEY} and api["mode"] == "live" and api["tokens_in"] == 260 * len(tiny)

@@ -27,7 +27,7 @@ img{max-width:100%;height:auto}.grid{display:flex;flex-wrap:wrap;gap:1rem}
 
 
 def _e(value) -> str:
-    return html.escape(str(value))
+    return "—" if value is None else html.escape(str(value))
 
 
 def _num(value, spec: str = ".3f") -> str:
