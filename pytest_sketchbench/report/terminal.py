@@ -25,9 +25,9 @@ def _fmt(value, spec: str = ".3f", missing: str = "n/a") -> str:
 
 
 def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None) -> None:
-    if not results:
-        return
     verbosity = config.get_verbosity()
+    if not results or verbosity <= -2:  # -qq: pass/fail only
+        return
     reporter.write_sep("=", "sketchbench summary")
     for name, record in results.items():
         accuracy = record.get("accuracy") or {}
