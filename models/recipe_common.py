@@ -59,3 +59,46 @@ class Log:
         print(line, flush=True)
         with self.path.open("a") as handle:
             handle.write(line + "\n")
+
+
+def augmenter():
+    """Small shifts, rotations and zooms: people draw off-centre and at odd scales."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=SEED),
+        layers.RandomRotation(0.04, fill_mode="constant", seed=SEED),
+        layers.RandomZoom(0.1, fill_mode="constant", seed=SEED),
+    ])
+
+
+def fit_resumable(build, learning_rate: float, args, train_ds, val_ds, y_train, n_classes: int,
+                  checkpoint: Path, log: Log):
+    """Compile (cosine-decayed Adam) or resume from ``checkpoint``; save it after every epoch."""
+    import keras
+
+    state_path = checkpoint.with_suffix(".json")
+    start_epoch = 0
+    if checkpoint.exists() and state_path.exists():
+        model = keras.models.load_model(checkpoint)
+        start_epoch = json.loads(state_path.read_text())["epoch"]
+        log(f"resuming after epoch {start_epoch}")
+    else:
+        model = build()
+        steps = args.epochs * int(np.ceil(len(y_train) / args.batch_size))
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
+        model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    log(f"parameters: {model.count_params():,}")
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            model.save(checkpoint)
+            state_path.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}))
+            log(f"epoch {epoch + 1}/{args.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+
+    started = time.time()
+    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, initial_epoch=start_epoch,
+              class_weight=class_weights(y_train, n_classes), callbacks=[Checkpoint()], verbose=2)
+    log(f"training wall time this run: {time.time() - started:.0f}s")
+    return model

@@ -8,9 +8,7 @@ Then ``python models/export_cnn.py`` writes the ONNX, int8 ONNX and TorchScript 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +17,15 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
-from recipe_common import MODELS_DIR, SEED, Log, class_weights, load_split_arrays, write_classes  # noqa: E402
+from recipe_common import (  # noqa: E402
+    MODELS_DIR,
+    SEED,
+    Log,
+    augmenter,
+    fit_resumable,
+    load_split_arrays,
+    write_classes,
+)
 
 WORK = MODELS_DIR / ".work"
 
@@ -41,15 +47,6 @@ def build_cnn(n_classes: int) -> keras.Model:
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="sketch_cnn")
-
-
-def augmenter() -> keras.Sequential:
-    """Small shifts, rotations and zooms: people draw off-centre and at odd scales."""
-    return keras.Sequential([
-        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=SEED),
-        layers.RandomRotation(0.04, fill_mode="constant", seed=SEED),
-        layers.RandomZoom(0.1, fill_mode="constant", seed=SEED),
-    ])
 
 
 def main() -> None:
@@ -82,29 +79,8 @@ def main() -> None:
     val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(512)
 
     checkpoint = WORK / ("cnn_ckpt.keras" if not args.limit else "cnn_smoke.keras")
-    state_path = checkpoint.with_suffix(".json")
-    start_epoch = 0
-    if checkpoint.exists() and state_path.exists():
-        model = keras.models.load_model(checkpoint)
-        start_epoch = json.loads(state_path.read_text())["epoch"]
-        log(f"resuming after epoch {start_epoch}")
-    else:
-        model = build_cnn(len(categories))
-        steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
-        schedule = keras.optimizers.schedules.CosineDecay(2e-3, steps, alpha=0.02)
-        model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    log(f"parameters: {model.count_params():,}")
-
-    class Checkpoint(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            model.save(checkpoint)
-            state_path.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}))
-            log(f"epoch {epoch + 1}/{args.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
-
-    started = time.time()
-    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, initial_epoch=start_epoch,
-              class_weight=class_weights(y_train, len(categories)), callbacks=[Checkpoint()], verbose=2)
-    log(f"training wall time this run: {time.time() - started:.0f}s")
+    model = fit_resumable(lambda: build_cnn(len(categories)), 2e-3, args, train_ds, val_ds, y_train, len(categories),
+                          checkpoint, log)
 
     x_test, y_test = data["test"]
     test_accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=512, verbose=0), 1) == y_test))
@@ -114,7 +90,7 @@ def main() -> None:
     log(f"saved {args.out}")
     if args.limit:  # a smoke run leaves no checkpoint behind to be resumed by mistake
         checkpoint.unlink(missing_ok=True)
-        state_path.unlink(missing_ok=True)
+        checkpoint.with_suffix(".json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

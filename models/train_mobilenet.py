@@ -10,9 +10,7 @@ No ImageNet weights: they are not reachable here, so this is training from scrat
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,7 +18,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
-from recipe_common import MODELS_DIR, SEED, Log, class_weights, load_split_arrays  # noqa: E402
+from recipe_common import MODELS_DIR, SEED, Log, augmenter, fit_resumable, load_split_arrays  # noqa: E402
 
 WORK = MODELS_DIR / ".work"
 
@@ -67,11 +65,7 @@ def main() -> None:
         x_train, y_train = x_train[pick], y_train[pick]
     log(f"train {x_train.shape}, validation {x_val.shape}, size {args.size}, alpha {args.alpha}")
 
-    augment = keras.Sequential([
-        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=SEED),
-        layers.RandomRotation(0.04, fill_mode="constant", seed=SEED),
-        layers.RandomZoom(0.1, fill_mode="constant", seed=SEED),
-    ])
+    augment = augmenter()
     size = args.size
     train_ds = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -84,29 +78,8 @@ def main() -> None:
 
     tag = "smoke" if args.limit else "ckpt"
     checkpoint = WORK / f"mobilenet_{tag}.keras"
-    state_path = checkpoint.with_suffix(".json")
-    start_epoch = 0
-    if checkpoint.exists() and state_path.exists():
-        model = keras.models.load_model(checkpoint)
-        start_epoch = json.loads(state_path.read_text())["epoch"]
-        log(f"resuming after epoch {start_epoch}")
-    else:
-        model = build_mobilenet(size, len(categories), args.alpha)
-        steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
-        schedule = keras.optimizers.schedules.CosineDecay(3e-3, steps, alpha=0.02)
-        model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    log(f"parameters: {model.count_params():,}")
-
-    class Checkpoint(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            model.save(checkpoint)
-            state_path.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}))
-            log(f"epoch {epoch + 1}/{args.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
-
-    started = time.time()
-    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, initial_epoch=start_epoch,
-              class_weight=class_weights(y_train, len(categories)), callbacks=[Checkpoint()], verbose=2)
-    log(f"training wall time this run: {time.time() - started:.0f}s")
+    model = fit_resumable(lambda: build_mobilenet(size, len(categories), args.alpha), 3e-3, args, train_ds, val_ds,
+                          y_train, len(categories), checkpoint, log)
 
     x_test, y_test = data["test"]
     test_ds = tf.data.Dataset.from_tensor_slices(x_test).batch(256).map(lambda x: to_canvas(x, size))
