@@ -24,3 +24,18 @@ def tf_device(tf, wanted: str) -> str:
     if wanted != "cpu" and tf.config.list_physical_devices("GPU"):
         return "/GPU:0"
     return "/CPU:0"
+
+
+class TensorFlowCalls:
+    """Shared by the Keras and TF.js plugins: NHWC input on the chosen TF device, ``self._call`` timed."""
+
+    def input_size(self) -> tuple[int, int]:
+        return int(self.shape[1]), int(self.shape[2])
+
+    def prepare(self, images):
+        with self.tf.device(self.tf_device):
+            return self.tf.constant(super().prepare(images))
+
+    def infer(self, prepared):
+        with self.tf.device(self.tf_device):
+            return self._call(prepared).numpy()  # .numpy() waits for the device

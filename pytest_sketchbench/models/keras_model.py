@@ -6,14 +6,12 @@ function with a fixed input signature calls the graph directly.
 
 from __future__ import annotations
 
-import numpy as np
-
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.models._tf import import_tensorflow, tf_device
+from pytest_sketchbench.models._tf import TensorFlowCalls, import_tensorflow, tf_device
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 
 
-class KerasModel(ModelPlugin):
+class KerasModel(TensorFlowCalls, ModelPlugin):
     runtime = "tensorflow"
 
     def import_runtime(self) -> None:
@@ -42,17 +40,6 @@ class KerasModel(ModelPlugin):
         self._call = tf.function(lambda x: model(x, training=False), input_signature=signature)
         self.categories = self.sidecar_categories()
         self.tf = tf
-
-    def input_size(self) -> tuple[int, int]:
-        return int(self.shape[1]), int(self.shape[2])
-
-    def prepare(self, images: np.ndarray):
-        with self.tf.device(self.tf_device):
-            return self.tf.constant(super().prepare(images))
-
-    def infer(self, prepared) -> np.ndarray:
-        with self.tf.device(self.tf_device):
-            return self._call(prepared).numpy()  # .numpy() waits for the device
 
     def describe(self) -> ModelInfo:
         return ModelInfo(self.name, self.runtime, self.tf.__version__, self.input_format, self.shape,

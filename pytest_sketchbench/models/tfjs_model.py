@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.models._tf import import_tensorflow, tf_device
+from pytest_sketchbench.models._tf import TensorFlowCalls, import_tensorflow, tf_device
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 from pytest_sketchbench.models.tfjs_format import graph_def_from_spec, read_manifest
 
 
-class TfjsGraphModel(ModelPlugin):
+class TfjsGraphModel(TensorFlowCalls, ModelPlugin):
     runtime = "tfjs-graph (tensorflow)"
 
     def import_runtime(self) -> None:
@@ -54,17 +54,6 @@ class TfjsGraphModel(ModelPlugin):
         self.categories = self.metadata.get("categories") or self.sidecar_categories()
         self.spec_path = path
         self.tf = tf
-
-    def input_size(self) -> tuple[int, int]:
-        return int(self.shape[1]), int(self.shape[2])
-
-    def prepare(self, images: np.ndarray):
-        with self.tf.device(self.tf_device):
-            return self.tf.constant(super().prepare(images))
-
-    def infer(self, prepared) -> np.ndarray:
-        with self.tf.device(self.tf_device):
-            return self._call(prepared).numpy()
 
     def describe(self) -> ModelInfo:
         size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())  # json + shards
