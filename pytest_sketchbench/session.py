@@ -98,7 +98,8 @@ class SketchSession:
         """The result record of ``model``, created on first use."""
         if model not in self.results:
             self.results[model] = {"model": model, "device_profile": self.profile, "timing": {}, "verdicts": [],
-                                   "errors": [], "parallel": self.placement}
+                                   "errors": [], "parallel": self.placement,
+                                   "hardware": hardware.summary_line(self.hardware, self.profile)}
         return self.results[model]
 
     # -- models ---------------------------------------------------------------------------------

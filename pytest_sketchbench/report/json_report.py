@@ -55,6 +55,7 @@ def model_result(record: dict) -> dict:
         "model_info": record.get("model_info"),
         "device_profile": record.get("device_profile"),
         "device": record.get("device"),
+        "hardware": record.get("hardware"),
         "accuracy_results": record.get("accuracy"),
         "accuracy_pass": record.get("accuracy_pass"),
         "timing_results": timing,
