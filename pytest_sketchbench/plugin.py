@@ -14,14 +14,12 @@ import pytest
 
 from pytest_sketchbench import hardware, parallel
 from pytest_sketchbench.checks import BaselineGate, ThresholdChecker
-from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models import registry
 from pytest_sketchbench.models.base import ModelPlugin
-from pytest_sketchbench.models.registry import Registry
 from pytest_sketchbench.report import terminal, writer
 from pytest_sketchbench.report.html_report import PytestHtmlHooks
-from pytest_sketchbench.session import Options, Predictions, SketchSession
+from pytest_sketchbench.session import Options, Predictions, SketchSession, build_registry
 
 SESSION_KEY = pytest.StashKey[SketchSession]()
 
@@ -95,13 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("sketch_list_models"):
         return None
-    options = read_options(config)
-    rootdir = Path(config.rootpath)
-    config_path = Path(options.config) if options.config else rootdir / "thresholds.toml"
     try:
-        table = load_config(config_path).models
-        registry = Registry(Path(options.models_dir) if options.models_dir else rootdir / "models", table,
-                            str(config_path), config_path.parent)
+        registry, _ = build_registry(read_options(config), Path(config.rootpath))
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     print("available sketchbench models:")  # no terminal reporter exists yet at this point

@@ -55,17 +55,22 @@ class Predictions:
     throughput: float
 
 
+def build_registry(options: Options, rootdir: Path) -> tuple[Registry, Path]:
+    """Every model name this run can select, and the config file it came from."""
+    models_dir = Path(options.models_dir) if options.models_dir else rootdir / "models"
+    config_path = Path(options.config) if options.config else rootdir / "thresholds.toml"
+    if options.config and not config_path.exists():
+        raise SketchBenchError(str(config_path), "config file not found",
+                               "check --sketch-config, or omit it to use thresholds.toml at the rootdir")
+    models_tables = load_config(config_path).models  # model tables first, to know every model name
+    return Registry(models_dir, models_tables, str(config_path), config_path.parent), config_path
+
+
 class SketchSession:
     def __init__(self, options: Options, rootdir: Path):
         self.options = options
         self.rootdir = rootdir
-        models_dir = Path(options.models_dir) if options.models_dir else rootdir / "models"
-        config_path = Path(options.config) if options.config else rootdir / "thresholds.toml"
-        if options.config and not config_path.exists():
-            raise SketchBenchError(str(config_path), "config file not found",
-                                   "check --sketch-config, or omit it to use thresholds.toml at the rootdir")
-        preliminary = load_config(config_path)  # model tables first, to know every model name
-        self.registry = Registry(models_dir, preliminary.models, str(config_path), config_path.parent)
+        self.registry, config_path = build_registry(options, rootdir)
         self.config: SketchConfig = load_config(config_path, self.registry.names())
         self.selected = self.registry.select(options.models)
         self.hardware = hardware.detect()
