@@ -12,7 +12,7 @@ def test_accuracy_vs_baseline(sketch_predictions, sketch_baseline):
 def test_latency_vs_baseline(sketch_latency, sketch_session, sketch_model, sketch_baseline):
     sketch_latency(1)
     samples = sketch_session.record(sketch_model.name)["timing"]["1"]["samples_s"]
-    sketch_baseline.check_latency(1, samples)
+    sketch_baseline.check_latency(1, samples, sketch_session.hardware)
 
 
 def test_memory_vs_baseline(sketch_memory, sketch_baseline):

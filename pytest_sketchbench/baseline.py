@@ -31,16 +31,24 @@ from pytest_sketchbench.errors import SketchBenchError
 
 FORMAT = "sketchbench-baseline/1"
 DEFAULTS = {"accuracy_margin": 0.005, "alpha": 0.01, "latency_max_ratio": 1.10, "memory_margin": 0.25,
-            "size_margin": 0.05, "gate": ["accuracy", "latency", "memory", "size"],
+            "memory_floor_mb": 20.0, "size_margin": 0.05, "gate": ["accuracy", "latency", "memory", "size"],
             "compare_across_profiles": False, "category_alpha": 0.01}
 
 
 def settings_from(table: dict, where: str) -> dict:
-    unknown = sorted(set(table) - set(DEFAULTS))
-    if unknown:
-        raise SketchBenchError(f"{where} [baseline]", f"unknown key(s) {', '.join(unknown)}",
-                               f"known keys: {', '.join(DEFAULTS)}")
-    return {**DEFAULTS, **table}
+    """``[baseline]`` settings; ``[baseline.models.<name>]`` overrides them for one model."""
+    table = dict(table)
+    per_model = table.pop("models", {})
+    for name, override in [("", table), *((f".models.{m}", o) for m, o in per_model.items())]:
+        unknown = sorted(set(override) - set(DEFAULTS))
+        if unknown:
+            raise SketchBenchError(f"{where} [baseline{name}]", f"unknown key(s) {', '.join(unknown)}",
+                                   f"known keys: {', '.join(DEFAULTS)}")
+    return {**DEFAULTS, **table, "models": per_model}
+
+
+def settings_for(settings: dict, model: str) -> dict:
+    return {**settings, **settings.get("models", {}).get(model, {})}
 
 
 # -- statistics (pure) ---------------------------------------------------------------------------
@@ -83,6 +91,13 @@ def latency_verdict(result: dict, max_ratio: float, alpha: float) -> str:
     if result["ratio"] < 1 / max_ratio and result["p_faster"] < alpha:
         return "improvement"
     return "no significant change"
+
+
+def machine_identity(hardware: dict) -> str:
+    """What makes latencies comparable: CPU model and core count, GPU names."""
+    cpu = hardware.get("cpu", {})
+    gpus = "+".join(g.get("name", "?") for g in hardware.get("gpus", [])) or "no GPU"
+    return f"{cpu.get('model')} ×{cpu.get('logical_cores')}, {gpus}"
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -176,8 +191,17 @@ class BaselineComparison:
                 "p_value": f"{result['p_value']:.2g}", "verdict": verdict, "detail": result,
                 "significant_categories": per_category}
 
-    def profiles_differ(self) -> bool:
-        return self.baseline["device_profile"] != self.profile and not self.settings["compare_across_profiles"]
+    def hardware_differs(self, hardware: dict) -> str | None:
+        """Why latency is not comparable (another profile, CPU or GPU), or None; ``compare_across_profiles``
+        forces the comparison anyway."""
+        if self.settings["compare_across_profiles"]:
+            return None
+        if self.baseline["device_profile"] != self.profile:
+            return f"profile '{self.baseline['device_profile']}' vs this run's '{self.profile}'"
+        before, now = machine_identity(self.baseline.get("hardware", {})), machine_identity(hardware)
+        if before != now:
+            return f"{before} vs this run's {now}"
+        return None
 
     def latency(self, batch_size: int, samples_s: list[float]) -> dict | None:
         saved = (self._entry().get("latency_samples_s") or {}).get(str(batch_size))
@@ -190,11 +214,13 @@ class BaselineComparison:
                 "change": f"×{result['ratio']:.3f}", "p_value": f"{result['p_value']:.2g}", "verdict": verdict,
                 "detail": result}
 
-    def margin(self, metric: str, baseline_value: float | None, current: float | None, margin: float) -> dict | None:
+    def margin(self, metric: str, baseline_value: float | None, current: float | None, margin: float,
+               floor: float = 0.0) -> dict | None:
+        """Plain margin; ``floor`` is the smallest absolute change that counts (RSS noise for memory)."""
         if baseline_value is None or current is None:
             return None
         limit = baseline_value * (1 + margin)
-        verdict = ("regression" if current > limit and current - baseline_value > 1.0 else
+        verdict = ("regression" if current > limit and current - baseline_value > floor else
                    "improvement" if current < baseline_value * (1 - margin) else "no significant change")
         return {"model": self.model, "metric": metric, "baseline": f"{baseline_value:.2f}", "current": f"{current:.2f}",
                 "change": f"{current - baseline_value:+.2f}", "p_value": None, "verdict": verdict,

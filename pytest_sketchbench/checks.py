@@ -132,16 +132,18 @@ class BaselineGate:
                                       for c in row.pop("significant_categories"))
         self._conclude(row, "accuracy", "accuracy for this model")
 
-    def check_latency(self, batch_size: int, samples_s: list[float]) -> None:
-        if self.comparison.profiles_differ():
-            pytest.skip(f"baseline measured on profile '{self.comparison.baseline['device_profile']}', this run is "
-                        f"'{self.comparison.profile}': latency not compared (set compare_across_profiles = true)")
+    def check_latency(self, batch_size: int, samples_s: list[float], hardware: dict) -> None:
+        reason = self.comparison.hardware_differs(hardware)
+        if reason:
+            pytest.skip(f"baseline latency was measured on other hardware ({reason}): not compared "
+                        "(set compare_across_profiles = true in [baseline] to force)")
         self._conclude(self.comparison.latency(batch_size, samples_s), "latency", f"batch {batch_size} latency")
 
     def check_memory(self, memory: dict) -> None:
         saved = self.comparison.baseline["models"][self.comparison.model].get("peak_growth_mb")
         row = self.comparison.margin("peak memory growth (MB)", saved, memory.get("peak_growth_mb"),
-                                     self.comparison.settings["memory_margin"])
+                                     self.comparison.settings["memory_margin"],
+                                     self.comparison.settings["memory_floor_mb"])
         self._conclude(row, "memory", "memory figure")
 
     def check_size(self, info: dict) -> None:

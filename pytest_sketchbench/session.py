@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench import hardware
-from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_from
+from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
 from pytest_sketchbench.config import SketchConfig, load_config
 from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
@@ -236,8 +236,8 @@ class SketchSession:
         if name not in self.baseline["models"]:
             raise ModelUnavailable(f"model '{name}'", f"not in the baseline {self.options.baseline}",
                                    "save a new baseline that includes it")
-        comparison = BaselineComparison(self.baseline, self.baseline_settings, name, self.profile,
-                                        self.options.baseline)
+        comparison = BaselineComparison(self.baseline, settings_for(self.baseline_settings, name), name,
+                                        self.profile, self.options.baseline)
         dataset = self.dataset()
         comparison.check_dataset(dataset.fingerprint(), dataset.categories)
         return comparison

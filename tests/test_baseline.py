@@ -105,7 +105,8 @@ def test_saved_baseline_then_degraded_model_fails_with_effect_and_p_value(baseli
     first = _run(baseline_project, f"--sketch-save-baseline={saved}", "--sketch-samples-per-category=60")
     first.assert_outcomes(skipped=4, passed=2)
     assert saved.exists() and saved.stat().st_size < 20000
-    same = _run(baseline_project, f"--sketch-baseline={saved}", "--sketch-samples-per-category=60")
+    same = _run(baseline_project, f"--sketch-baseline={saved}", "--sketch-samples-per-category=60",
+                "-k", "not latency")  # µs-scale timings of a numpy model are too noisy for this check
     assert same.parseoutcomes().get("failed", 0) == 0
     same.stdout.fnmatch_lines(["*compared with the baseline:*", "*centroid*accuracy*no significant change*"])
     monkeypatch.setenv("DEGRADE", "4")
@@ -137,3 +138,18 @@ def test_refuses_a_baseline_from_another_test_set(baseline_project, tmp_path):
                  "-k", "accuracy")
     other.assert_outcomes(errors=1)  # refused at setup: nothing is compared
     other.stdout.fnmatch_lines(["*the baseline was measured on another test set (110 drawings*"])
+
+
+def test_latency_not_compared_across_machines():
+    from pytest_sketchbench.baseline import DEFAULTS, BaselineComparison
+
+    here = {"cpu": {"model": "AMD EPYC", "logical_cores": 2}, "gpus": []}
+    baseline = {"device_profile": "cpu", "hardware": here, "models": {}}
+    comparison = BaselineComparison(baseline, dict(DEFAULTS), "m", "cpu", "b.json.gz")
+    assert comparison.hardware_differs(here) is None
+    other = {"cpu": {"model": "Intel Xeon", "logical_cores": 4}, "gpus": []}
+    assert "AMD EPYC ×2, no GPU vs this run's Intel Xeon ×4, no GPU" in comparison.hardware_differs(other)
+    assert "profile 'cpu' vs this run's 'gpu'" in BaselineComparison(
+        baseline, dict(DEFAULTS), "m", "gpu", "b").hardware_differs(here)
+    forced = BaselineComparison(baseline, {**DEFAULTS, "compare_across_profiles": True}, "m", "gpu", "b")
+    assert forced.hardware_differs(other) is None
