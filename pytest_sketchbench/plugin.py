@@ -37,6 +37,8 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "device": ("string", "", "force a device profile: cpu, gpu or a profile name (default: detected)"),
     "models-dir": ("string", "", "folder of the built-in models' files (default: models/ at the rootdir)"),
     "seed": ("string", "0", "seed of --sketch-samples-per-category"),
+    "threads": ("string", "0", "intra-op threads per runtime, process pinned to as many cores "
+                                "(0 = runtime default; under -n: the worker's cores)"),
 }
 
 
@@ -77,7 +79,7 @@ def read_options(config: pytest.Config) -> Options:
         config=_option(config, "config"), samples_per_category=number("samples-per-category", int),
         batch_sizes=batch_sizes, eval_batch_size=number("eval-batch-size", int),
         latency_budget_s=number("latency-budget", float), device=_option(config, "device"),
-        models_dir=_option(config, "models-dir"), seed=number("seed", int),
+        models_dir=_option(config, "models-dir"), seed=number("seed", int), threads=number("threads", int),
         baseline=config.getoption("sketch_baseline") or "",
     )
 
@@ -112,6 +114,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     sketch.placement = parallel.placement(config)
+    if sketch.placement is None and sketch.options.threads:
+        sketch.placement = parallel.pin_serial(sketch.options.threads)
     config.stash[SESSION_KEY] = sketch
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(PytestHtmlHooks(sketch), "sketchbench-html")

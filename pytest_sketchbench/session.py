@@ -6,6 +6,7 @@ unchanged and every reporter reads the same structure.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class Options:
     device: str = ""
     models_dir: str = ""
     baseline: str = ""
+    threads: int = 0  # runtime intra-op threads; 0 = the runtime's default (under -n: the worker's cores)
     seed: int = 0
 
 
@@ -116,8 +118,11 @@ class SketchSession:
         try:
             plugin = self.registry[name].create()
             plugin.config.setdefault("device", self.device)
-            if self.placement and self.placement.get("threads"):
-                plugin.config.setdefault("threads", self.placement["threads"])
+            threads = self.options.threads or (self.placement or {}).get("threads")
+            if threads:
+                plugin.config.setdefault("threads", threads)
+                for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # oneDNN/MKL pools, read at import
+                    os.environ.setdefault(variable, str(threads))
             plugin.import_runtime()
             tracker = MemoryTracker().__enter__()
             started = time.perf_counter()
