@@ -82,6 +82,8 @@ def accuracy_verdict(result: dict, margin: float, alpha: float) -> str:
         return "regression"
     if result["change"] > margin and result["p_value"] < alpha:
         return "improvement"
+    if result["p_value"] < alpha:
+        return "significant, within margin"
     return "no significant change"
 
 
@@ -90,6 +92,8 @@ def latency_verdict(result: dict, max_ratio: float, alpha: float) -> str:
         return "regression"
     if result["ratio"] < 1 / max_ratio and result["p_faster"] < alpha:
         return "improvement"
+    if min(result["p_value"], result["p_faster"]) < alpha:
+        return "significant, within tolerance"
     return "no significant change"
 
 
