@@ -115,6 +115,7 @@ class SketchSession:
         if name in self.loaded:
             return self.loaded[name]
         record = self.record(name)
+        tracker = None
         try:
             plugin = self.registry[name].create()
             plugin.config.setdefault("device", self.device)
@@ -128,13 +129,15 @@ class SketchSession:
             started = time.perf_counter()
             plugin.load()
             load_s = time.perf_counter() - started
+            record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device})
+            check_model_categories(self.dataset(), name, plugin.categories)
         except SketchBenchError as exc:
-            record["errors"].append(str(exc))
+            if tracker is not None:
+                tracker.__exit__(None, None, None)
+            key = "skipped" if isinstance(exc, ModelUnavailable) else "errors"
+            record.setdefault(key, []).append(str(exc))
             raise
         self._trackers[name] = tracker
-        info = plugin.describe().as_dict()
-        record.update({"model_info": info, "load_s": load_s, "device": plugin.device})
-        check_model_categories(self.dataset(), name, plugin.categories)
         self.loaded[name] = plugin
         return plugin
 
