@@ -148,12 +148,13 @@ class GeminiModel(ModelPlugin):
                 text, usage, server_s = await asyncio.wait_for(call(), float(self.setting("timeout_s")))
             except TimeoutError:
                 self.stats["timeouts"] += 1
+                self.last_error = f"timed out after {self.setting('timeout_s')} s"
             except errors.APIError as exc:
                 if exc.code == 429:
                     self.stats["rate_limited"] += 1
+                self.last_error = self._redact(f"HTTP {exc.code}: {exc.message}")
                 if exc.code not in RETRYABLE:
                     self.stats["failed"] += 1
-                    self.last_error = self._redact(f"HTTP {exc.code}: {exc.message}")
                     return -1
             except Exception as exc:  # httpx transport errors (timeouts, resets) are transient
                 if "timeout" in type(exc).__name__.lower():
