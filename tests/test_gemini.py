@@ -13,7 +13,7 @@ from pytest_sketchbench.data import subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models.gemini_model import GeminiModel
 
-KEY = "AIzaFAKE-test-key-0123456789abcdefghij"
+KEY = "fake-gemini-key-0123456789abcdefghij"  # not a real key: redaction is checked on it
 
 
 @pytest.fixture
