@@ -168,8 +168,9 @@ class SketchSession:
         record["accuracy_pass"] = {"seconds": result.seconds, "throughput_per_s": result.throughput,
                                    "batch_size": self.options.eval_batch_size, "n_samples": len(dataset)}
         record["predicted"] = result.predicted.astype(int).tolist()
-        if plugin.extra_results() is not None:
-            record["api"] = plugin.extra_results()
+        extra = plugin.extra_results()
+        if extra is not None:
+            record["api"] = extra
         record["dataset_fingerprint"] = dataset.fingerprint()
         predictions = Predictions(name, dataset.labels, dataset.categories, result.probabilities,
                                   result.predicted, report, result.throughput)
@@ -217,7 +218,7 @@ class SketchSession:
         stats = latency_stats(samples, batch_size)
         stats["timer"] = timer
         if benchmark is not None:
-            benchmark.extra_info.update({k: v for k, v in stats.items() if k != "timer"} | {"timer": timer})
+            benchmark.extra_info.update(stats)
         self.record(name)["timing"][str(batch_size)] = {**stats, "samples_s": samples}
         return stats
 
