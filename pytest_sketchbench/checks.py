@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_sketchbench.config import LIMITS, Limits
+from pytest_sketchbench.config import Limits
 
 
 def _fmt_int(n: int) -> str:
@@ -155,4 +155,4 @@ class BaselineGate:
         self._conclude(row, "size", "model size")
 
 
-__all__ = ["LIMITS", "BaselineGate", "ThresholdChecker"]
+__all__ = ["BaselineGate", "ThresholdChecker"]

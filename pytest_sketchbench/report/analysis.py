@@ -11,7 +11,13 @@ def extreme_categories(accuracy: dict, n: int = 3) -> tuple[list, list]:
     return ranked[:n], ranked[::-1][:n]
 
 
-def _batch1(record: dict) -> dict | None:
+def fmt(value, spec: str = ".3f", missing: str = "—") -> str:
+    """A figure for a report cell; ``missing`` where nothing was measured."""
+    return missing if value is None else format(value, spec)
+
+
+def batch1_timing(record: dict) -> dict | None:
+    """Latency statistics at batch 1, or at the smallest batch measured."""
     timing = record.get("timing", {})
     return timing.get("1") or (timing[min(timing, key=int)] if timing else None)
 
@@ -19,9 +25,9 @@ def _batch1(record: dict) -> dict | None:
 def comparison(results: dict) -> dict:
     """Best accuracy, fastest, most consistent, rankings, and categories models disagree on most."""
     accurate = {m: r["accuracy"]["accuracy"] for m, r in results.items() if r.get("accuracy")}
-    latency = {m: _batch1(r)["median_ms"] for m, r in results.items() if _batch1(r)}
-    spread = {m: _batch1(r)["iqr_ms"] / _batch1(r)["median_ms"] for m, r in results.items()
-              if _batch1(r) and _batch1(r)["median_ms"] > 0}
+    batch1 = {m: t for m, t in ((m, batch1_timing(r)) for m, r in results.items()) if t}
+    latency = {m: t["median_ms"] for m, t in batch1.items()}
+    spread = {m: t["iqr_ms"] / t["median_ms"] for m, t in batch1.items() if t["median_ms"] > 0}
     out = {
         "best_accuracy": max(accurate, key=accurate.get) if accurate else None,
         "fastest": min(latency, key=latency.get) if latency else None,

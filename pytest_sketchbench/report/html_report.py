@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import comparison, extreme_categories
+from pytest_sketchbench.report.analysis import comparison, extreme_categories, fmt
 from pytest_sketchbench.report.tables import result_row
 
 STYLE = """
@@ -28,10 +28,6 @@ img{max-width:100%;height:auto}.grid{display:flex;flex-wrap:wrap;gap:1rem}
 
 def _e(value) -> str:
     return "—" if value is None else html.escape(str(value))
-
-
-def _num(value, spec: str = ".3f") -> str:
-    return "—" if value is None else format(value, spec)
 
 
 def _img(png: bytes | None, alt: str) -> str:
@@ -49,11 +45,11 @@ def summary_table(results: dict) -> str:
         failed = r["failed_checks"]
         verdict = f'<span class="fail">failed: {_e(failed)}</span>' if failed else '<span class="pass">passed</span>'
         rows.append(f"<tr class='model-row' data-model='{_e(model)}'><td>{_e(model)}</td><td>{_e(r['runtime'])}</td>"
-                    f"<td class=num>{_num(r['accuracy'])}</td><td class=num>{ci}</td>"
-                    f"<td class=num>{_num(r['top5_accuracy'])}</td><td class=num>{_num(r['macro_f1'])}</td>"
-                    f"<td class=num>{_num(r['p50_ms_batch1'])}</td><td class=num>{_num(r['p95_ms_batch1'])}</td>"
-                    f"<td class=num>{_num(r['max_throughput_per_s'], ',.0f')}</td>"
-                    f"<td class=num>{_num(r['peak_memory_growth_mb'], '.0f')}</td><td>{verdict}</td></tr>")
+                    f"<td class=num>{fmt(r['accuracy'])}</td><td class=num>{ci}</td>"
+                    f"<td class=num>{fmt(r['top5_accuracy'])}</td><td class=num>{fmt(r['macro_f1'])}</td>"
+                    f"<td class=num>{fmt(r['p50_ms_batch1'])}</td><td class=num>{fmt(r['p95_ms_batch1'])}</td>"
+                    f"<td class=num>{fmt(r['max_throughput_per_s'], ',.0f')}</td>"
+                    f"<td class=num>{fmt(r['peak_memory_growth_mb'], '.0f')}</td><td>{verdict}</td></tr>")
     return f"<table id='summary'>{head}{''.join(rows)}</table>"
 
 
@@ -81,8 +77,8 @@ def model_section(model: str, record: dict) -> str:
                      + ", ".join(f"{_e(c)} {a:.3f}" for c, a in worst) + "</p>")
         if accuracy.get("accuracy_by_rendering"):
             by = accuracy["accuracy_by_rendering"]
-            parts.append(f"<p class=note>accuracy on exact rows {_num(by.get('exact'))}, on approximate renders "
-                         f"{_num(by.get('approximate'))}</p>")
+            parts.append(f"<p class=note>accuracy on exact rows {fmt(by.get('exact'))}, on approximate renders "
+                         f"{fmt(by.get('approximate'))}</p>")
         parts.append("<div class=grid>" + _img(charts.confusion_png(accuracy, f"{model}: confusion"),
                                                f"{model} confusion matrix")
                      + _img(charts.category_accuracy_png(accuracy, f"{model}: accuracy per category"),

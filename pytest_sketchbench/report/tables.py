@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import comparison, extreme_categories
+from pytest_sketchbench.report.analysis import comparison, extreme_categories, fmt
 
 RESULT_COLUMNS = ["model", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy", "macro_f1",
                   "p50_ms_batch1", "p95_ms_batch1", "max_throughput_per_s", "peak_memory_growth_mb", "model_mb",
@@ -64,10 +64,6 @@ def write_results_csv(path: Path, results: dict) -> None:
             writer.writerow(result_row(model, record))
 
 
-def _cell(value, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
-
-
 def summary_markdown(results: dict, baseline: dict | None = None, hardware_line: str = "") -> str:
     """A Markdown table sized for ``$GITHUB_STEP_SUMMARY``."""
     lines = ["## sketchbench results", ""]
@@ -80,10 +76,10 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
         ci = (f" ({row['ci95_low']:.3f}–{row['ci95_high']:.3f})" if row["ci95_low"] is not None else "")
         failed = row["failed_checks"]
         lines.append(
-            f"| {model} | {_cell(row['accuracy'], '.3f')}{ci} | {_cell(row['top5_accuracy'], '.3f')} "
-            f"| {_cell(row['macro_f1'], '.3f')} | {_cell(row['p50_ms_batch1'], '.3f')} / "
-            f"{_cell(row['p95_ms_batch1'], '.3f')} | {_cell(row['max_throughput_per_s'], ',.0f')} "
-            f"| {_cell(row['peak_memory_growth_mb'], '.0f')} | {'❌ ' + failed if failed else '✅'} |")
+            f"| {model} | {fmt(row['accuracy'], '.3f')}{ci} | {fmt(row['top5_accuracy'], '.3f')} "
+            f"| {fmt(row['macro_f1'], '.3f')} | {fmt(row['p50_ms_batch1'], '.3f')} / "
+            f"{fmt(row['p95_ms_batch1'], '.3f')} | {fmt(row['max_throughput_per_s'], ',.0f')} "
+            f"| {fmt(row['peak_memory_growth_mb'], '.0f')} | {'❌ ' + failed if failed else '✅'} |")
     summary = comparison(results)
     if len(results) > 1:
         lines += ["", f"**Best accuracy:** {summary['best_accuracy']} · **fastest:** {summary['fastest']} · "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_sketchbench.report.analysis import comparison, extreme_categories
+from pytest_sketchbench.report.analysis import batch1_timing, comparison, extreme_categories, fmt
+from pytest_sketchbench.report.tables import result_row
 
 
 def addoption(group) -> None:
@@ -20,10 +21,6 @@ def addoption(group) -> None:
                     help="compare with a saved baseline: McNemar (accuracy), Mann-Whitney U (latency), margins")
 
 
-def _fmt(value, spec: str = ".3f", missing: str = "n/a") -> str:
-    return missing if value is None else format(value, spec)
-
-
 def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None) -> None:
     verbosity = config.get_verbosity()
     if not results or verbosity <= -2:  # -qq: pass/fail only
@@ -31,19 +28,19 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
     reporter.write_sep("=", "sketchbench summary")
     for name, record in results.items():
         accuracy = record.get("accuracy") or {}
-        timing = record.get("timing", {}).get("1") or next(iter(record.get("timing", {}).values()), None)
+        timing = batch1_timing(record)
         memory = record.get("memory") or {}
         line = f"{name:<12}"
         if accuracy:
             low, high = accuracy["accuracy_ci95"]
             line += (f" acc {accuracy['accuracy']:.3f} [{low:.3f}–{high:.3f}]"
-                     f"  top5 {_fmt(accuracy.get('top5_accuracy'))}"
+                     f"  top5 {fmt(accuracy.get('top5_accuracy'), missing='n/a')}"
                      f"  macro P/R/F1 {accuracy['macro_precision']:.3f}/{accuracy['macro_recall']:.3f}/"
                      f"{accuracy['macro_f1']:.3f}")
         if timing:
             line += (f"  latency@{timing['batch_size']} mean/p50/p95 {timing['mean_ms']:.3f}/"
                      f"{timing['median_ms']:.3f}/{timing['p95_ms']:.3f} ms")
-        throughput = _best_throughput(record)
+        throughput = result_row(name, record)["max_throughput_per_s"]
         if throughput:
             line += f"  {throughput:,.0f}/s"
         if memory:
@@ -76,7 +73,3 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
     for note in notes or []:
         reporter.write_line(f"note: {note}")
 
-
-def _best_throughput(record: dict) -> float | None:
-    values = [s["throughput_per_s"] for s in record.get("timing", {}).values()]
-    return max(values) if values else None
