@@ -19,7 +19,7 @@ from pytest_sketchbench.models import registry
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.report import terminal, writer
 from pytest_sketchbench.report.html_report import PytestHtmlHooks
-from pytest_sketchbench.session import Options, Predictions, SketchSession, build_registry
+from pytest_sketchbench.session import Options, Predictions, SketchSession, build_registry, model_of
 
 SESSION_KEY = pytest.StashKey[SketchSession]()
 
@@ -157,7 +157,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if sketch is None:
         return
     for item in items:
-        model = getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
+        model = model_of(item)
         if model is not None:
             item.add_marker(pytest.mark.xdist_group(model))  # one worker per model: loads once
 
@@ -277,7 +277,7 @@ def sketch_memory(sketch_predictions: Predictions, sketch_session: SketchSession
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     sketch = _session(item.config)
-    model = getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
+    model = model_of(item)
     if sketch is not None and model is not None and parallel.worker_id(item.config) and report.when != "setup":
         parallel.attach_record(report, sketch.results.get(model))
     return report

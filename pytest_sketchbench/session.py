@@ -57,6 +57,11 @@ class Predictions:
     throughput: float
 
 
+def model_of(item) -> str | None:
+    """The model a collected test item is parametrized with, if any."""
+    return getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
+
+
 def build_registry(options: Options, rootdir: Path) -> tuple[Registry, Path]:
     """Every model name this run can select, and the config file it came from."""
     models_dir = Path(options.models_dir) if options.models_dir else rootdir / "models"

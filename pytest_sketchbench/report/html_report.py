@@ -15,6 +15,7 @@ import pytest
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import comparison, extreme_categories, fmt
 from pytest_sketchbench.report.tables import result_row
+from pytest_sketchbench.session import model_of
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -162,7 +163,7 @@ class PytestHtmlHooks:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
         report = yield
-        model = getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
+        model = model_of(item)
         record = self.sketch.results.get(model) if model else None
         if report.when != "call" or record is None:
             return report
