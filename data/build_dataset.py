@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+BUNDLED = HERE.parent / "pytest_sketchbench" / "bundled"  # the test split ships inside the wheel
 DEFAULT_SOURCE = HERE.parent.parent / "shared" / "quickdraw"
 SEED = 20261122
 TEST_FRACTION, TEST_CAP = 0.20, 300
@@ -117,7 +118,7 @@ def test_npz_bytes(built: dict) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder of <category>.npy files")
-    parser.add_argument("--out", type=Path, default=HERE, help="where to write the bundled files")
+    parser.add_argument("--out", type=Path, default=BUNDLED, help="where to write the bundled test split")
     parser.add_argument("--check", action="store_true", help="only verify the committed files are reproduced")
     args = parser.parse_args(argv)
 
@@ -125,17 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     payload = test_npz_bytes(built)
     categories_json = json.dumps(built["categories"], indent=1) + "\n"
     counts_json = json.dumps({"seed": SEED, "missing": built["missing"], "counts": built["counts"]}, indent=1) + "\n"
-    outputs = {"quickdraw_test.npz": payload, "categories.json": categories_json.encode(),
-               "split_counts.json": counts_json.encode()}
+    outputs = {args.out / "quickdraw_test.npz": payload, args.out / "categories.json": categories_json.encode(),
+               HERE / "split_counts.json": counts_json.encode()}
     if args.check:
-        stale = [name for name, data in outputs.items() if (args.out / name).read_bytes() != data]
+        stale = [path.name for path, data in outputs.items() if path.read_bytes() != data]
         if stale:
             print(f"differs from the rebuild: {', '.join(stale)}", file=sys.stderr)
             return 1
-        print(f"OK: {', '.join(outputs)} reproduced byte-for-byte")
+        print(f"OK: {', '.join(path.name for path in outputs)} reproduced byte-for-byte")
         return 0
-    for name, data in outputs.items():
-        (args.out / name).write_bytes(data)
+    for path, data in outputs.items():
+        path.write_bytes(data)
     n_test = len(built["splits"]["test"]["labels"])
     print(f"wrote {len(built['categories'])} categories, {n_test} test drawings to {args.out}")
     return 0

@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", default=str(MODELS_DIR / "evaluation.json"))
     args = parser.parse_args()
-    dataset = load_dataset(MODELS_DIR.parent / "data" / "quickdraw_test.npz")
+    dataset = load_dataset(MODELS_DIR.parent / "pytest_sketchbench" / "bundled" / "quickdraw_test.npz")
     results, predictions = {}, {}
     for name in SHIPPED:
         runtime, relative, options = BUILTINS[name]

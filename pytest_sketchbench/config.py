@@ -65,6 +65,10 @@ class SketchConfig:
     baseline: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
+    def has_limits(self, model: str) -> bool:
+        """Does the config gate this model at all? (A model without limits is measured, not gated.)"""
+        return bool(self.model_limits.get(model))
+
     def limits_for(self, model: str, profile: str | None) -> Limits:
         """Base limits of ``model`` with its ``profile.<name>`` overrides applied."""
         table = self.model_limits.get(model, {})

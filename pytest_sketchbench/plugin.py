@@ -9,79 +9,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_sketchbench import hardware, parallel
-from pytest_sketchbench.checks import BaselineGate, ThresholdChecker
+from pytest_sketchbench import parallel
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models import registry
-from pytest_sketchbench.models.base import ModelPlugin
-from pytest_sketchbench.report import terminal, writer
-from pytest_sketchbench.report.html_report import PytestHtmlHooks
-from pytest_sketchbench.session import Options, Predictions, SketchSession, build_registry, model_of
+from pytest_sketchbench.options import RunSetup, addoptions, model_of, prepare_run, read_options, uses_sketchbench
 
-SESSION_KEY = pytest.StashKey[SketchSession]()
+if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
+    from pytest_sketchbench.checks import BaselineGate, ThresholdChecker
+    from pytest_sketchbench.models.base import ModelPlugin
+    from pytest_sketchbench.session import Predictions, SketchSession
 
-# option name (without --sketch-) → (ini type, default, help)
-OPTIONS: dict[str, tuple[str, str, str]] = {
-    "models": ("string", "cnn", "models to benchmark: a comma list of names, or 'all' (see --sketch-list-models)"),
-    "data": ("string", "", "test set: a .npz split or a folder of <category>.npy files"
-                         " (default: data/quickdraw_test.npz)"),
-    "categories": ("string", "", "a categories.json for --sketch-data (label index = position)"),
-    "config": ("string", "", "thresholds/config TOML (default: thresholds.toml at the rootdir)"),
-    "samples-per-category": ("string", "0", "use at most N drawings per category (stratified, seeded); 0 = all"),
-    "batch-sizes": ("string", "1,32,64,128", "batch sizes the latency tests measure"),
-    "eval-batch-size": ("string", "256", "batch size of the accuracy pass"),
-    "latency-budget": ("string", "1.0", "seconds of timed calls per model and batch size"),
-    "device": ("string", "", "force a device profile: cpu, gpu or a profile name (default: detected)"),
-    "models-dir": ("string", "", "folder of the built-in models' files (default: models/ at the rootdir)"),
-    "seed": ("string", "0", "seed of --sketch-samples-per-category"),
-    "threads": ("string", "0", "intra-op threads per runtime, process pinned to as many cores "
-                                "(0 = runtime default; under -n: the worker's cores)"),
-}
+SETUP_KEY = pytest.StashKey[RunSetup]()
+SESSION_KEY = pytest.StashKey["SketchSession"]()
+COLLECTED_KEY = pytest.StashKey[dict]()  # xdist controller: results and notes before a session exists
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sketchbench", "sketchbench: sketch-classifier benchmarks as tests")
-    for name, (kind, default, help_text) in OPTIONS.items():
-        dest = "sketch_" + name.replace("-", "_")
-        group.addoption(f"--sketch-{name}", dest=dest, default=None, help=f"{help_text} [ini: {dest}]")
-        parser.addini(dest, help_text, type=kind, default=default)
+    addoptions(parser, group)
     group.addoption("--sketch-list-models", action="store_true", default=False,
                     help="list the available model names and where they come from, then exit")
-    terminal.addoption(group)
-
-
-def _option(config: pytest.Config, name: str) -> str:
-    dest = "sketch_" + name.replace("-", "_")
-    value = config.getoption(dest)
-    return str(value if value is not None else config.getini(dest))
-
-
-def read_options(config: pytest.Config) -> Options:
-    def number(name: str, cast):
-        raw = _option(config, name)
-        try:
-            return cast(raw)
-        except ValueError:
-            raise pytest.UsageError(f"--sketch-{name}: '{raw}' is not a valid {cast.__name__}") from None
-
-    raw_sizes = _option(config, "batch-sizes")
-    try:
-        batch_sizes = sorted({int(b) for b in raw_sizes.split(",") if b.strip()})
-    except ValueError:
-        raise pytest.UsageError(f"--sketch-batch-sizes: '{raw_sizes}' is not a comma list of integers") from None
-    if not batch_sizes or min(batch_sizes) < 1:
-        raise pytest.UsageError(f"--sketch-batch-sizes: '{raw_sizes}' must list positive integers, e.g. 1,32,64")
-    return Options(
-        models=_option(config, "models"), data=_option(config, "data"), categories=_option(config, "categories"),
-        config=_option(config, "config"), samples_per_category=number("samples-per-category", int),
-        batch_sizes=batch_sizes, eval_batch_size=number("eval-batch-size", int),
-        latency_budget_s=number("latency-budget", float), device=_option(config, "device"),
-        models_dir=_option(config, "models-dir"), seed=number("seed", int), threads=number("threads", int),
-        baseline=config.getoption("sketch_baseline") or "",
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,76 +41,115 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires_gpu: run only where a GPU profile is active")
     config.addinivalue_line("markers", "sketch_models(*names): run this test only for these models")
     parallel.configure(config)
+    config.pluginmanager.register(BenchmarkOnlyKeepsLatency(), "sketchbench-benchmark-only")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("sketch_list_models"):
         return None
-    try:
-        registry, _ = build_registry(read_options(config), Path(config.rootpath))
-    except SketchBenchError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    setup = _prepare(config)
     print("available sketchbench models:")  # no terminal reporter exists yet at this point
-    for name, spec in registry.specs.items():
+    for name, spec in setup.registry.specs.items():
         path = spec.config.get("path", "")
         print(f"  {name:<14} {spec.origin:<28} {path}")
     return 0
 
 
+def _prepare(config: pytest.Config) -> RunSetup:
+    try:
+        return prepare_run(read_options(config), Path(config.rootpath))
+    except SketchBenchError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
+    """Validate options and config now (cheap); the measuring session waits for a sketch test."""
     config = session.config
+    config.stash[SETUP_KEY] = _prepare(config)
+    if getattr(config.option, "numprocesses", None) and not parallel.worker_id(config):
+        collected: dict = {"results": {}, "notes": []}
+        config.stash[COLLECTED_KEY] = collected
+        config.pluginmanager.register(parallel.ResultCollector(collected["results"], collected["notes"]),
+                                      "sketchbench-results")
+
+
+def _session(config: pytest.Config, create: bool = False) -> SketchSession | None:
+    """The measuring session: built on first need (a collected sketch test, or results from workers)."""
+    sketch = config.stash.get(SESSION_KEY, None)
+    if sketch is not None or not create or SETUP_KEY not in config.stash:
+        return sketch
+    from pytest_sketchbench.session import SketchSession
+
     try:
-        sketch = SketchSession(read_options(config), Path(config.rootpath))
+        sketch = SketchSession(config.stash[SETUP_KEY])
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     sketch.placement = parallel.placement(config)
     if sketch.placement is None and sketch.options.threads:
         sketch.placement = parallel.pin_serial(sketch.options.threads)
+    collected = config.stash.get(COLLECTED_KEY, None)
+    if collected is not None:  # the controller's collector keeps filling these same objects
+        sketch.results, sketch.notes = collected["results"], collected["notes"]
     config.stash[SESSION_KEY] = sketch
     if config.pluginmanager.hasplugin("html"):
+        from pytest_sketchbench.report.html_report import PytestHtmlHooks
+
         config.pluginmanager.register(PytestHtmlHooks(sketch), "sketchbench-html")
-    if getattr(config.option, "numprocesses", None) and not parallel.worker_id(config):
-        config.pluginmanager.register(parallel.ResultCollector(sketch.results, sketch.notes), "sketchbench-results")
+    return sketch
 
 
-def _session(config: pytest.Config) -> SketchSession | None:
-    return config.stash.get(SESSION_KEY, None)
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """Header lines, only in runs that collected sketch tests (other projects see nothing)."""
     sketch = _session(config)
     if sketch is None:
         return []
-    lines = [f"sketchbench: {hardware.summary_line(sketch.hardware, sketch.profile)}",
-             f"sketchbench: models {', '.join(sketch.selected)}; config {sketch.config.path or 'none'}"]
-    return lines + [f"sketchbench: {note}" for note in parallel.header_notes(config)]
+    from pytest_sketchbench import hardware
+
+    return [f"sketchbench: {line}" for line in
+            [hardware.summary_line(sketch.hardware, sketch.profile), *sketch.describe_setup(),
+             *parallel.header_notes(config)]]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    sketch = _session(metafunc.config)
-    if sketch is None:
+    setup = metafunc.config.stash.get(SETUP_KEY, None)
+    if setup is None:
         return
     if "sketch_model" in metafunc.fixturenames:
-        names = sketch.selected
+        names = setup.selected
         marker = metafunc.definition.get_closest_marker("sketch_models")
         if marker is not None:
             names = [n for n in names if n in marker.args]
         metafunc.parametrize("sketch_model", names, indirect=True, ids=names, scope="session")
     if "sketch_batch_size" in metafunc.fixturenames:
-        sizes = sketch.options.batch_sizes
+        sizes = setup.options.batch_sizes
         metafunc.parametrize("sketch_batch_size", sizes, ids=[f"bs{b}" for b in sizes])
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist turns the xdist_group marks into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    sketch = _session(config)
-    if sketch is None:
+    if not any(uses_sketchbench(item) for item in items):
+        return
+    _session(config, create=True)
+    if not config.pluginmanager.hasplugin("xdist"):  # the mark is xdist's: without it, --strict-markers refuses it
         return
     for item in items:
         model = model_of(item)
         if model is not None:
             item.add_marker(pytest.mark.xdist_group(model))  # one worker per model: loads once
+
+
+class BenchmarkOnlyKeepsLatency:
+    """``--benchmark-only`` skips tests without pytest-benchmark's fixture; ours ask for it on demand."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]):
+        result = yield
+        for item in items:
+            if "sketch_latency" in getattr(item, "fixturenames", ()):
+                item.own_markers[:] = [m for m in item.own_markers
+                                       if not (m.name == "skip" and "--benchmark-only" in str(m.kwargs.get("reason")))]
+        return result
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -195,7 +185,7 @@ def _fail_on_user_error(call: Callable):
 @pytest.fixture(scope="session")
 def sketch_session(request: pytest.FixtureRequest) -> SketchSession:
     """The run's state: options, registry, dataset, results."""
-    return request.config.stash[SESSION_KEY]
+    return _session(request.config, create=True)
 
 
 @pytest.fixture(scope="session")
@@ -229,6 +219,8 @@ def sketch_predictions(sketch_model: ModelPlugin, sketch_session: SketchSession)
 def sketch_thresholds(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
                       sketch_session: SketchSession) -> ThresholdChecker:
     """The model's limits on this device profile, with ``check_*`` methods that fail with a clear message."""
+    from pytest_sketchbench.checks import ThresholdChecker
+
     limits = sketch_session.config.limits_for(sketch_model.name, sketch_session.profile)
     return ThresholdChecker(limits, sketch_session.record(sketch_model.name), request.node.nodeid)
 
@@ -263,6 +255,8 @@ def sketch_baseline(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
     """Compare with ``--sketch-baseline``; tests using it skip when no baseline was given."""
     if not sketch_session.options.baseline:
         pytest.skip("no --sketch-baseline given")
+    from pytest_sketchbench.checks import BaselineGate
+
     comparison = _fail_on_user_error(lambda: sketch_session.baseline_for(sketch_model.name))
     return BaselineGate(comparison, sketch_session.record(sketch_model.name), request.node.nodeid)
 
@@ -292,6 +286,8 @@ def pytest_configure_node(node) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` on a GPU host: one worker per visible GPU."""
+    from pytest_sketchbench import hardware
+
     gpus = hardware.detect()["gpus"]
     visible = parallel.os.environ.get("CUDA_VISIBLE_DEVICES")
     if not gpus:
@@ -300,7 +296,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    sketch = _session(session.config)
+    collected = session.config.stash.get(COLLECTED_KEY, {})
+    sketch = _session(session.config, create=bool(collected.get("results") or collected.get("notes")))
     if sketch is None:
         return
     for name in list(sketch.loaded):  # a Ctrl-C can skip fixture teardown: still free the runtimes
@@ -308,6 +305,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if parallel.worker_id(session.config):
         session.config.workeroutput["sketchbench_results"] = json.dumps(sketch.results)
         return
+    from pytest_sketchbench.report import writer
+
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     writer.write_reports(session.config, sketch, int(exitstatus), interrupted)
 
@@ -319,4 +318,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     sketch = _session(config)
     if sketch is not None:
+        from pytest_sketchbench.report import terminal
+
         terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes)

@@ -8,40 +8,20 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
-from pytest_sketchbench.config import SketchConfig, load_config
+from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.measure import MB, AccuracyPass, MemoryTracker, accuracy_pass, plan_rounds, time_calls
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
-from pytest_sketchbench.models.registry import Registry
+from pytest_sketchbench.options import RunSetup
 from pytest_sketchbench.stats import latency_stats
-
-
-@dataclass
-class Options:
-    """Everything the command line and ini file say about a run."""
-
-    models: str = "cnn"
-    data: str = ""
-    categories: str = ""
-    config: str = ""
-    samples_per_category: int = 0
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128])
-    eval_batch_size: int = 256
-    latency_budget_s: float = 1.0
-    device: str = ""
-    models_dir: str = ""
-    baseline: str = ""
-    threads: int = 0  # runtime intra-op threads; 0 = the runtime's default (under -n: the worker's cores)
-    seed: int = 0
 
 
 @dataclass
@@ -57,37 +37,22 @@ class Predictions:
     throughput: float
 
 
-def model_of(item) -> str | None:
-    """The model a collected test item is parametrized with, if any."""
-    return getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
-
-
-def build_registry(options: Options, rootdir: Path) -> tuple[Registry, Path]:
-    """Every model name this run can select, and the config file it came from."""
-    models_dir = Path(options.models_dir) if options.models_dir else rootdir / "models"
-    config_path = Path(options.config) if options.config else rootdir / "thresholds.toml"
-    if options.config and not config_path.exists():
-        raise SketchBenchError(str(config_path), "config file not found",
-                               "check --sketch-config, or omit it to use thresholds.toml at the rootdir")
-    models_tables = load_config(config_path).models  # model tables first, to know every model name
-    return Registry(models_dir, models_tables, str(config_path), config_path.parent), config_path
-
-
 class SketchSession:
-    def __init__(self, options: Options, rootdir: Path):
-        self.options = options
-        self.rootdir = rootdir
-        self.registry, config_path = build_registry(options, rootdir)
-        self.config: SketchConfig = load_config(config_path, self.registry.names())
-        self.selected = self.registry.select(options.models)
+    def __init__(self, setup: RunSetup):
+        self.setup = setup
+        self.options = setup.options
+        self.rootdir = setup.rootdir
+        self.registry = setup.registry
+        self.config: SketchConfig = setup.config
+        self.selected = setup.selected
         self.hardware = hardware.detect()
         detected = hardware.classify(self.hardware["gpus"], hardware.profiles_from_config(self.config.profiles))
-        self.profile = options.device if options.device and options.device != "gpu" else detected
-        if options.device == "gpu" and detected == "cpu":
+        self.profile = self.options.device if self.options.device and self.options.device != "gpu" else detected
+        if self.options.device == "gpu" and detected == "cpu":
             raise SketchBenchError("--sketch-device=gpu", "no NVIDIA GPU detected on this machine",
                                    f"use --sketch-device=cpu ({self.hardware['gpu_note'] or 'no GPUs'})")
         self.device = "cpu" if self.profile == "cpu" else "gpu"
-        self.baseline = load_baseline(options.baseline) if options.baseline else None
+        self.baseline = load_baseline(self.options.baseline) if self.options.baseline else None
         self.baseline_settings = settings_from(self.config.baseline, self.config.path or "config")
         self._dataset: Dataset | None = None
         self.loaded: dict[str, ModelPlugin] = {}
@@ -100,10 +65,22 @@ class SketchSession:
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            path = Path(self.options.data) if self.options.data else self.rootdir / "data" / "quickdraw_test.npz"
-            dataset = load_dataset(path, self.options.categories or None)
+            dataset = load_dataset(self.setup.data_path, self.options.categories or None)
             self._dataset = subsample(dataset, self.options.samples_per_category, self.options.seed)
         return self._dataset
+
+    def describe_setup(self) -> list[str]:
+        """Header lines: which models, which config and which data — and where each came from."""
+        setup = self.setup
+        config = {"explicit": f"{setup.config.path} (--sketch-config)",
+                  "rootdir default": f"{setup.config.path} (rootdir default)",
+                  "none": f"none (no thresholds.toml at {self.rootdir}: every model is measured, not gated)"}
+        data = f"{setup.data_path} ({setup.data_origin})"
+        lines = [f"models {', '.join(self.selected)}; config {config[setup.config_origin]}", f"data {data}"]
+        ungated = [m for m in self.selected if not self.config.has_limits(m)]
+        if ungated and setup.config_origin != "none":
+            lines.append(f"{', '.join(ungated)}: no limits in the config — measured, not gated")
+        return lines
 
     # -- results --------------------------------------------------------------------------------
     def record(self, model: str) -> dict:

@@ -21,12 +21,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pytest_sketchbench.measure import accuracy_pass, time_calls  # noqa: E402
-from pytest_sketchbench.session import Options, SketchSession  # noqa: E402
+from pytest_sketchbench.options import Options, prepare_run  # noqa: E402
+from pytest_sketchbench.session import SketchSession  # noqa: E402
 
 
 def plugin_vs_bare_latency(rounds: int = 2000, repeats: int = 5) -> dict:
     """p50 of one drawing through the plugin's timing path vs a bare session.run loop (interleaved)."""
-    sketch = SketchSession(Options(models="onnx", latency_budget_s=0.5), REPO)
+    sketch = SketchSession(prepare_run(Options(models="onnx", latency_budget_s=0.5), REPO))
     plugin = sketch.load_model("onnx")
     prepared = plugin.prepare(sketch.dataset().images[:1])
     session, feed = plugin.session, prepared
@@ -43,7 +44,7 @@ def plugin_vs_bare_latency(rounds: int = 2000, repeats: int = 5) -> dict:
 
 
 def accuracy_pass_vs_bare_throughput(batch_size: int = 256, repeats: int = 3) -> dict:
-    sketch = SketchSession(Options(models="onnx"), REPO)
+    sketch = SketchSession(prepare_run(Options(models="onnx"), REPO))
     plugin = sketch.load_model("onnx")
     dataset = sketch.dataset()
     batches = [plugin.prepare(dataset.images[i:i + batch_size]) for i in range(0, len(dataset), batch_size)]

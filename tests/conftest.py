@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-BUNDLED = REPO / "data" / "quickdraw_test.npz"
+BUNDLED = REPO / "pytest_sketchbench" / "bundled" / "quickdraw_test.npz"
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import BUNDLED
+from conftest import BUNDLED, REPO
 from pytest_sketchbench.baseline import (
     accuracy_verdict,
     latency_shift,
@@ -98,7 +98,7 @@ def _run(pytester, *args):
 def baseline_project(centroid_project):
     centroid_project.makeconftest(CONFTEST)
     for name in ("test_baseline.py", "test_latency.py"):
-        centroid_project.copy_example(str(BUNDLED.parent.parent / "benchmarks" / name))
+        centroid_project.copy_example(str(REPO / "benchmarks" / name))
     return centroid_project
 
 

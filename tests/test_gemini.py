@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fake_gemini import FakeGemini, answers_for
 
-from conftest import BUNDLED
+from conftest import BUNDLED, REPO
 from pytest_sketchbench.data import subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models.gemini_model import GeminiModel
@@ -134,7 +134,7 @@ def _gemini_project(pytester, fake, extra: str = ""):
         min_accuracy = 0.9
     ''')
     for name in ("test_accuracy", "test_latency", "test_throughput", "test_resources"):
-        pytester.copy_example(str(BUNDLED.parent.parent / "benchmarks" / f"{name}.py"))
+        pytester.copy_example(str(REPO / "benchmarks" / f"{name}.py"))
 
 
 def test_benchmarks_run_gemini_like_any_model_and_never_leak_the_key(pytester, small, key, tmp_path):

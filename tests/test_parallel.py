@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import BUNDLED
+from conftest import BUNDLED, REPO
 from pytest_sketchbench import hardware
 from pytest_sketchbench.parallel import assign_cores, assign_gpu
 from pytest_sketchbench.plugin import profile_matches
@@ -84,7 +84,7 @@ CONFTEST = textwrap.dedent('''
 def two_models(centroid_project):
     centroid_project.makeconftest(CONFTEST)
     for name in ("test_accuracy.py", "test_latency.py"):
-        centroid_project.copy_example(str(BUNDLED.parent.parent / "benchmarks" / name))
+        centroid_project.copy_example(str(REPO / "benchmarks" / name))
     return centroid_project
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BUNDLED
+from conftest import BUNDLED, REPO
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.report.json_report import SCHEMA_PATH
 
@@ -38,7 +38,7 @@ def reports(tmp_path_factory, centroid_weights, bundled):
     (project / "conftest.py").write_text(REGISTER)
     (project / "thresholds.toml").write_text("[centroid]\nmin_accuracy = 0.99\n")
     for name in ("test_accuracy.py", "test_latency.py", "test_resources.py"):
-        shutil.copy(BUNDLED.parent.parent / "benchmarks" / name, project / name)
+        shutil.copy(REPO / "benchmarks" / name, project / name)
     out = project / "reports"
     out.mkdir()
     result = subprocess.run(

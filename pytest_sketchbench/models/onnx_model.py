@@ -62,20 +62,28 @@ class OnnxModel(ModelPlugin):
         return self.session.run([self.output_name], prepared)[0]
 
     def describe(self) -> ModelInfo:
-        import onnx
         import onnxruntime as ort
 
-        parameters = None
+        return ModelInfo(self.name, self.runtime, ort.__version__, self.input_format, self.shape, self.categories,
+                         str(self.path), self.file_size(), self._parameter_count(), self.device,
+                         extra={"providers": self.session.get_providers()})
+
+    def _parameter_count(self) -> int | None:
+        """Weights of any precision (int8 after quantization), not quantization scales/zero points.
+
+        Needs the ``onnx`` package, which the ``[onnx]`` extra does not install (ONNX Runtime alone
+        runs the model): without it the count is simply not reported.
+        """
+        try:
+            import onnx
+        except ImportError:
+            return None
         try:
             graph = onnx.load(str(self.path), load_external_data=False).graph
-            # weights of any precision (int8 after quantization), not the quantization scales/zero points
-            parameters = int(sum(np.prod(t.dims) for t in graph.initializer
-                                 if "scale" not in t.name and "zero_point" not in t.name))
+            return int(sum(np.prod(t.dims) for t in graph.initializer
+                           if "scale" not in t.name and "zero_point" not in t.name))
         except Exception:  # parameter count is informative only
-            parameters = None
-        return ModelInfo(self.name, self.runtime, ort.__version__, self.input_format, self.shape, self.categories,
-                         str(self.path), self.file_size(), parameters, self.device,
-                         extra={"providers": self.session.get_providers()})
+            return None
 
     def release(self) -> None:
         self.session = None

@@ -7,6 +7,7 @@ is actually loaded, so selecting ``onnx`` never imports TensorFlow.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -69,10 +70,21 @@ _DECORATED: dict[str, ModelSpec] = {}
 
 
 def register_model(name: str, **config: Any):
-    """Class decorator: ``@register_model("mine", path="models/mine.onnx")`` adds a model name."""
+    """Class decorator: ``@register_model("mine", path="models/mine.onnx")`` adds a model name.
+
+    A relative ``path`` is relative to the file that holds the decorated class (usually a
+    ``conftest.py``) — the same rule as paths in the config file, which are relative to it.
+    """
 
     def decorate(cls):
-        _DECORATED[name] = ModelSpec(name, cls, dict(config), origin=f"@register_model in {cls.__module__}")
+        options = dict(config)
+        if options.get("path"):
+            path = Path(str(options["path"])).expanduser()
+            module_file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+            if not path.is_absolute() and module_file:
+                path = Path(module_file).resolve().parent / path
+            options["path"] = str(path)
+        _DECORATED[name] = ModelSpec(name, cls, options, origin=f"@register_model in {cls.__module__}")
         return cls
 
     return decorate

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import comparison, extreme_categories, fmt
 from pytest_sketchbench.report.tables import result_row
-from pytest_sketchbench.session import model_of
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}

@@ -8,19 +8,6 @@ from pytest_sketchbench.report.analysis import batch1_timing, comparison, extrem
 from pytest_sketchbench.report.tables import result_row
 
 
-def addoption(group) -> None:
-    group.addoption("--sketch-json", dest="sketch_json", default=None, metavar="PATH",
-                    help="write the results as JSON (schema: pytest_sketchbench/report/schema.json)")
-    group.addoption("--sketch-html", dest="sketch_html", default=None, metavar="PATH",
-                    help="write a self-contained HTML report")
-    group.addoption("--sketch-report-dir", dest="sketch_report_dir", default=None, metavar="DIR",
-                    help="write per-model confusion.csv/per_category.csv/confusion.png, results.csv, summary.md")
-    group.addoption("--sketch-save-baseline", dest="sketch_save_baseline", default=None, metavar="PATH",
-                    help="save this run as a baseline (predictions, raw latency samples, memory, size)")
-    group.addoption("--sketch-baseline", dest="sketch_baseline", default=None, metavar="PATH",
-                    help="compare with a saved baseline: McNemar (accuracy), Mann-Whitney U (latency), margins")
-
-
 def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None) -> None:
     verbosity = config.get_verbosity()
     if not results or verbosity <= -2:  # -qq: pass/fail only

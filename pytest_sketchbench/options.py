@@ -1,0 +1,189 @@
+"""What the command line, the ini file and the config file say about a run — resolved cheaply.
+
+Everything here imports only the standard library, the config parser and the registry: the
+plugin calls it at session start in *every* pytest run of an environment that has the plugin,
+so usage errors (unknown model, malformed TOML) surface at once without paying for numpy,
+scikit-learn or a runtime. The measuring session (:mod:`.session`) is built only when a
+collected test asks for a sketch fixture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_sketchbench.config import SketchConfig, load_config
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.models.registry import Registry
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED_TEST_SPLIT = BUNDLED_DIR / "quickdraw_test.npz"
+
+# option name (without --sketch-) → (default, help)
+OPTIONS: dict[str, tuple[str, str]] = {
+    "models": ("cnn", "models to benchmark: a comma list of names, or 'all' (see --sketch-list-models)"),
+    "data": ("", "test set: a .npz split or a folder of <category>.npy files (default: the bundled split)"),
+    "categories": ("", "a categories.json for --sketch-data (label index = position)"),
+    "config": ("", "thresholds/config TOML (default: thresholds.toml at the rootdir, if there is one)"),
+    "samples-per-category": ("0", "use at most N drawings per category (stratified, seeded); 0 = all"),
+    "batch-sizes": ("1,32,64,128", "batch sizes the latency tests measure"),
+    "eval-batch-size": ("256", "batch size of the accuracy pass"),
+    "latency-budget": ("1.0", "seconds of timed calls per model and batch size"),
+    "device": ("", "force a device profile: cpu, gpu or a profile name (default: detected)"),
+    "models-dir": ("", "folder of the built-in models' files (default: models/ at the rootdir)"),
+    "seed": ("0", "seed of --sketch-samples-per-category"),
+    "threads": ("0", "intra-op threads per runtime, process pinned to as many cores "
+                     "(0 = runtime default; under -n: the worker's cores)"),
+    "baseline-models": ("", "folder of the baseline's model files: each selected model is timed interleaved "
+                            "with its namesake from there (same-run latency ratio)"),
+}
+PATH_OPTIONS = ("data", "categories", "config", "models-dir", "baseline-models")
+
+
+@dataclass
+class Options:
+    """Everything the command line and ini file say about a run (paths already absolute)."""
+
+    models: str = "cnn"
+    data: str = ""
+    categories: str = ""
+    config: str = ""
+    samples_per_category: int = 0
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128])
+    eval_batch_size: int = 256
+    latency_budget_s: float = 1.0
+    device: str = ""
+    models_dir: str = ""
+    baseline: str = ""
+    baseline_models: str = ""
+    threads: int = 0  # runtime intra-op threads; 0 = the runtime's default (under -n: the worker's cores)
+    seed: int = 0
+
+
+def addoptions(parser: pytest.Parser, group) -> None:
+    for name, (default, help_text) in OPTIONS.items():
+        dest = "sketch_" + name.replace("-", "_")
+        group.addoption(f"--sketch-{name}", dest=dest, default=None, help=f"{help_text} [ini: {dest}]")
+        parser.addini(dest, help_text, type="string", default=default)
+    add_report_options(group)
+
+
+def add_report_options(group) -> None:
+    group.addoption("--sketch-json", dest="sketch_json", default=None, metavar="PATH",
+                    help="write the results as JSON (schema: pytest_sketchbench/report/schema.json)")
+    group.addoption("--sketch-html", dest="sketch_html", default=None, metavar="PATH",
+                    help="write a self-contained HTML report")
+    group.addoption("--sketch-report-dir", dest="sketch_report_dir", default=None, metavar="DIR",
+                    help="write per-model confusion.csv/per_category.csv/confusion.png, results.csv, summary.md")
+    group.addoption("--sketch-save-baseline", dest="sketch_save_baseline", default=None, metavar="PATH",
+                    help="save this run as a baseline (predictions, raw latency samples, memory, size)")
+    group.addoption("--sketch-baseline", dest="sketch_baseline", default=None, metavar="PATH",
+                    help="compare with a saved baseline: McNemar (accuracy), Mann-Whitney U (latency), margins")
+
+
+def _raw(config: pytest.Config, name: str) -> tuple[str, Path]:
+    """The option's value and the folder a relative path in it is relative to.
+
+    One rule for every relative path: relative to where it is written — the command line's to the
+    directory pytest was started in, the ini file's to the ini file (TOML paths: to the TOML file).
+    """
+    dest = "sketch_" + name.replace("-", "_")
+    value = config.getoption(dest)
+    if value is not None:
+        return str(value), Path(config.invocation_params.dir)
+    base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+    return str(config.getini(dest)), base
+
+
+def _path(config: pytest.Config, name: str) -> str:
+    value, base = _raw(config, name)
+    if not value:
+        return ""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def read_options(config: pytest.Config) -> Options:
+    def number(name: str, cast, minimum):
+        raw = _raw(config, name)[0]
+        try:
+            value = cast(raw)
+        except ValueError:
+            raise pytest.UsageError(f"--sketch-{name}: '{raw}' is not a valid {cast.__name__}") from None
+        if not value >= minimum:  # also rejects NaN
+            raise pytest.UsageError(f"--sketch-{name}: '{raw}' must be at least {minimum}")
+        return value
+
+    raw_sizes = _raw(config, "batch-sizes")[0]
+    try:
+        batch_sizes = sorted({int(b) for b in raw_sizes.split(",") if b.strip()})
+    except ValueError:
+        raise pytest.UsageError(f"--sketch-batch-sizes: '{raw_sizes}' is not a comma list of integers") from None
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise pytest.UsageError(f"--sketch-batch-sizes: '{raw_sizes}' must list positive integers, e.g. 1,32,64")
+    return Options(
+        models=_raw(config, "models")[0], data=_path(config, "data"), categories=_path(config, "categories"),
+        config=_path(config, "config"), samples_per_category=number("samples-per-category", int, 0),
+        batch_sizes=batch_sizes, eval_batch_size=number("eval-batch-size", int, 1),
+        latency_budget_s=number("latency-budget", float, 0.0), device=_raw(config, "device")[0],
+        models_dir=_path(config, "models-dir"), seed=number("seed", int, 0), threads=number("threads", int, 0),
+        baseline=config.getoption("sketch_baseline") or "", baseline_models=_path(config, "baseline-models"),
+    )
+
+
+@dataclass
+class RunSetup:
+    """Options, the model registry, the parsed config and the selected models: what collection needs."""
+
+    options: Options
+    rootdir: Path
+    registry: Registry
+    config: SketchConfig
+    config_origin: str  # "explicit", "rootdir default" or "none"
+    selected: list[str]
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.options.data) if self.options.data else BUNDLED_TEST_SPLIT
+
+    @property
+    def data_origin(self) -> str:
+        return "explicit" if self.options.data else "bundled"
+
+
+def build_registry(options: Options, rootdir: Path) -> tuple[Registry, Path, str]:
+    """Every model name this run can select, the config file it came from, and how that file was chosen."""
+    models_dir = Path(options.models_dir) if options.models_dir else rootdir / "models"
+    if options.config:
+        config_path, origin = Path(options.config), "explicit"
+        if not config_path.exists():
+            raise SketchBenchError(str(config_path), "config file not found",
+                                   "check --sketch-config, or omit it to use thresholds.toml at the rootdir")
+    else:
+        config_path = rootdir / "thresholds.toml"
+        origin = "rootdir default" if config_path.exists() else "none"
+    models_tables = load_config(config_path).models  # model tables first, to know every model name
+    return Registry(models_dir, models_tables, str(config_path), config_path.parent), config_path, origin
+
+
+def prepare_run(options: Options, rootdir: Path) -> RunSetup:
+    registry, config_path, origin = build_registry(options, rootdir)
+    config = load_config(config_path, registry.names())
+    selected = registry.select(options.models)
+    return RunSetup(options, rootdir, registry, config, origin, selected)
+
+
+def model_of(item) -> str | None:
+    """The model a collected test item is parametrized with, if any."""
+    return getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
+
+
+MARKERS = ("sketch_device", "requires_gpu", "sketch_models")
+
+
+def uses_sketchbench(item) -> bool:
+    """Does this collected test ask for any of the plugin's fixtures or carry one of its marks?"""
+    return (any(name.startswith("sketch_") for name in getattr(item, "fixturenames", ()))
+            or any(item.get_closest_marker(name) for name in MARKERS))
