@@ -87,12 +87,21 @@ def accuracy_verdict(result: dict, margin: float, alpha: float) -> str:
     return "no significant change"
 
 
+def deciding_p(result: dict) -> tuple[float, str]:
+    """The one-sided p-value in the direction the medians moved, and the test's name: the figure a
+    report prints beside a latency verdict is the one that decided it."""
+    if result["ratio"] >= 1:
+        return result["p_value"], "Mann–Whitney U, one-sided: slower"
+    return result["p_faster"], "Mann–Whitney U, one-sided: faster"
+
+
 def latency_verdict(result: dict, max_ratio: float, alpha: float) -> str:
-    if result["ratio"] > max_ratio and result["p_value"] < alpha:
+    p_value, _ = deciding_p(result)
+    if result["ratio"] > max_ratio and p_value < alpha:
         return "regression"
-    if result["ratio"] < 1 / max_ratio and result["p_faster"] < alpha:
+    if result["ratio"] < 1 / max_ratio and p_value < alpha:
         return "improvement"
-    if min(result["p_value"], result["p_faster"]) < alpha:
+    if p_value < alpha:
         return "significant, within tolerance"
     return "no significant change"
 
@@ -192,8 +201,8 @@ class BaselineComparison:
                                      "p_value": change["p_value"], "lost": change["lost"], "gained": change["gained"]})
         return {"model": self.model, "metric": "accuracy", "baseline": f"{result['baseline_accuracy']:.4f}",
                 "current": f"{result['current_accuracy']:.4f}", "change": f"{result['change']:+.4f}",
-                "p_value": f"{result['p_value']:.2g}", "verdict": verdict, "detail": result,
-                "significant_categories": per_category}
+                "p_value": f"{result['p_value']:.2g}", "p_test": "McNemar exact, two-sided", "verdict": verdict,
+                "detail": result, "significant_categories": per_category}
 
     def hardware_differs(self, hardware: dict) -> str | None:
         """Why latency is not comparable (another profile, CPU or GPU), or None; ``compare_across_profiles``
@@ -215,7 +224,8 @@ class BaselineComparison:
         verdict = latency_verdict(result, self.settings["latency_max_ratio"], self.settings["alpha"])
         return {"model": self.model, "metric": f"p50 latency @{batch_size} (ms)",
                 "baseline": f"{result['baseline_median_ms']:.3f}", "current": f"{result['current_median_ms']:.3f}",
-                "change": f"×{result['ratio']:.3f}", "p_value": f"{result['p_value']:.2g}", "verdict": verdict,
+                "change": f"×{result['ratio']:.3f}", "p_value": f"{deciding_p(result)[0]:.2g}",
+                "p_test": deciding_p(result)[1], "verdict": verdict,
                 "detail": result}
 
     def margin(self, metric: str, baseline_value: float | None, current: float | None, margin: float,

@@ -272,9 +272,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     sketch = _session(item.config)
     model = model_of(item)
-    if sketch is not None and model is not None and parallel.worker_id(item.config) and report.when != "setup":
+    if sketch is None or model is None:
+        return report
+    outcome = _outcome(report)
+    if outcome:
+        outcomes = sketch.record(model).setdefault("outcomes", {})
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if parallel.worker_id(item.config) and (report.when != "setup" or outcome):
         parallel.attach_record(report, sketch.results.get(model))
     return report
+
+
+def _outcome(report: pytest.TestReport) -> str | None:
+    """What one phase's report adds to the model's tally: a call's outcome, a setup's skip or error,
+    a teardown's error — so that a skipped or erroring model never reads as passed."""
+    if report.when == "call":
+        return report.outcome
+    if report.failed:
+        return "error"
+    if report.when == "setup" and report.skipped:
+        return "skipped"
+    return None
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -17,7 +17,15 @@ from pytest_sketchbench.baseline import BaselineComparison, load_baseline, setti
 from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
-from pytest_sketchbench.measure import MB, AccuracyPass, MemoryTracker, accuracy_pass, plan_rounds, time_calls
+from pytest_sketchbench.measure import (
+    MB,
+    AccuracyPass,
+    MemoryTracker,
+    accuracy_pass,
+    plan_rounds,
+    quiet_process,
+    time_calls,
+)
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.options import RunSetup
@@ -147,6 +155,8 @@ class SketchSession:
             }
         record = self.record(name)
         record["accuracy"] = report
+        limits = self.config.limits_for(name, self.profile)
+        record["category_limits"] = {c: limits.category_limit(c) for c in dataset.categories}
         record["accuracy_pass"] = {"seconds": result.seconds, "throughput_per_s": result.throughput,
                                    "batch_size": self.options.eval_batch_size, "n_samples": len(dataset)}
         record["predicted"] = result.predicted.astype(int).tolist()
@@ -189,14 +199,16 @@ class SketchSession:
             def call(batch):
                 plugin.infer(batch)
                 plugin.synchronize()
-        rounds = plan_rounds(lambda: call(prepared), self.options.latency_budget_s, min_rounds=20, max_rounds=2000)
-        warmup = max(3, rounds // 20)
-        if benchmark is not None and not benchmark.disabled:
-            benchmark.group = f"sketch latency, batch {batch_size}"
-            benchmark.pedantic(call, args=(prepared,), rounds=rounds, warmup_rounds=warmup, iterations=1)
-            samples, timer = list(benchmark.stats.stats.data), "pytest-benchmark"
-        else:
-            samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
+        with quiet_process(self._trackers.values()):
+            rounds = plan_rounds(lambda: call(prepared), self.options.latency_budget_s, min_rounds=20,
+                                 max_rounds=2000)
+            warmup = max(3, rounds // 20)
+            if benchmark is not None and not benchmark.disabled:
+                benchmark.group = f"sketch latency, batch {batch_size}"
+                benchmark.pedantic(call, args=(prepared,), rounds=rounds, warmup_rounds=warmup, iterations=1)
+                samples, timer = list(benchmark.stats.stats.data), "pytest-benchmark"
+            else:
+                samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
         stats = latency_stats(samples, batch_size)
         stats["timer"] = timer
         if benchmark is not None:

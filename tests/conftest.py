@@ -8,6 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The plugin imports its measuring modules only when a run collects sketch tests. pytester's in-process
+# runs forget modules first imported inside them, and C extensions (scipy, scikit-learn) cannot be
+# imported twice in one process: import them once here, outside every inner run.
+import pytest_sketchbench.report.writer  # noqa: E402,F401
+import pytest_sketchbench.session  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "pytest_sketchbench" / "bundled" / "quickdraw_test.npz"
 

@@ -22,16 +22,57 @@ def batch1_timing(record: dict) -> dict | None:
     return timing.get("1") or (timing[min(timing, key=int)] if timing else None)
 
 
+def model_status(record: dict) -> str:
+    """One word for a model's outcome, from its tests: error > failed > passed > skipped > not run."""
+    outcomes = record.get("outcomes") or {}
+    if record.get("errors") or outcomes.get("error"):
+        return "error"
+    if outcomes.get("failed"):
+        return "failed"
+    if outcomes.get("passed"):
+        return "passed"
+    if outcomes.get("skipped") or record.get("skipped"):
+        return "skipped"
+    return "not run"
+
+
+STATUS_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️", "not run": "—"}
+
+
+def largest_batch_throughput(record: dict) -> tuple[int, float] | tuple[None, None]:
+    """The one throughput the reports show and ``min_throughput`` gates: at the largest batch measured."""
+    timing = record.get("timing", {})
+    if not timing:
+        return None, None
+    batch = max(timing, key=int)
+    return int(batch), timing[batch]["throughput_per_s"]
+
+
+def failed_check_details(record: dict) -> list[str]:
+    """Each failed check as 'what: measured vs limit' — its verdict message says both."""
+    return [v["message"] for v in record.get("verdicts", []) if v.get("passed") is False]
+
+
+def winners(values: dict[str, float], lowest: bool = False, digits: int = 9) -> str | None:
+    """The best model, or every model tied for best ("a = b (tie)") — never one crowned among equals."""
+    if not values:
+        return None
+    rounded = {m: round(v, digits) for m, v in values.items()}
+    best = (min if lowest else max)(rounded.values())
+    tied = [m for m, v in rounded.items() if v == best]
+    return tied[0] if len(tied) == 1 else " = ".join(tied) + " (tie)"
+
+
 def comparison(results: dict) -> dict:
-    """Best accuracy, fastest, most consistent, rankings, and categories models disagree on most."""
+    """Best accuracy, fastest, most consistent (ties named as ties), rankings, categories models disagree on."""
     accurate = {m: r["accuracy"]["accuracy"] for m, r in results.items() if r.get("accuracy")}
     batch1 = {m: t for m, t in ((m, batch1_timing(r)) for m, r in results.items()) if t}
     latency = {m: t["median_ms"] for m, t in batch1.items()}
     spread = {m: t["iqr_ms"] / t["median_ms"] for m, t in batch1.items() if t["median_ms"] > 0}
     out = {
-        "best_accuracy": max(accurate, key=accurate.get) if accurate else None,
-        "fastest": min(latency, key=latency.get) if latency else None,
-        "most_consistent": min(spread, key=spread.get) if spread else None,
+        "best_accuracy": winners(accurate),
+        "fastest": winners(latency, lowest=True),
+        "most_consistent": winners(spread, lowest=True),
         "accuracy_ranking": sorted(accurate, key=lambda m: -accurate[m]),
         "latency_ranking": sorted(latency, key=lambda m: latency[m]),
         "category_variance": [],

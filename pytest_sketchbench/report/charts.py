@@ -57,14 +57,30 @@ def confusion_png(accuracy: dict, title: str) -> bytes | None:
     return _png(figure, plt)
 
 
-def category_accuracy_png(accuracy: dict, title: str) -> bytes | None:
+MISSING_NOTE = "charts left out: matplotlib is not installed (pip install 'pytest-sketchbench[report]')"
+
+
+def available() -> bool:
+    """Can charts be drawn? (The reports say so when they cannot, rather than leaving silent gaps.)"""
+    return _pyplot() is not None
+
+
+def category_colour(value: float, limit: float | None) -> str:
+    """Red below the category's configured limit, blue at or above it, grey where none is configured."""
+    if limit is None:
+        return "#9e9e9e"
+    return "#d9534f" if value < limit else "#4a90d9"
+
+
+def category_accuracy_png(accuracy: dict, title: str, limits: dict[str, float | None] | None = None) -> bytes | None:
     plt = _pyplot()
     if plt is None:
         return None
+    limits = limits or {}
     rows = sorted(accuracy["per_category"].items(), key=lambda kv: kv[1]["accuracy"])
     figure, axis = plt.subplots(figsize=(6, 0.25 * len(rows) + 1))
     values = [r["accuracy"] for _, r in rows]
-    axis.barh([c for c, _ in rows], values, color=["#d9534f" if v < 0.8 else "#4a90d9" for v in values])
+    axis.barh([c for c, _ in rows], values, color=[category_colour(r["accuracy"], limits.get(c)) for c, r in rows])
     axis.axvline(accuracy["accuracy"], color="black", linestyle="--", linewidth=1, label="overall")
     axis.set_xlim(0, 1)
     axis.set_xlabel("accuracy")

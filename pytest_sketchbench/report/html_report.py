@@ -14,7 +14,7 @@ import pytest
 
 from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import comparison, extreme_categories, fmt
+from pytest_sketchbench.report.analysis import STATUS_MARK, comparison, extreme_categories, failed_check_details, fmt
 from pytest_sketchbench.report.tables import result_row
 
 STYLE = """
@@ -22,9 +22,12 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;font-size:.9rem}
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.note{color:#555;font-size:.9rem}
+.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.skip{color:#8a6d00}.note{color:#555;font-size:.9rem}
 img{max-width:100%;height:auto}.grid{display:flex;flex-wrap:wrap;gap:1rem}
 """
+
+
+STATUS_CLASS = {"passed": "pass", "failed": "fail", "error": "fail", "skipped": "skip", "not run": "skip"}
 
 
 def _e(value) -> str:
@@ -36,21 +39,26 @@ def _img(png: bytes | None, alt: str) -> str:
 
 
 def summary_table(results: dict) -> str:
-    head = ("<tr><th>model</th><th>runtime</th><th>accuracy</th><th>95% CI</th><th>top-5</th><th>macro F1</th>"
-            "<th>p50 @1 (ms)</th><th>p95 @1 (ms)</th><th>max throughput (/s)</th><th>memory (MB)</th>"
-            "<th>checks</th></tr>")
+    head = ("<tr><th>model</th><th>status</th><th>runtime</th><th>accuracy</th><th>95% CI</th><th>top-5</th>"
+            "<th>macro F1</th><th>p50 @1 (ms)</th><th>p95 @1 (ms)</th><th>throughput (/s, at the largest batch)</th>"
+            "<th>memory (MB)</th><th>failed checks: measured vs limit</th></tr>")
     rows = []
     for model, record in results.items():
         r = result_row(model, record)
         ci = f"{r['ci95_low']:.3f}–{r['ci95_high']:.3f}" if r["ci95_low"] is not None else "—"
-        failed = r["failed_checks"]
-        verdict = f'<span class="fail">failed: {_e(failed)}</span>' if failed else '<span class="pass">passed</span>'
-        rows.append(f"<tr class='model-row' data-model='{_e(model)}'><td>{_e(model)}</td><td>{_e(r['runtime'])}</td>"
-                    f"<td class=num>{fmt(r['accuracy'])}</td><td class=num>{ci}</td>"
+        throughput = (f"{r['throughput_per_s']:,.0f} @{r['throughput_batch']}"
+                      if r["throughput_per_s"] is not None else "—")
+        problems = ([_e(m) for m in failed_check_details(record)]
+                    + [f"error: {_e(e)}" for e in record.get("errors", [])]
+                    + [f"skipped: {_e(reason)}" for reason in record.get("skipped", [])])
+        status = r["status"]
+        rows.append(f"<tr class='model-row' data-model='{_e(model)}' data-status='{status}'><td>{_e(model)}</td>"
+                    f"<td class='status {STATUS_CLASS[status]}'>{STATUS_MARK[status]} {status}</td>"
+                    f"<td>{_e(r['runtime'])}</td><td class=num>{fmt(r['accuracy'])}</td><td class=num>{ci}</td>"
                     f"<td class=num>{fmt(r['top5_accuracy'])}</td><td class=num>{fmt(r['macro_f1'])}</td>"
                     f"<td class=num>{fmt(r['p50_ms_batch1'])}</td><td class=num>{fmt(r['p95_ms_batch1'])}</td>"
-                    f"<td class=num>{fmt(r['max_throughput_per_s'], ',.0f')}</td>"
-                    f"<td class=num>{fmt(r['peak_memory_growth_mb'], '.0f')}</td><td>{verdict}</td></tr>")
+                    f"<td class=num>{throughput}</td><td class=num>{fmt(r['peak_memory_growth_mb'], '.0f')}</td>"
+                    f"<td>{'<br>'.join(problems) or '—'}</td></tr>")
     return f"<table id='summary'>{head}{''.join(rows)}</table>"
 
 
@@ -82,7 +90,8 @@ def model_section(model: str, record: dict) -> str:
                          f"{fmt(by.get('approximate'))}</p>")
         parts.append("<div class=grid>" + _img(charts.confusion_png(accuracy, f"{model}: confusion"),
                                                f"{model} confusion matrix")
-                     + _img(charts.category_accuracy_png(accuracy, f"{model}: accuracy per category"),
+                     + _img(charts.category_accuracy_png(accuracy, f"{model}: accuracy per category",
+                                                         record.get("category_limits")),
                             f"{model} per-category accuracy") + "</div>")
     parts.append(timing_table(record))
     parts.append(_img(charts.latency_png(model, record.get("timing", {})), f"{model} latency distribution"))
@@ -114,15 +123,18 @@ def standalone_html(report: dict, results: dict) -> str:
     variance = "".join(f"<li>{_e(v['category'])}: variance {v['variance']:.4f}</li>"
                        for v in summary["category_variance"])
     notes = "".join(f"<li>{_e(n)}</li>" for n in metadata.get("notes", []))
+    if not charts.available():
+        notes += f"<li class=fail>{_e(charts.MISSING_NOTE)}</li>"
     baseline = report.get("comparison_to_baseline")
     baseline_html = ""
     if baseline:
         rows = "".join(f"<tr><td>{_e(r['model'])}</td><td>{_e(r['metric'])}</td><td>{_e(r['baseline'])}</td>"
-                       f"<td>{_e(r['current'])}</td><td>{_e(r['change'])}</td><td>{_e(r.get('p_value') or '—')}</td>"
+                       f"<td>{_e(r['current'])}</td><td>{_e(r['change'])}</td>"
+                       f"<td>{_e(r.get('p_value') or '—')} {_e(r.get('p_test') or '')}</td>"
                        f"<td class={'fail' if r['verdict'] == 'regression' else 'pass'}>{_e(r['verdict'])}</td></tr>"
                        for r in baseline.get("rows", []))
         baseline_html = ("<h2>compared with the baseline</h2><table id='baseline'><tr><th>model</th><th>metric</th>"
-                         "<th>baseline</th><th>current</th><th>change</th><th>p-value</th><th>verdict</th></tr>"
+                         "<th>baseline</th><th>current</th><th>change</th><th>p-value (test)</th><th>verdict</th></tr>"
                          f"{rows}</table>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>sketchbench report</title><style>{STYLE}</style></head>
@@ -149,6 +161,9 @@ def write_html(report: dict, results: dict, path: str | Path) -> Path:
     return path
 
 
+TIMED_BEFORE = pytest.StashKey[set]()
+
+
 class PytestHtmlHooks:
     """Registered only when pytest-html is active: figures in each row, charts and a summary on top."""
 
@@ -159,6 +174,14 @@ class PytestHtmlHooks:
     def pytest_html_results_summary(self, prefix, summary, postfix):
         if self.sketch.results:
             prefix.append(f"<h2>sketchbench</h2>{summary_table(self.sketch.results)}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        """Note the batch sizes timed before this test, so its row can show what *it* timed."""
+        model = model_of(item)
+        record = self.sketch.results.get(model) if model else None
+        item.stash[TIMED_BEFORE] = set((record or {}).get("timing", {}))
+        return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -178,8 +201,15 @@ class PytestHtmlHooks:
         if accuracy and model not in self.charted:  # once per model: the first accuracy test's row
             self.charted.add(model)
             for png in (charts.confusion_png(accuracy, f"{model}: confusion"),
-                        charts.category_accuracy_png(accuracy, f"{model}: accuracy per category")):
+                        charts.category_accuracy_png(accuracy, f"{model}: accuracy per category",
+                                                     record.get("category_limits"))):
                 if png:
                     extras.append(pytest_html.extras.png(base64.b64encode(png).decode("ascii")))
+        timing = record.get("timing", {})
+        timed_here = {b: t for b, t in timing.items() if b not in item.stash.get(TIMED_BEFORE, set(timing))}
+        if timed_here:  # a latency test's row: the distribution it measured
+            png = charts.latency_png(model, timed_here)
+            if png:
+                extras.append(pytest_html.extras.png(base64.b64encode(png).decode("ascii")))
         report.extras = extras
         return report

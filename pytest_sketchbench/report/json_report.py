@@ -11,7 +11,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pytest_sketchbench.report.analysis import comparison
+from pytest_sketchbench.report import charts
+from pytest_sketchbench.report.analysis import comparison, model_status
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scikit-learn", "tensorflow",
@@ -52,6 +53,10 @@ def model_result(record: dict) -> dict:
     timing = {batch: {k: v for k, v in stats.items() if k != "samples_s"}
               for batch, stats in sorted(record.get("timing", {}).items(), key=lambda kv: int(kv[0]))}
     return {
+        "status": model_status(record),
+        "outcomes": record.get("outcomes", {}),
+        "skipped": record.get("skipped", []),
+        "category_limits": record.get("category_limits"),
         "model_info": record.get("model_info"),
         "device_profile": record.get("device_profile"),
         "device": record.get("device"),
@@ -85,7 +90,7 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
         "library_versions": library_versions(),
         "exit_status": int(exitstatus),
         "interrupted": interrupted,
-        "notes": list(sketch.notes),
+        "notes": list(sketch.notes) + ([] if charts.available() else [charts.MISSING_NOTE]),
         "workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
     }
     report = {

@@ -7,11 +7,19 @@ import re
 from pathlib import Path
 
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import comparison, extreme_categories, fmt
+from pytest_sketchbench.report.analysis import (
+    STATUS_MARK,
+    comparison,
+    extreme_categories,
+    failed_check_details,
+    fmt,
+    largest_batch_throughput,
+    model_status,
+)
 
-RESULT_COLUMNS = ["model", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy", "macro_f1",
-                  "p50_ms_batch1", "p95_ms_batch1", "max_throughput_per_s", "peak_memory_growth_mb", "model_mb",
-                  "load_s", "failed_checks"]
+RESULT_COLUMNS = ["model", "status", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy",
+                  "macro_f1", "p50_ms_batch1", "p95_ms_batch1", "throughput_batch", "throughput_per_s",
+                  "peak_memory_growth_mb", "model_mb", "load_s", "failed_checks"]
 
 
 def safe_name(model: str) -> str:
@@ -42,14 +50,15 @@ def result_row(model: str, record: dict) -> dict:
     timing = record.get("timing", {})
     batch1 = timing.get("1", {})
     failed = [v["check"] for v in record.get("verdicts", []) if v.get("passed") is False]
+    throughput_batch, throughput = largest_batch_throughput(record)
     return {
-        "model": model, "runtime": info.get("runtime"), "device": record.get("device"),
+        "model": model, "status": model_status(record), "runtime": info.get("runtime"), "device": record.get("device"),
         "accuracy": accuracy.get("accuracy"),
         "ci95_low": (accuracy.get("accuracy_ci95") or [None, None])[0],
         "ci95_high": (accuracy.get("accuracy_ci95") or [None, None])[1],
         "top5_accuracy": accuracy.get("top5_accuracy"), "macro_f1": accuracy.get("macro_f1"),
         "p50_ms_batch1": batch1.get("median_ms"), "p95_ms_batch1": batch1.get("p95_ms"),
-        "max_throughput_per_s": max((s["throughput_per_s"] for s in timing.values()), default=None),
+        "throughput_batch": throughput_batch, "throughput_per_s": throughput,
         "peak_memory_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
         "model_mb": (info.get("file_size_bytes") or 0) / 1e6 if info.get("file_size_bytes") else None,
         "load_s": record.get("load_s"), "failed_checks": ";".join(failed) + (";error" if record.get("errors") else ""),
@@ -64,22 +73,31 @@ def write_results_csv(path: Path, results: dict) -> None:
             writer.writerow(result_row(model, record))
 
 
-def summary_markdown(results: dict, baseline: dict | None = None, hardware_line: str = "") -> str:
-    """A Markdown table sized for ``$GITHUB_STEP_SUMMARY``."""
+def summary_markdown(results: dict, baseline: dict | None = None, hardware_line: str = "",
+                     notes: list[str] | None = None) -> str:
+    """A Markdown table sized for ``$GITHUB_STEP_SUMMARY``; each failed check with measured vs limit below it."""
     lines = ["## sketchbench results", ""]
     if hardware_line:
         lines += [f"_{hardware_line}_", ""]
-    lines += ["| model | accuracy (95% CI) | top-5 | macro F1 | p50 / p95 @1 (ms) | max throughput (/s) "
-              "| memory (MB) | checks |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| model | status | accuracy (95% CI) | top-5 | macro F1 | p50 / p95 @1 (ms) | throughput (/s) "
+              "| memory (MB) |", "|---|---|---|---|---|---|---|---|"]
+    failures = []
     for model, record in results.items():
         row = result_row(model, record)
         ci = (f" ({row['ci95_low']:.3f}–{row['ci95_high']:.3f})" if row["ci95_low"] is not None else "")
-        failed = row["failed_checks"]
+        throughput = (f"{row['throughput_per_s']:,.0f} @{row['throughput_batch']}"
+                      if row["throughput_per_s"] is not None else "—")
         lines.append(
-            f"| {model} | {fmt(row['accuracy'], '.3f')}{ci} | {fmt(row['top5_accuracy'], '.3f')} "
-            f"| {fmt(row['macro_f1'], '.3f')} | {fmt(row['p50_ms_batch1'], '.3f')} / "
-            f"{fmt(row['p95_ms_batch1'], '.3f')} | {fmt(row['max_throughput_per_s'], ',.0f')} "
-            f"| {fmt(row['peak_memory_growth_mb'], '.0f')} | {'❌ ' + failed if failed else '✅'} |")
+            f"| {model} | {STATUS_MARK[row['status']]} {row['status']} | {fmt(row['accuracy'], '.3f')}{ci} "
+            f"| {fmt(row['top5_accuracy'], '.3f')} | {fmt(row['macro_f1'], '.3f')} | {fmt(row['p50_ms_batch1'], '.3f')}"
+            f" / {fmt(row['p95_ms_batch1'], '.3f')} | {throughput} | {fmt(row['peak_memory_growth_mb'], '.0f')} |")
+        failures += [f"- ❌ {message}" for message in failed_check_details(record)]
+        failures += [f"- 💥 {error}" for error in record.get("errors", [])]
+        failures += [f"- ⏭️ {model} skipped: {reason}" for reason in record.get("skipped", [])]
+    lines += ["", "Throughput: drawings per second at the largest batch size measured (what `min_throughput` "
+              "gates)."]
+    if failures:
+        lines += ["", "### Failed checks, errors and skips", "", *failures]
     summary = comparison(results)
     if len(results) > 1:
         lines += ["", f"**Best accuracy:** {summary['best_accuracy']} · **fastest:** {summary['fastest']} · "
@@ -95,11 +113,13 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
         for row in baseline.get("rows", []):
             lines.append(f"| {row['model']} | {row['metric']} | {row['baseline']} | {row['current']} "
                          f"| {row['change']} | {row.get('p_value') or '—'} | {row['verdict']} |")
+    if notes:
+        lines += ["", "### Notes", "", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"
 
 
 def write_report_dir(directory: str | Path, results: dict, baseline: dict | None = None,
-                     hardware_line: str = "") -> Path:
+                     hardware_line: str = "", notes: list[str] | None = None) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for model, record in results.items():
@@ -114,5 +134,5 @@ def write_report_dir(directory: str | Path, results: dict, baseline: dict | None
         if png is not None:
             (folder / "confusion.png").write_bytes(png)
     write_results_csv(directory / "results.csv", results)
-    (directory / "summary.md").write_text(summary_markdown(results, baseline, hardware_line))
+    (directory / "summary.md").write_text(summary_markdown(results, baseline, hardware_line, notes))
     return directory

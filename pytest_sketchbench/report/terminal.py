@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_sketchbench.report.analysis import batch1_timing, comparison, extreme_categories, fmt
-from pytest_sketchbench.report.tables import result_row
+from pytest_sketchbench.report.analysis import (
+    batch1_timing,
+    comparison,
+    extreme_categories,
+    fmt,
+    largest_batch_throughput,
+    model_status,
+)
 
 
 def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None) -> None:
@@ -27,13 +33,18 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
         if timing:
             line += (f"  latency@{timing['batch_size']} mean/p50/p95 {timing['mean_ms']:.3f}/"
                      f"{timing['median_ms']:.3f}/{timing['p95_ms']:.3f} ms")
-        throughput = result_row(name, record)["max_throughput_per_s"]
+        batch, throughput = largest_batch_throughput(record)
         if throughput:
-            line += f"  {throughput:,.0f}/s"
+            line += f"  {throughput:,.0f}/s @{batch}"
         if memory:
             line += f"  mem +{memory['peak_growth_mb']:.0f} MB"
+        status = model_status(record)
+        if status != "passed":
+            line += f"  [{status.upper()}]"
         if record.get("errors"):
             line += f"  ERROR: {record['errors'][-1]}"
+        elif record.get("skipped") and not accuracy:
+            line += f"  skipped: {record['skipped'][-1]}"
         reporter.write_line(line)
         if verbosity > 0 and accuracy:
             best, worst = extreme_categories(accuracy, 3)
@@ -54,7 +65,7 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
     if rows:
         reporter.write_line("compared with the baseline:")
         for row in rows:
-            p_value = f", p={row['p_value']}" if row.get("p_value") else ""
+            p_value = f", p={row['p_value']} ({row.get('p_test', 'test')})" if row.get("p_value") else ""
             reporter.write_line(f"  {row['model']:<12} {row['metric']:<26} {row['baseline']} → {row['current']} "
                                 f"({row['change']}{p_value}): {row['verdict']}")
     for note in notes or []:

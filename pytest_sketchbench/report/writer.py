@@ -34,5 +34,6 @@ def _write_results(sketch, exitstatus, interrupted, json_path, html_path, report
         written.append(str(write_html(report, sketch.results, html_path)))
     if report_dir:
         line = hardware.summary_line(sketch.hardware, sketch.profile)
-        written.append(str(write_report_dir(report_dir, sketch.results, report.get("comparison_to_baseline"), line)))
+        written.append(str(write_report_dir(report_dir, sketch.results, report.get("comparison_to_baseline"), line,
+                                            report["benchmark_metadata"]["notes"])))
     return written
