@@ -30,7 +30,8 @@ from scipy import stats
 from pytest_sketchbench.errors import SketchBenchError
 
 FORMAT = "sketchbench-baseline/1"
-DEFAULTS = {"accuracy_margin": 0.005, "alpha": 0.01, "latency_max_ratio": 1.10, "memory_margin": 0.25,
+DEFAULTS = {"accuracy_margin": 0.005, "alpha": 0.01, "latency_max_ratio": 1.10, "ab_latency_max_ratio": 1.2,
+            "memory_margin": 0.25,
             "memory_floor_mb": 20.0, "size_margin": 0.05, "gate": ["accuracy", "latency", "memory", "size"],
             "compare_across_profiles": False, "category_alpha": 0.01}
 

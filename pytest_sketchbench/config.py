@@ -30,12 +30,29 @@ LIMITS: dict[str, tuple[type, str]] = {
     "min_category_accuracy": (float, "accuracy of every category"),
     "max_latency_ms": (float, "p50 latency at batch size 1 (ms)"),
     "max_p95_latency_ms": (float, "p95 latency at batch size 1 (ms)"),
+    "max_p99_latency_ms": (float, "p99 latency at batch size 1 (ms)"),
     "min_throughput": (float, "drawings per second at the largest batch size"),
     "max_memory_mb": (float, "peak RSS growth over load + inference (MB)"),
     "max_model_mb": (float, "model file size (MB)"),
     "max_load_s": (float, "load time (s)"),
 }
 RESERVED_TABLES = ("models", "profiles", "baseline", "sketchbench")
+CALIBRATION = "calibration"  # the built-in reference workload (pytest_sketchbench/calibration/)
+# relative speed limits: key → (bound key, meaning); measured interleaved with a reference model
+RATIO_LIMITS: dict[str, tuple[str, str]] = {
+    "max_latency_ratio": ("max", "p50 latency ÷ the reference's, timed interleaved (default batch 1)"),
+    "min_throughput_ratio": ("min", "throughput ÷ the reference's, timed interleaved (default: largest batch)"),
+}
+
+
+@dataclass(frozen=True)
+class RatioLimit:
+    """``max_latency_ratio = { reference = "onnx", max = 10.0, batch = 1 }`` — one relative speed limit."""
+
+    key: str
+    reference: str
+    bound: float
+    batch: int | None = None  # None: batch 1 for latency, the largest batch size for throughput
 
 
 @dataclass
@@ -46,6 +63,7 @@ class Limits:
     values: dict[str, float] = field(default_factory=dict)
     category_accuracy: dict[str, float] = field(default_factory=dict)
     source: str = ""
+    ratios: list[RatioLimit] = field(default_factory=list)
 
     def get(self, key: str) -> float | None:
         return self.values.get(key)
@@ -74,21 +92,53 @@ class SketchConfig:
         table = self.model_limits.get(model, {})
         values = {k: v for k, v in table.items() if k in LIMITS}
         categories = dict(table.get("category_accuracy", {}))
+        ratios = {k: v for k, v in table.items() if k in RATIO_LIMITS}
         source = f"{self.path} [{model}]" if table else "no limits configured"
         override = table.get("profile", {}).get(profile or "", {})
         if override:
             values.update({k: v for k, v in override.items() if k in LIMITS})
             categories.update(override.get("category_accuracy", {}))
+            ratios.update({k: v for k, v in override.items() if k in RATIO_LIMITS})
             source = f"{self.path} [{model}.profile.{profile}]"
-        return Limits(model, values, categories, source)
+        return Limits(model, values, categories, source, [limit for group in ratios.values() for limit in group])
+
+    def references(self) -> set[str]:
+        """Every model or workload named as a reference of a relative limit."""
+        found = set()
+        for table in self.model_limits.values():
+            for scope in (table, *table.get("profile", {}).values()):
+                found |= {limit.reference for key in RATIO_LIMITS for limit in scope.get(key, [])}
+        return found
+
+
+def _ratio_limits(key: str, value, where: str) -> list[RatioLimit]:
+    """A relative limit is one table or a list of tables (one per batch size)."""
+    bound_key = RATIO_LIMITS[key][0]
+    example = f'{key} = {{ reference = "onnx", {bound_key} = {10.0 if bound_key == "max" else 0.25} }}'
+    tables = value if isinstance(value, list) else [value]
+    limits = []
+    for table in tables:
+        if not isinstance(table, dict) or set(table) - {"reference", bound_key, "batch"} or \
+                not isinstance(table.get("reference"), str) or bound_key not in table:
+            raise SketchBenchError(where, f"'{key}' must be a table with reference and {bound_key} (batch optional)",
+                                   f"e.g. {example}")
+        bound, batch = table[bound_key], table.get("batch")
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not bound > 0:
+            raise SketchBenchError(where, f"'{key}.{bound_key}' must be a positive number", f"e.g. {example}")
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise SketchBenchError(where, f"'{key}.batch' must be a positive integer", "e.g. batch = 64")
+        limits.append(RatioLimit(key, table["reference"], float(bound), batch))
+    return limits
 
 
 def _check_limits_table(table: dict, where: str, allow_profiles: bool) -> dict:
-    allowed = set(LIMITS) | {"category_accuracy"} | ({"profile"} if allow_profiles else set())
+    allowed = set(LIMITS) | set(RATIO_LIMITS) | {"category_accuracy"} | ({"profile"} if allow_profiles else set())
     for key, value in table.items():
         if key not in allowed:
             raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(sorted(allowed))}")
-        if key in LIMITS:
+        if key in RATIO_LIMITS:
+            table[key] = _ratio_limits(key, value, where)
+        elif key in LIMITS:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SketchBenchError(where, f"'{key}' must be a number, got {type(value).__name__} {value!r}",
                                        f"e.g. {key} = 0.9")
@@ -140,4 +190,9 @@ def load_config(path: Path | None, known_models: list[str] | None = None,
             raise SketchBenchError(where, f"unknown model name '{model}'",
                                    f"known models: {', '.join(sorted(names))}; register it under [models.{model}]")
         config.model_limits[model] = _check_limits_table(dict(table), where, allow_profiles=True)
+    if known_models is not None:
+        unknown = sorted(config.references() - names - {CALIBRATION})
+        if unknown:
+            raise SketchBenchError(str(path), f"unknown reference model(s) {', '.join(unknown)} in a relative limit",
+                                   f"name a registered model ({', '.join(sorted(names))}) or \"{CALIBRATION}\"")
     return config

@@ -71,6 +71,31 @@ def time_calls(call: Callable[[], object], rounds: int, warmup: int = 0) -> list
     return samples
 
 
+def time_interleaved(call_a: Callable[[], object], call_b: Callable[[], object], rounds: int,
+                     warmup: int = 0, block: int = 1) -> tuple[list[float], list[float]]:
+    """Raw seconds per call of two workloads timed in alternating rounds: ``block`` calls of A then of B,
+    then B first, and so on (ABBA…).
+
+    Both see the same machine state — a busy neighbour, a frequency change — so the ratio of their
+    medians holds where each absolute figure does not. Swapping the order cancels any advantage of
+    going first; short blocks (rather than single calls) keep one runtime's idle threads, still
+    spinning after its last call, from landing on every call of the other (only a block's first call
+    can see them, and the median ignores it).
+    """
+    for _ in range(warmup):
+        call_a()
+        call_b()
+    timer = time.perf_counter
+    a_samples, b_samples = [], []
+    for index in range(rounds):
+        for call, samples in ((call_a, a_samples), (call_b, b_samples))[:: 1 if index % 2 == 0 else -1]:
+            for _ in range(block):
+                start = timer()
+                call()
+                samples.append(timer() - start)
+    return a_samples, b_samples
+
+
 def plan_rounds(call: Callable[[], object], budget_s: float, min_rounds: int = 5, max_rounds: int = 1000) -> int:
     """How many rounds fit in ``budget_s``, from three probe calls (which also warm up)."""
     probe = time_calls(call, 3)

@@ -168,11 +168,31 @@ def build_registry(options: Options, rootdir: Path) -> tuple[Registry, Path, str
     return Registry(models_dir, models_tables, str(config_path), config_path.parent), config_path, origin
 
 
-def prepare_run(options: Options, rootdir: Path) -> RunSetup:
+RUN_SETTINGS = {"threads": "intra-op threads per runtime, process pinned to as many cores (as --sketch-threads)"}
+
+
+def prepare_run(options: Options, rootdir: Path, threads_given: bool = False) -> RunSetup:
     registry, config_path, origin = build_registry(options, rootdir)
     config = load_config(config_path, registry.names())
     selected = registry.select(options.models)
+    _apply_run_settings(options, config, threads_given)
     return RunSetup(options, rootdir, registry, config, origin, selected)
+
+
+def _apply_run_settings(options: Options, config: SketchConfig, threads_given: bool) -> None:
+    """``[sketchbench]`` in the config file: run settings that travel with the limits they were set for
+    (the command line and the ini file win)."""
+    where = f"{config.path} [sketchbench]"
+    unknown = sorted(set(config.settings) - set(RUN_SETTINGS))
+    if unknown:
+        raise SketchBenchError(where, f"unknown key(s) {', '.join(unknown)}",
+                               f"known keys: {', '.join(f'{k} ({v})' for k, v in RUN_SETTINGS.items())}")
+    threads = config.settings.get("threads")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise SketchBenchError(where, f"'threads' must be a whole number >= 0, got {threads!r}", "e.g. threads = 1")
+        if not threads_given:
+            options.threads = threads
 
 
 def model_of(item) -> str | None:

@@ -57,7 +57,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def _prepare(config: pytest.Config) -> RunSetup:
     try:
-        return prepare_run(read_options(config), Path(config.rootpath))
+        threads_given = config.getoption("sketch_threads") is not None or "sketch_threads" in config.inicfg
+        return prepare_run(read_options(config), Path(config.rootpath), threads_given)
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -102,13 +103,32 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
     """Header lines, only in runs that collected sketch tests (other projects see nothing)."""
     sketch = _session(config)
-    if sketch is None:
-        return []
+    return [] if sketch is None else _header_lines(config, sketch)
+
+
+def _header_lines(config: pytest.Config, sketch: SketchSession) -> list[str]:
     from pytest_sketchbench import hardware
 
     return [f"sketchbench: {line}" for line in
             [hardware.summary_line(sketch.hardware, sketch.profile), *sketch.describe_setup(),
              *parallel.header_notes(config)]]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """The xdist controller collects nothing itself: the first worker's test ids tell it whether this is a
+    sketch run (ids parametrized with a selected model), and then it prints the header once."""
+    config = node.config
+    setup = config.stash.get(SETUP_KEY, None)
+    if setup is None or _session(config) is not None:
+        return
+    if not any(f"[{model}" in test_id for test_id in ids for model in setup.selected):
+        return
+    sketch = _session(config, create=True)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in _header_lines(config, sketch):
+            reporter.write_line(line)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -221,8 +241,53 @@ def sketch_thresholds(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
     """The model's limits on this device profile, with ``check_*`` methods that fail with a clear message."""
     from pytest_sketchbench.checks import ThresholdChecker
 
-    limits = sketch_session.config.limits_for(sketch_model.name, sketch_session.profile)
-    return ThresholdChecker(limits, sketch_session.record(sketch_model.name), request.node.nodeid)
+    name = sketch_model.name
+    limits = sketch_session.config.limits_for(name, sketch_session.profile)
+    return ThresholdChecker(limits, sketch_session.record(name), request.node.nodeid,
+                            remeasure=lambda batch: sketch_session.measure_latency(name, batch, fresh=True))
+
+
+@pytest.fixture
+def sketch_relative_speed(sketch_model: ModelPlugin, sketch_session: SketchSession) -> Callable:
+    """``measure(limit)`` → the model and the limit's reference timed in alternating rounds (ratio + 95 % CI).
+
+    Latency limits default to batch 1, throughput limits to the largest ``--sketch-batch-sizes``.
+    """
+    def measure(limit) -> dict:
+        default = 1 if limit.key == "max_latency_ratio" else max(sketch_session.options.batch_sizes)
+        return _fail_on_user_error(lambda: sketch_session.relative_speed(sketch_model.name, limit.reference,
+                                                                         limit.batch or default))
+
+    return measure
+
+
+@pytest.fixture
+def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
+                            sketch_session: SketchSession, sketch_latency) -> Callable[[int], None]:
+    """``check(batch_size)``: the latency gate against the baseline. With ``--sketch-baseline-models`` the
+    baseline's file is timed interleaved with the model in this run (holds on any machine); otherwise the
+    samples recorded in ``--sketch-baseline`` are compared, on the same hardware only."""
+    from pytest_sketchbench.checks import BaselineGate, check_ab_latency
+
+    name, options = sketch_model.name, sketch_session.options
+    if not options.baseline_models and not options.baseline:
+        pytest.skip("no --sketch-baseline-models or --sketch-baseline given")
+
+    def check(batch_size: int) -> None:
+        if options.baseline_models:
+            from pytest_sketchbench.baseline import settings_for
+
+            result = _fail_on_user_error(lambda: sketch_session.relative_speed(name, f"baseline:{name}", batch_size))
+            max_ratio = settings_for(sketch_session.baseline_settings, name)["ab_latency_max_ratio"]
+            check_ab_latency(name, result, max_ratio, sketch_session.record(name), request.node.nodeid)
+            return
+        sketch_latency(batch_size)
+        samples = sketch_session.record(name)["timing"][str(batch_size)]["samples_s"]
+        comparison = _fail_on_user_error(lambda: sketch_session.baseline_for(name))
+        gate = BaselineGate(comparison, sketch_session.record(name), request.node.nodeid)
+        gate.check_latency(batch_size, samples, sketch_session.hardware)
+
+    return check
 
 
 @pytest.fixture
@@ -320,6 +385,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     for name in list(sketch.loaded):  # a Ctrl-C can skip fixture teardown: still free the runtimes
         sketch.release(name)
+    sketch.release_references()
     if parallel.worker_id(session.config):
         session.config.workeroutput["sketchbench_results"] = json.dumps(sketch.results)
         return

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
-from pytest_sketchbench.config import SketchConfig
+from pytest_sketchbench.config import CALIBRATION, SketchConfig
 from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.measure import (
@@ -25,11 +26,16 @@ from pytest_sketchbench.measure import (
     plan_rounds,
     quiet_process,
     time_calls,
+    time_interleaved,
 )
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
-from pytest_sketchbench.options import RunSetup
-from pytest_sketchbench.stats import latency_stats
+from pytest_sketchbench.models.onnx_model import OnnxModel
+from pytest_sketchbench.options import BUNDLED_DIR, RunSetup
+from pytest_sketchbench.stats import latency_stats, ratio_of_medians
+
+CALIBRATION_FILE = BUNDLED_DIR.parent / "calibration" / "calibration.onnx"
+INTERLEAVE_BLOCK_S = 0.01  # one side's share of an interleaved round
 
 
 @dataclass
@@ -69,6 +75,8 @@ class SketchSession:
         self.results: dict[str, dict] = {}
         self.notes: list[str] = []
         self.placement: dict | None = None  # set under xdist: this worker's cores / GPU
+        self._references: dict[str, ModelPlugin] = {}  # timed beside the models, never scored
+        self._speed_index: dict | None = None
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
@@ -85,6 +93,10 @@ class SketchSession:
                   "none": f"none (no thresholds.toml at {self.rootdir}: every model is measured, not gated)"}
         data = f"{setup.data_path} ({setup.data_origin})"
         lines = [f"models {', '.join(self.selected)}; config {config[setup.config_origin]}", f"data {data}"]
+        if self.options.threads:
+            cores = (self.placement or {}).get("cores")
+            lines.append(f"threads: {self.options.threads} intra-op per runtime"
+                         + (f", pinned to core(s) {cores}" if cores else ""))
         ungated = [m for m in self.selected if not self.config.has_limits(m)]
         if ungated and setup.config_origin != "none":
             lines.append(f"{', '.join(ungated)}: no limits in the config — measured, not gated")
@@ -178,13 +190,14 @@ class SketchSession:
                                 "peak_growth_mb": tracker.growth_mb}
         return record.get("memory", {})
 
-    def measure_latency(self, name: str, batch_size: int, benchmark=None) -> dict:
+    def measure_latency(self, name: str, batch_size: int, benchmark=None, fresh: bool = False) -> dict:
         """Time ``infer`` alone on one prepared batch: pytest-benchmark when it is on, our timer when not.
 
-        Each (model, batch size) is timed once per run; later tests reuse the figures.
+        Each (model, batch size) is timed once per run and later tests reuse the figures, unless
+        ``fresh`` asks for a new measurement (the re-measure-once rule), which then replaces them.
         """
         known = self.record(name)["timing"].get(str(batch_size))
-        if known is not None:
+        if known is not None and not fresh:
             return {k: v for k, v in known.items() if k != "samples_s"}
         plugin = self.load_model(name)
         if hasattr(plugin, "measured_latencies"):
@@ -193,12 +206,10 @@ class SketchSession:
         if len(images) < batch_size:
             images = np.resize(images, (batch_size, *images.shape[1:]))
         prepared = plugin.prepare(images[:batch_size])
-        if plugin.device == "cpu":
-            call = plugin.infer
-        else:
-            def call(batch):
-                plugin.infer(batch)
-                plugin.synchronize()
+        timed = _timed_call(plugin, prepared)
+
+        def call(_batch):  # pytest-benchmark passes the batch back in
+            timed()
         with quiet_process(self._trackers.values()):
             rounds = plan_rounds(lambda: call(prepared), self.options.latency_budget_s, min_rounds=20,
                                  max_rounds=2000)
@@ -211,6 +222,8 @@ class SketchSession:
                 samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
         stats = latency_stats(samples, batch_size)
         stats["timer"] = timer
+        if fresh and known is not None:
+            stats["remeasured"] = True
         if benchmark is not None:
             benchmark.extra_info.update(stats)
         self.record(name)["timing"][str(batch_size)] = {**stats, "samples_s": samples}
@@ -232,6 +245,102 @@ class SketchSession:
         self.record(name)["timing"]["1"] = {**stats, "samples_s": samples}
         return stats
 
+    # -- speed side by side --------------------------------------------------------------------
+    def reference(self, name: str) -> ModelPlugin:
+        """A model timed beside others, loaded once, outside any memory tracking: a registered model
+        (selected or not), the built-in calibration workload, or ``baseline:<model>`` — the same
+        model's file from ``--sketch-baseline-models``."""
+        if name in self._references:
+            return self._references[name]
+        threads = self.options.threads or (self.placement or {}).get("threads")
+        if name == CALIBRATION:
+            # the same thread settings as the models it is compared with (runtime default, or
+            # --sketch-threads / the worker's cores): contention then slows both sides alike
+            plugin = OnnxModel(CALIBRATION, {"path": str(CALIBRATION_FILE)})
+        elif name.startswith("baseline:"):
+            plugin = self._baseline_model(name.removeprefix("baseline:"))
+        else:
+            plugin = self.registry[name].create()
+        plugin.config.setdefault("device", self.device)
+        if threads:
+            plugin.config.setdefault("threads", threads)
+        with quiet_process(self._trackers.values(), settle_s=0):
+            try:
+                plugin.import_runtime()
+                plugin.load()
+            except ImportError as exc:
+                raise ModelUnavailable(f"reference '{name}'", f"its runtime is not installed ({exc.name})",
+                                       "pip install 'pytest-sketchbench[onnx]' (calibration runs in ONNX Runtime)"
+                                       ) from None
+        self._references[name] = plugin
+        return plugin
+
+    def _baseline_model(self, name: str) -> ModelPlugin:
+        folder = Path(self.options.baseline_models)
+        spec = self.registry[name]
+        current = spec.config.get("path")
+        if not current:
+            raise ModelUnavailable(f"model '{name}'", "has no model file to compare with a baseline file", "")
+        models_dir = Path(self.options.models_dir) if self.options.models_dir else self.rootdir / "models"
+        try:
+            relative = Path(current).resolve().relative_to(models_dir.resolve())
+        except ValueError:
+            relative = Path(Path(current).name)
+        path = folder / relative
+        if not path.exists():
+            raise ModelUnavailable(f"model '{name}'", f"no baseline file {path}",
+                                   "put the main branch's model files in --sketch-baseline-models")
+        return spec.plugin_class()(f"{name} (baseline)", {**spec.config, "path": str(path)})
+
+    def relative_speed(self, name: str, reference: str, batch_size: int) -> dict:
+        """``name`` and ``reference`` timed in alternating rounds on the same batch: the ratio of their
+        median latencies with a paired-bootstrap 95 % interval. Computed once per (model, reference, batch)."""
+        record = self.record(name)
+        key = f"{reference}@{batch_size}"
+        known = record.setdefault("relative_speed", {}).get(key)
+        if known is not None:
+            return known
+        if name in self._trackers:  # memory is tracked over load + accuracy pass: finish that first
+            self.predictions(name)
+        plugin = self.load_model(name)
+        other = self.reference(reference)
+        images = self.dataset().images
+        if len(images) < batch_size:
+            images = np.resize(images, (batch_size, *images.shape[1:]))
+        batch = images[:batch_size]
+        call_a, call_b = _timed_call(plugin, plugin.prepare(batch)), _timed_call(other, other.prepare(batch))
+        with quiet_process(self._trackers.values()):
+            per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
+            block = int(np.clip(INTERLEAVE_BLOCK_S / max(per_a, per_b), 1, 20))  # ~10 ms of calls per side
+            # the budget is doubled (each round times two workloads); at least 50 rounds for the interval
+            rounds = int(np.clip(2 * self.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
+            a_samples, b_samples = time_interleaved(call_a, call_b, rounds, warmup=max(5, rounds // 20), block=block)
+        result = ratio_of_medians(a_samples, b_samples)
+        result.update(calls_per_side=result["rounds"], rounds=rounds, block=block)
+        result.update(reference=reference, batch_size=batch_size,
+                      model_p50_ms=float(np.median(a_samples) * 1000),
+                      reference_p50_ms=float(np.median(b_samples) * 1000))
+        record["relative_speed"][key] = result
+        return result
+
+    def speed_index(self) -> dict | None:
+        """The machine speed index: calibration-workload calls per second at batch 1 (higher = faster
+        machine), measured once per run; None where ONNX Runtime is not installed."""
+        if self._speed_index is None:
+            try:
+                plugin = self.reference(CALIBRATION)
+            except ModelUnavailable as exc:
+                self._speed_index = {"calls_per_s": None, "note": str(exc)}
+                return self._speed_index
+            call = _timed_call(plugin, plugin.prepare(self.dataset().images[:1]))
+            with quiet_process(self._trackers.values()):
+                samples = time_calls(call, 1000, warmup=100)
+            self._speed_index = {"calls_per_s": float(1.0 / np.median(samples)),
+                                 "p50_ms": float(np.median(samples) * 1000), "rounds": len(samples),
+                                 "workload": "pytest_sketchbench/calibration/calibration.onnx in ONNX Runtime, "
+                                             "batch 1, the run's thread settings"}
+        return self._speed_index
+
     def baseline_for(self, name: str) -> BaselineComparison | None:
         """The comparison for one model, after refusing a baseline made on another test set."""
         if self.baseline is None:
@@ -250,3 +359,20 @@ class SketchSession:
         self.finish_memory(name)
         if plugin is not None:
             plugin.release()
+
+    def release_references(self) -> None:
+        for plugin in self._references.values():
+            plugin.release()
+        self._references.clear()
+
+
+def _timed_call(plugin: ModelPlugin, prepared):
+    """The call that is timed: the runtime alone, waiting for the device where there is one."""
+    if plugin.device == "cpu":
+        return lambda: plugin.infer(prepared)
+
+    def call():
+        plugin.infer(prepared)
+        plugin.synchronize()
+
+    return call

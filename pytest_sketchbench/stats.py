@@ -27,6 +27,50 @@ def latency_stats(samples_s, batch_size: int = 1) -> dict[str, float]:
         "min_ms": float(ms.min()),
         "max_ms": float(ms.max()),
         "iqr_ms": float(np.subtract(*np.percentile(ms, [75, 25]))),
+        # order-statistic 95 % intervals; None where the samples are too few to bound that percentile
+        **{f"p{q}_ci_ms": percentile_ci(ms, q) for q in (50, 90, 95, 99)},
         # sustained rate: drawings over total time, so slow outliers count
         "throughput_per_s": batch_size / float(samples.mean()) if samples.mean() > 0 else float("inf"),
     }
+
+
+def min_samples_for(quantile_pct: float, confidence: float = 0.99) -> int:
+    """Fewest samples for which a percentile claim is estimable at ``confidence``: the chance that every
+    sample lies below the true quantile, q**n, must fall under 1 - confidence (LoadGen's rule of
+    thumb; p99 at 99 % → 459, p95 → 90, p90 → 44)."""
+    q = quantile_pct / 100.0
+    return int(np.ceil(np.log(1.0 - confidence) / np.log(q)))
+
+
+def percentile_ci(samples, quantile_pct: float, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free (order-statistic) interval for a percentile, in the samples' unit; None when
+    there are too few samples for one."""
+    from scipy.stats import binom
+
+    values = np.sort(np.asarray(samples, dtype=np.float64))
+    n, q, alpha = values.size, quantile_pct / 100.0, 1.0 - confidence
+    if n < 2:
+        return None
+    low = int(binom.ppf(alpha / 2, n, q)) - 1  # 0-based order statistics
+    high = int(binom.ppf(1 - alpha / 2, n, q))
+    if low < 0 or high >= n:
+        return None
+    return float(values[low]), float(values[high])
+
+
+def ratio_of_medians(a_s, b_s, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict:
+    """median(a) / median(b) with a paired bootstrap interval: round i of ``a`` and of ``b`` were timed
+    side by side, so rounds are resampled together and drift that hit both cancels out."""
+    a, b = np.asarray(a_s, dtype=np.float64), np.asarray(b_s, dtype=np.float64)
+    if a.size != b.size or a.size < 2:
+        raise ValueError("paired samples of equal length (>= 2) are needed")
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(resamples)
+    for start in range(0, resamples, 250):  # chunks keep the index matrix small
+        count = min(250, resamples - start)
+        index = rng.integers(0, a.size, size=(count, a.size))
+        ratios[start:start + count] = np.median(a[index], axis=1) / np.median(b[index], axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    return {"ratio": float(np.median(a) / np.median(b)), "ci_low": float(low), "ci_high": float(high),
+            "rounds": int(a.size), "confidence": confidence}

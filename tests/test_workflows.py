@@ -44,6 +44,10 @@ def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     for step in command.split(" && "):
         assert step.strip() in ci, step
+    main = readme_command("**Run the benchmarks**").split(" && ")
+    assert 'pip install -q -c constraints.txt -e ".[all]"' in ci and main[-1] in ci  # command 1 too, first
+    assert ci.index(main[-1]) < ci.index('python -m pytest tests/')
+    assert 'pip install -q -c constraints.txt ".[onnx]"' in ci and "--sketch-models=onnx" in ci
     tests_yml = (REPO / ".github" / "workflows" / "tests.yml").read_text()
     assert 'pip install -c constraints.txt -e ".[dev]"' in tests_yml
     assert 'python -m pytest tests/ -m "" -p no:cacheprovider' in tests_yml
@@ -69,6 +73,7 @@ def test_benchmarks_workflow_step_runs_locally(tmp_path):
     run = next(s["run"] for s in workflow["jobs"]["cpu"]["steps"] if "pytest benchmarks/" in s.get("run", ""))
     command = run.split("pytest benchmarks/", 1)[1].replace("\\\n", " ").replace('"$MODELS"', "onnx")
     command = command.replace("reports/", f"{tmp_path}/reports/").replace("=reports", f"={tmp_path}/reports")
+    command = command.replace("=baseline-models", f"={REPO}/models")  # this branch's files stand in for main's
     (tmp_path / "reports").mkdir()
     args = [a for a in command.split() if a]
     result = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *args, "-p", "no:cacheprovider"],
@@ -77,3 +82,4 @@ def test_benchmarks_workflow_step_runs_locally(tmp_path):
     for name in ("results.json", "report.html", "summary.md", "benchmark.json"):
         assert (tmp_path / "reports" / name).exists(), name
     assert "compared with the baseline" in result.stdout
+    assert "p50 latency @1 (ms), same run" in result.stdout  # latency judged side by side, not against a record

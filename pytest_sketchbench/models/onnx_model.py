@@ -10,7 +10,7 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 
 class OnnxModel(ModelPlugin):
     runtime = "onnxruntime"
-    options = ("providers",)
+    options = ("providers", "spinning")
 
     def import_runtime(self) -> None:
         import onnxruntime  # noqa: F401
@@ -23,6 +23,8 @@ class OnnxModel(ModelPlugin):
         if self.config.get("threads"):
             options.intra_op_num_threads = int(self.config["threads"])
             options.inter_op_num_threads = 1
+        if self.config.get("spinning") is False:  # idle pool threads sleep instead of spinning on the cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         wanted = self.config.get("providers") or (
             ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.config.get("device", "cpu") != "cpu"

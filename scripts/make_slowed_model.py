@@ -1,0 +1,63 @@
+"""Write a deliberately slowed copy of an ONNX model: the same outputs for about twice the work.
+
+Every node is duplicated (the copy reads the same input, its own copy of the weights — identical
+tensors under other names, so ONNX Runtime's common-subexpression elimination cannot merge the two
+branches — and its own intermediate tensors),
+and the copy's pre-softmax output is multiplied by zero and added to the original's — so the
+predictions are unchanged and ONNX Runtime, which does not fold ``x * 0`` for a computed ``x``,
+really runs both branches. A regression the speed gates must catch, and nothing else.
+
+    python scripts/make_slowed_model.py models/cnn.onnx /tmp/slow/cnn.onnx
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+
+def slowed(model: onnx.ModelProto) -> onnx.ModelProto:
+    graph = model.graph
+    last = graph.node[-1]  # the Softmax that produces the output
+    if last.op_type != "Softmax":
+        raise SystemExit("expected a model ending in Softmax")
+    inputs = {i.name for i in graph.input}
+    copies = []
+    for node in graph.node[:-1]:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = f"dup_{node.name}" if node.name else ""
+        copy.input[:] = [n if n in inputs else f"dup_{n}" for n in node.input]
+        copy.output[:] = [f"dup_{n}" for n in node.output]
+        copies.append(copy)
+    for tensor in list(graph.initializer):
+        twin = onnx.TensorProto()
+        twin.CopyFrom(tensor)
+        twin.name = f"dup_{tensor.name}"
+        graph.initializer.append(twin)
+    logits = last.input[0]
+    graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), "zero"))
+    nodes = list(graph.node[:-1]) + copies + [
+        helper.make_node("Mul", [f"dup_{logits}", "zero"], ["dup_zeroed"]),
+        helper.make_node("Add", [logits, "dup_zeroed"], ["logits_plus_zero"]),
+    ]
+    softmax = onnx.NodeProto()
+    softmax.CopyFrom(last)
+    softmax.input[0] = "logits_plus_zero"
+    del graph.node[:]
+    graph.node.extend(nodes + [softmax])
+    onnx.checker.check_model(model)
+    return model
+
+
+if __name__ == "__main__":
+    source, target = Path(sys.argv[1]), Path(sys.argv[2])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(slowed(onnx.load(source)), target)
+    for sidecar in source.parent.glob(f"{source.stem}.classes.json"):
+        target.with_name(sidecar.name).write_bytes(sidecar.read_bytes())
+    print(f"wrote {target}")
