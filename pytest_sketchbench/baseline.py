@@ -134,6 +134,7 @@ def build_baseline(sketch) -> dict:
     return {"format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "git_commit": git_commit(sketch.rootdir), "device_profile": sketch.profile,
             "hardware": sketch.hardware, "library_versions": library_versions(),
+            "machine_speed_index": sketch.speed_index(),
             "dataset": {"fingerprint": dataset.fingerprint(), "categories": dataset.categories,
                         "n_samples": len(dataset)},
             "models": models}

@@ -385,14 +385,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     for name in list(sketch.loaded):  # a Ctrl-C can skip fixture teardown: still free the runtimes
         sketch.release(name)
-    sketch.release_references()
-    if parallel.worker_id(session.config):
-        session.config.workeroutput["sketchbench_results"] = json.dumps(sketch.results)
-        return
-    from pytest_sketchbench.report import writer
+    try:
+        if parallel.worker_id(session.config):
+            session.config.workeroutput["sketchbench_results"] = json.dumps(sketch.results)
+            return
+        from pytest_sketchbench.report import writer
 
-    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-    writer.write_reports(session.config, sketch, int(exitstatus), interrupted)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        writer.write_reports(session.config, sketch, int(exitstatus), interrupted)  # measures the speed index
+    finally:
+        sketch.release_references()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -403,5 +405,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     sketch = _session(config)
     if sketch is not None:
         from pytest_sketchbench.report import terminal
+        from pytest_sketchbench.report.analysis import speed_index_text
 
-        terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes)
+        baseline_index = (sketch.baseline or {}).get("machine_speed_index")
+        terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes,
+                               speed_index_text(sketch.measured_speed_index, baseline_index))

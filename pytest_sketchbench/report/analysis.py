@@ -22,6 +22,17 @@ def batch1_timing(record: dict) -> dict | None:
     return timing.get("1") or (timing[min(timing, key=int)] if timing else None)
 
 
+def speed_index_text(index: dict | None, baseline: dict | None = None) -> str:
+    """'; machine speed index 10,900 calibration calls/s' (and the baseline's, with the ratio)."""
+    if not index or not index.get("calls_per_s"):
+        return ""
+    text = f"; machine speed index {index['calls_per_s']:,.0f} calibration calls/s"
+    if baseline and baseline.get("calls_per_s"):
+        text += (f" (baseline's machine: {baseline['calls_per_s']:,.0f}/s, this one ×"
+                 f"{index['calls_per_s'] / baseline['calls_per_s']:.2f})")
+    return text
+
+
 def model_status(record: dict) -> str:
     """One word for a model's outcome, from its tests: error > failed > passed > skipped > not run."""
     outcomes = record.get("outcomes") or {}

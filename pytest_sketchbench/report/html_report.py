@@ -14,7 +14,14 @@ import pytest
 
 from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import STATUS_MARK, comparison, extreme_categories, failed_check_details, fmt
+from pytest_sketchbench.report.analysis import (
+    STATUS_MARK,
+    comparison,
+    extreme_categories,
+    failed_check_details,
+    fmt,
+    speed_index_text,
+)
 from pytest_sketchbench.report.tables import result_row
 
 STYLE = """
@@ -112,7 +119,8 @@ def hardware_section(metadata: dict) -> str:
                        for k, v in metadata.get("library_versions", {}).items())
     return (f"<h2>hardware and versions</h2><p id='hardware'>profile <b>{_e(metadata.get('device_profile'))}</b>; "
             f"CPU {_e(cpu.get('model'))} ({_e(cpu.get('physical_cores'))} cores, {_e(cpu.get('memory_gib'))} GiB); "
-            f"GPUs: {_e(gpus)}; environment {_e(hw.get('environment'))}</p><table>{versions}</table>")
+            f"GPUs: {_e(gpus)}; environment {_e(hw.get('environment'))}"
+            f"{_e(speed_index_text(metadata.get('machine_speed_index')))}</p><table>{versions}</table>")
 
 
 def standalone_html(report: dict, results: dict) -> str:
@@ -133,7 +141,9 @@ def standalone_html(report: dict, results: dict) -> str:
                        f"<td>{_e(r.get('p_value') or '—')} {_e(r.get('p_test') or '')}</td>"
                        f"<td class={'fail' if r['verdict'] == 'regression' else 'pass'}>{_e(r['verdict'])}</td></tr>"
                        for r in baseline.get("rows", []))
-        baseline_html = ("<h2>compared with the baseline</h2><table id='baseline'><tr><th>model</th><th>metric</th>"
+        index = speed_index_text(metadata.get("machine_speed_index"), baseline.get("baseline_machine_speed_index"))
+        baseline_html = (f"<h2>compared with the baseline</h2><p class=note>{_e(index.lstrip('; '))}</p>"
+                         "<table id='baseline'><tr><th>model</th><th>metric</th>"
                          "<th>baseline</th><th>current</th><th>change</th><th>p-value (test)</th><th>verdict</th></tr>"
                          f"{rows}</table>")
     return f"""<!DOCTYPE html>

@@ -86,6 +86,7 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
                     "samples_per_category": sketch.options.samples_per_category or None},
         "models": sketch.selected,
         "hardware": sketch.hardware,
+        "machine_speed_index": sketch.measured_speed_index,
         "device_profile": sketch.profile,
         "library_versions": library_versions(),
         "exit_status": int(exitstatus),
@@ -111,6 +112,7 @@ def baseline_rows(sketch) -> dict | None:
     rows = [row for record in sketch.results.values() for row in record.get("baseline_rows", [])]
     baseline = sketch.baseline or {}
     return {"baseline": sketch.options.baseline, "baseline_commit": baseline.get("git_commit"),
+            "baseline_machine_speed_index": baseline.get("machine_speed_index"),
             "baseline_profile": baseline.get("device_profile"), "rows": rows,
             "regressions": sum(r["verdict"] == "regression" for r in rows)}
 

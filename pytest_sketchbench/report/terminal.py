@@ -14,7 +14,8 @@ from pytest_sketchbench.report.analysis import (
 )
 
 
-def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None) -> None:
+def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None,
+                  index_line: str = "") -> None:
     verbosity = config.get_verbosity()
     if not results or verbosity <= -2:  # -qq: pass/fail only
         return
@@ -68,6 +69,8 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
             p_value = f", p={row['p_value']} ({row.get('p_test', 'test')})" if row.get("p_value") else ""
             reporter.write_line(f"  {row['model']:<12} {row['metric']:<26} {row['baseline']} → {row['current']} "
                                 f"({row['change']}{p_value}): {row['verdict']}")
+    if index_line:
+        reporter.write_line(index_line.lstrip("; "))
     for note in notes or []:
         reporter.write_line(f"note: {note}")
 

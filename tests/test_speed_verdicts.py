@@ -1,0 +1,181 @@
+"""Speed verdicts that hold on any machine: relative limits timed interleaved, percentile sample rules,
+re-measure once, and the same-run A/B gate against the baseline's model files — as a user sees them."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+# A model whose every call sleeps for the time its weights file says: speed is then a property of the
+# file, as it is for real models (the A/B gate loads the baseline's file of the same model).
+SLEEPY = textwrap.dedent('''
+    import time
+    import numpy as np
+    from pytest_sketchbench import ModelInfo, ModelPlugin, register_model
+
+    class Sleepy(ModelPlugin):
+        runtime = "sleep"
+        options = ("switch_after", "then_sleep_s")
+
+        def load(self):
+            data = np.load(self.require_file())
+            self.sleep_s, self.categories = float(data["sleep_s"]), [str(c) for c in data["categories"]]
+            self.calls = 0
+
+        def infer(self, prepared):
+            self.calls += 1
+            after = self.config.get("switch_after")
+            sleep = self.config["then_sleep_s"] if after and self.calls > after else self.sleep_s
+            if isinstance(sleep, list):  # jitter: cycle through the listed sleeps
+                sleep = sleep[self.calls % len(sleep)]
+            time.sleep(sleep)
+            return np.zeros((len(prepared), len(self.categories)), np.float32)
+
+        def describe(self):
+            return ModelInfo(self.name, self.runtime, "1", "grayscale", [None, 28, 28, 1], self.categories,
+                             str(self.path), 100, 1)
+
+    register_model("slow", path="models/slow.npz")(Sleepy)
+    register_model("fast", path="models/fast.npz")(Sleepy)
+''')
+
+SPEED_TEST = "def test_relative_speed(sketch_relative_speed, sketch_thresholds):\n" \
+             "    sketch_thresholds.check_ratios(sketch_relative_speed)\n"
+FAST_RUN = ("--sketch-samples-per-category=2", "--sketch-batch-sizes=1", "-p", "no:cacheprovider")
+
+
+@pytest.fixture
+def sleepy(pytester, bundled):
+    def write(folder: str, name: str, sleep_s: float) -> None:
+        (pytester.path / folder).mkdir(exist_ok=True)
+        np.savez(pytester.path / folder / f"{name}.npz", sleep_s=sleep_s, categories=np.array(bundled.categories))
+
+    write("models", "slow", 0.004)
+    write("models", "fast", 0.002)
+    pytester.makeconftest(SLEEPY)
+    pytester.makepyfile(test_speed=SPEED_TEST)
+    pytester.write = write
+    return pytester
+
+
+def _verdicts(path) -> dict:
+    results = json.loads(path.read_text())["model_results"]
+    return {v["check"]: v for record in results.values() for v in record["threshold_verdicts"]}
+
+
+def test_interleaved_ratio_of_two_known_sleeps_comes_out_right(sleepy, tmp_path):
+    sleepy.makefile(".toml", thresholds='[slow]\nmax_latency_ratio = { reference = "fast", max = 10.0 }\n')
+    result = sleepy.runpytest("--sketch-models=slow", f"--sketch-json={tmp_path}/r.json", "--sketch-latency-budget=0.3",
+                              *FAST_RUN)
+    result.assert_outcomes(passed=1)
+    verdict = _verdicts(tmp_path / "r.json")["max_latency_ratio:fast@1"]
+    assert verdict["measured"] == pytest.approx(2.0, rel=0.05)  # 4 ms ÷ 2 ms, timed side by side
+    assert "interleaved rounds" in verdict["message"] and verdict["passed"] is True
+
+
+def test_latency_ratio_fails_only_past_the_whole_interval_with_the_message(sleepy):
+    sleepy.makefile(".toml", thresholds='[slow]\nmax_latency_ratio = { reference = "fast", max = 1.5 }\n')
+    result = sleepy.runpytest("--sketch-models=slow", "--sketch-latency-budget=0.2", *FAST_RUN)
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines([r".*slow p50 ratio to fast 1\.9\d*× \(95% CI 1\.\d+–[12]\.\d+\) > max 1\.5 "
+                                  r"at batch 1 \([\d,]+ interleaved rounds; 4\.\d+ vs 2\.\d+ ms\)"])
+
+
+def test_throughput_ratio_list_form_per_batch_and_calibration_reference(sleepy, tmp_path):
+    sleepy.makefile(".toml", thresholds=textwrap.dedent('''
+        [fast]
+        min_throughput_ratio = [{ reference = "slow", min = 1.5, batch = 1 },
+                                { reference = "slow", min = 1.5, batch = 4 }]
+        max_latency_ratio = { reference = "calibration", max = 100000 }
+    '''))
+    result = sleepy.runpytest("--sketch-models=fast", f"--sketch-json={tmp_path}/r.json",
+                              "--sketch-latency-budget=0.2", *FAST_RUN)
+    result.assert_outcomes(passed=1)
+    verdicts = _verdicts(tmp_path / "r.json")
+    assert verdicts["min_throughput_ratio:slow@1"]["measured"] == pytest.approx(2.0, rel=0.1)
+    assert verdicts["min_throughput_ratio:slow@4"]["measured"] == pytest.approx(2.0, rel=0.1)
+    assert verdicts["max_latency_ratio:calibration@1"]["passed"] is True
+    index = json.loads((tmp_path / "r.json").read_text())["benchmark_metadata"]["machine_speed_index"]
+    assert index["calls_per_s"] > 0  # the calibration workload's own figure rides along in every report
+
+
+@pytest.mark.parametrize("table, problem", [
+    ('max_latency_ratio = { reference = "nope", max = 2 }', "unknown reference model(s) nope"),
+    ('max_latency_ratio = { reference = "fast" }', "must be a table with reference and max"),
+    ('min_throughput_ratio = { reference = "fast", min = -1 }', "'min_throughput_ratio.min' must be a positive"),
+    ('max_latency_ratio = { reference = "fast", max = 2, batch = 0 }', "'max_latency_ratio.batch' must be a positive"),
+])
+def test_malformed_relative_limits_are_usage_errors(sleepy, table, problem):
+    sleepy.makefile(".toml", thresholds=f"[slow]\n{table}\n")
+    result = sleepy.runpytest("--sketch-models=slow", *FAST_RUN)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert problem in result.stderr.str()
+
+
+def test_too_few_samples_for_p99_is_said_not_judged(sleepy, tmp_path):
+    sleepy.makepyfile(test_latency="def test_latency(sketch_latency, sketch_thresholds):\n"
+                                   "    sketch_thresholds.check_latency(sketch_latency(1))\n")
+    sleepy.makefile(".toml", thresholds="[fast]\nmax_latency_ms = 100\nmax_p99_latency_ms = 0.001\n")
+    result = sleepy.runpytest("--sketch-models=fast", "test_latency.py", f"--sketch-json={tmp_path}/r.json",
+                              "--sketch-latency-budget=0.05", *FAST_RUN)
+    result.assert_outcomes(passed=1, warnings=1)  # p50 judged and passed; p99 neither passed nor failed
+    result.stdout.re_match_lines([r".*fast: not enough samples for p99 \(n=\d+, need ≥ 459\) — not judged.*"])
+    verdict = _verdicts(tmp_path / "r.json")["max_p99_latency_ms"]
+    assert verdict["passed"] is None and verdict["measured"] is None
+    timing = json.loads((tmp_path / "r.json").read_text())["model_results"]["fast"]["timing_results"]["1"]
+    assert timing["p99_ci_ms"] is None and len(timing["p50_ci_ms"]) == 2  # too few for p99's interval, not p50's
+
+
+def test_a_narrow_miss_is_re_measured_once_and_the_report_says_so(sleepy, tmp_path):
+    """A jittery first measurement misses the limit by less than its interval; the second one passes."""
+    sleepy.makepyfile(test_latency="def test_latency(sketch_latency, sketch_thresholds):\n"
+                                   "    sketch_thresholds.check_latency(sketch_latency(1))\n")
+    sleepy.makefile(".toml", thresholds=textwrap.dedent('''
+        [models.jitter]
+        plugin = "conftest:Sleepy"
+        path = "models/fast.npz"
+        switch_after = 40
+        then_sleep_s = 0.0005
+        [jitter]
+        max_latency_ms = 2.6
+    '''))
+    conftest = sleepy.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace(
+        "self.sleep_s, self.categories = float(data[\"sleep_s\"]),",
+        "self.sleep_s, self.categories = [0.001, 0.002, 0.003, 0.003, 0.004],"))
+    result = sleepy.runpytest("--sketch-models=jitter", "test_latency.py", f"--sketch-json={tmp_path}/r.json",
+                              "--sketch-latency-budget=0.1", *FAST_RUN)
+    result.assert_outcomes(passed=1)
+    message = _verdicts(tmp_path / "r.json")["max_latency_ms"]["message"]
+    assert "re-measured once, first run 3.0" in message and "<= max_latency_ms 2.6" in message
+
+
+def test_ab_gate_times_the_baseline_file_beside_the_candidate(sleepy):
+    """--sketch-baseline-models: the same model's file from the baseline folder, timed in the same run."""
+    sleepy.makepyfile(test_ab="def test_latency_vs_baseline(sketch_baseline_latency):\n"
+                              "    sketch_baseline_latency(1)\n")
+    sleepy.write("baseline", "slow", 0.002)  # the base branch's 'slow' was twice as fast
+    sleepy.write("same", "fast", 0.002)
+    regressed = sleepy.runpytest("--sketch-models=slow", "test_ab.py", f"--sketch-baseline-models={sleepy.path}/"
+                                 "baseline", "--sketch-models-dir=models", "--sketch-latency-budget=0.2", *FAST_RUN)
+    regressed.assert_outcomes(failed=1)
+    regressed.stdout.re_match_lines([r".*slow p50 ratio to its baseline file 1\.9\d*× \(95% CI .*\) > max 1\.2 .*"])
+    unchanged = sleepy.runpytest("--sketch-models=fast", "test_ab.py", f"--sketch-baseline-models={sleepy.path}/same",
+                                 "--sketch-latency-budget=0.2", *FAST_RUN)
+    unchanged.assert_outcomes(passed=1)
+    unchanged.stdout.fnmatch_lines(["*fast*p50 latency @1 (ms), same run*"])
+
+
+def test_the_shipped_config_gates_every_shipped_model_relatively():
+    from pytest_sketchbench.config import load_config
+
+    config = load_config(REPO / "thresholds.toml")
+    for model in ("cnn", "mobilenet", "onnx", "onnx-int8", "torch"):
+        limits = config.limits_for(model, "cpu")
+        assert {limit.key for limit in limits.ratios} == {"max_latency_ratio", "min_throughput_ratio"}, model
+        assert not {"max_latency_ms", "max_p95_latency_ms", "min_throughput"} & set(limits.values), model
