@@ -64,6 +64,7 @@ def model_result(record: dict) -> dict:
         "accuracy_results": record.get("accuracy"),
         "accuracy_pass": record.get("accuracy_pass"),
         "timing_results": timing,
+        "relative_speed": record.get("relative_speed", {}),
         "memory": record.get("memory"),
         "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
         "load_time_s": record.get("load_s"),
