@@ -1,10 +1,12 @@
 """Figures for the speed-verdict issue, measured on this machine and printed as JSON.
 
-    python scripts/measure_speed_verdicts.py gates [RUNS]   # main job + slowed/unmodified onnx, idle and loaded
+    python scripts/measure_speed_verdicts.py gates [RUNS] [SPINNERS]   # main job + slowed/unmodified onnx,
+                                                                       # idle and with SPINNERS cores kept busy
     python scripts/measure_speed_verdicts.py p99             # onnx p99 at batch 1 with its interval; too-small budget
     python scripts/measure_speed_verdicts.py suite           # the README's test command with one core kept busy
 
-"Loaded" means another process keeps one core busy (`python -c "while True: pass"`) for the whole run.
+"Loaded" means SPINNERS other processes (default 1) each keep a core busy (`python -c "while True: pass"`)
+for the whole run; with as many spinners as cores, the benchmark's own core is time-shared too.
 The slowed model is `scripts/make_slowed_model.py`'s copy of `cnn.onnx`: the same outputs for ~2× the
 work. Not part of the test suite: measurements, not pass/fail unit tests.
 """
@@ -25,13 +27,13 @@ MAIN_JOB = ["benchmarks/", "--sketch-models=cnn,mobilenet"]  # the README's comm
 
 
 @contextlib.contextmanager
-def busy_core(active: bool):
-    """A process spinning on one core for as long as the block runs."""
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if active else None
+def busy_cores(count: int):
+    """``count`` processes spinning, one core each, for as long as the block runs."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
         yield
     finally:
-        if spinner is not None:
+        for spinner in spinners:
             spinner.kill()
             spinner.wait()
 
@@ -46,7 +48,7 @@ def failures(stdout: str) -> list[str]:
     return re.findall(r"^FAILED (\S+)", stdout, re.M)
 
 
-def gates(runs: int) -> dict:
+def gates(runs: int, spinners: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         slowed = tmp / "slowed-models"
@@ -55,7 +57,7 @@ def gates(runs: int) -> dict:
         rows = []
         for loaded in (False, True):
             for index in range(runs):
-                with busy_core(loaded):
+                with busy_cores(spinners if loaded else 0):
                     main_rc, main, main_out = run_pytest(MAIN_JOB, tmp / "main.json")
                     slow_rc, slow, slow_out = run_pytest(["benchmarks/test_speed.py", "--sketch-models=onnx",
                                                           f"--sketch-models-dir={slowed}"], tmp / "slow.json")
@@ -66,7 +68,8 @@ def gates(runs: int) -> dict:
                 slow_verdicts = [v for v in slow.get("onnx", {}).get("threshold_verdicts", [])
                                  if v["check"].startswith("max_latency_ratio")]
                 rows.append({
-                    "load": "one core busy" if loaded else "idle", "run": index + 1,
+                    "load": "loaded" if loaded else "idle", "spinners": spinners if loaded else 0,
+                    "run": index + 1,
                     "main_job_failed": failures(main_out), "main_job_exit": main_rc,
                     "cnn_p50_ms_alone": round(cnn.get("timing_results", {}).get("1", {}).get("median_ms", 0), 4),
                     "cnn_to_onnx_ratio": round(to_onnx.get("ratio", 0), 4),
@@ -84,8 +87,7 @@ def summarise(rows: list[dict]) -> dict:
         values = sorted(values)
         return values[len(values) // 2] if values else None
 
-    by_load = {load: [r for r in rows if r["load"] == load] for load in ("idle", "one core busy")}
-    idle, busy = by_load["idle"], by_load["one core busy"]
+    idle, busy = ([r for r in rows if r["load"] == load] for load in ("idle", "loaded"))
     ratio_idle, ratio_busy = (median([r["cnn_to_onnx_ratio"] for r in rs]) for rs in (idle, busy))
     abs_idle, abs_busy = (median([r["cnn_p50_ms_alone"] for r in rs]) for rs in (idle, busy))
     return {
@@ -119,7 +121,7 @@ def p99() -> dict:
 
 
 def suite() -> dict:
-    with busy_core(True):
+    with busy_cores(1):
         out = subprocess.run([sys.executable, "-m", "pytest", "tests/", "-m", "", "-p", "no:cacheprovider", "-q"],
                              cwd=REPO, capture_output=True, text=True)
     return {"exit": out.returncode, "last_line": out.stdout.strip().splitlines()[-1], "failed": failures(out.stdout)}
@@ -128,7 +130,8 @@ def suite() -> dict:
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "gates"
     if what == "gates":
-        print(json.dumps(gates(int(sys.argv[2]) if len(sys.argv) > 2 else 5), indent=1, ensure_ascii=False))
+        runs, spinners = (int(a) for a in (sys.argv[2:4] + ["5", "1"][len(sys.argv[2:4]):]))
+        print(json.dumps(gates(runs, spinners), indent=1, ensure_ascii=False))
     elif what == "p99":
         print(json.dumps(p99(), indent=1, ensure_ascii=False))
     elif what == "suite":

@@ -30,6 +30,16 @@ LATENCY_AND_ACCURACY = textwrap.dedent('''
         sketch_thresholds.check_latency(sketch_latency(1))
 ''')
 
+@pytest.fixture
+def bypath_project(centroid_project):
+    """The centroid model registered with a relative ``path`` (its weights in weights/) and two tests."""
+    centroid_project.makeconftest(PATH_PLUGIN)
+    centroid_project.mkdir("weights")
+    (centroid_project.path / "centroid.npz").rename(centroid_project.path / "weights" / "centroid.npz")
+    centroid_project.makepyfile(test_bench=LATENCY_AND_ACCURACY)
+    return centroid_project
+
+
 FAST = ("--sketch-samples-per-category=5", "--sketch-latency-budget=0.02", "--sketch-batch-sizes=1",
         "-p", "no:cacheprovider")
 
@@ -48,24 +58,16 @@ def test_a_project_without_sketch_tests_sees_nothing_and_imports_nothing_heavy(p
     result.stdout.fnmatch_lines(["HEAVY-MODULES: none"])
 
 
-def test_works_without_xdist_under_strict_markers(centroid_project):
-    centroid_project.makeconftest(PATH_PLUGIN)
-    centroid_project.mkdir("weights")
-    (centroid_project.path / "centroid.npz").rename(centroid_project.path / "weights" / "centroid.npz")
-    centroid_project.makepyfile(test_bench=LATENCY_AND_ACCURACY)
-    result = centroid_project.runpytest_subprocess("-p", "no:xdist", "--strict-markers", "--sketch-models=bypath",
+def test_works_without_xdist_under_strict_markers(bypath_project):
+    result = bypath_project.runpytest_subprocess("-p", "no:xdist", "--strict-markers", "--sketch-models=bypath",
                                                    *FAST)
     result.assert_outcomes(passed=2)
     assert "xdist_group" not in result.stdout.str() + result.stderr.str()
 
 
-def test_bundled_data_config_origin_and_ungated_note_in_the_header(centroid_project):
+def test_bundled_data_config_origin_and_ungated_note_in_the_header(bypath_project):
     """No --sketch-data and no thresholds.toml: the bundled split is used and the header says so."""
-    centroid_project.makeconftest(PATH_PLUGIN)
-    centroid_project.mkdir("weights")
-    (centroid_project.path / "centroid.npz").rename(centroid_project.path / "weights" / "centroid.npz")
-    centroid_project.makepyfile(test_bench=LATENCY_AND_ACCURACY)
-    result = centroid_project.runpytest("--sketch-models=bypath", *FAST)
+    result = bypath_project.runpytest("--sketch-models=bypath", *FAST)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "sketchbench: models bypath; config none (no thresholds.toml at *: every model is measured, not gated)",
@@ -73,49 +75,37 @@ def test_bundled_data_config_origin_and_ungated_note_in_the_header(centroid_proj
     ])
 
 
-def test_register_model_path_is_relative_to_its_file_not_the_working_directory(centroid_project):
-    centroid_project.makeconftest(PATH_PLUGIN)
-    centroid_project.mkdir("weights")
-    (centroid_project.path / "centroid.npz").rename(centroid_project.path / "weights" / "centroid.npz")
-    centroid_project.makepyfile(test_bench=LATENCY_AND_ACCURACY)
-    centroid_project.makefile(".toml", thresholds="[bypath]\nmin_accuracy = 0.1\n[other]\nmin_accuracy = 0.1\n"
+def test_register_model_path_is_relative_to_its_file_not_the_working_directory(bypath_project):
+    bypath_project.makefile(".toml", thresholds="[bypath]\nmin_accuracy = 0.1\n[other]\nmin_accuracy = 0.1\n"
                                                   "[models.other]\nplugin = \"centroid_plugin:CentroidModel\"\n"
                                                   "weights = \"weights/centroid.npz\"\n")
-    elsewhere = centroid_project.mkdir("elsewhere")
+    elsewhere = bypath_project.mkdir("elsewhere")
     elsewhere.joinpath("unrelated.txt").write_text("")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(elsewhere)  # a relative path resolved against the cwd would miss weights/centroid.npz
-        result = centroid_project.runpytest(str(centroid_project.path), "--sketch-models=bypath", *FAST)
+        result = bypath_project.runpytest(str(bypath_project.path), "--sketch-models=bypath", *FAST)
     result.assert_outcomes(passed=2)
     assert "measured, not gated" not in result.stdout.str()  # bypath has limits; 'other' is not selected
 
 
-def test_model_without_limits_is_named_measured_not_gated(centroid_project):
-    centroid_project.makeconftest(PATH_PLUGIN)
-    centroid_project.mkdir("weights")
-    (centroid_project.path / "centroid.npz").rename(centroid_project.path / "weights" / "centroid.npz")
-    centroid_project.makepyfile(test_bench=LATENCY_AND_ACCURACY)
-    centroid_project.makefile(".toml", thresholds="[somebody_else]\nmin_accuracy = 0.1\n"
+def test_model_without_limits_is_named_measured_not_gated(bypath_project):
+    bypath_project.makefile(".toml", thresholds="[somebody_else]\nmin_accuracy = 0.1\n"
                                                   "[models.somebody_else]\nplugin = \"centroid_plugin:CentroidModel\""
                                                   "\nweights = \"weights/centroid.npz\"\n")
-    result = centroid_project.runpytest("--sketch-models=bypath", *FAST)
+    result = bypath_project.runpytest("--sketch-models=bypath", *FAST)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["sketchbench: bypath: no limits in the config — measured, not gated"])
 
 
-def test_benchmark_only_runs_the_latency_tests(centroid_project):
-    centroid_project.makeconftest(PATH_PLUGIN)
-    centroid_project.mkdir("weights")
-    (centroid_project.path / "centroid.npz").rename(centroid_project.path / "weights" / "centroid.npz")
-    centroid_project.makepyfile(test_bench=LATENCY_AND_ACCURACY)
-    result = centroid_project.runpytest("--sketch-models=bypath", "--benchmark-only", "-rs", *FAST)
+def test_benchmark_only_runs_the_latency_tests(bypath_project):
+    result = bypath_project.runpytest("--sketch-models=bypath", "--benchmark-only", "-rs", *FAST)
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED [1] test_bench.py: Skipping non-benchmark (--benchmark-only active)."])
     result.stdout.fnmatch_lines(["*sketch latency, batch 1*", "*test_latency?bypath?*"])
 
 
-def test_reports_keep_skipped_failed_and_passed_apart(centroid_project, tmp_path):
-    centroid_project.makeconftest(PATH_PLUGIN + textwrap.dedent('''
+def test_reports_keep_skipped_failed_and_passed_apart(bypath_project, tmp_path):
+    bypath_project.makeconftest(PATH_PLUGIN + textwrap.dedent('''
         from pytest_sketchbench.errors import ModelUnavailable
 
         @register_model("absent")
@@ -123,12 +113,9 @@ def test_reports_keep_skipped_failed_and_passed_apart(centroid_project, tmp_path
             def load(self):
                 raise ModelUnavailable("model 'absent'", "no service here", "start it first")
     '''))
-    centroid_project.mkdir("weights")
-    (centroid_project.path / "centroid.npz").rename(centroid_project.path / "weights" / "centroid.npz")
-    centroid_project.makepyfile(test_bench=LATENCY_AND_ACCURACY)
-    centroid_project.makefile(".toml", thresholds="[bypath]\nmin_accuracy = 0.99\n")
+    bypath_project.makefile(".toml", thresholds="[bypath]\nmin_accuracy = 0.99\n")
     report_dir = tmp_path / "reports"
-    result = centroid_project.runpytest("--sketch-models=bypath,absent", f"--sketch-json={tmp_path}/r.json",
+    result = bypath_project.runpytest("--sketch-models=bypath,absent", f"--sketch-json={tmp_path}/r.json",
                                         f"--sketch-report-dir={report_dir}", *FAST)
     result.assert_outcomes(passed=1, failed=1, skipped=2)
     results = json.loads((tmp_path / "r.json").read_text())["model_results"]

@@ -166,3 +166,19 @@ def test_interrupted_run_leaves_valid_json(centroid_project, tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["benchmark_metadata"]["interrupted"] is True
     assert report["model_results"]["centroid"]["accuracy_results"]["n_samples"] == 110
+
+
+def test_pytest_html_rows_carry_their_figures(reports):
+    """The latency tests' rows show the distribution they measured; the first accuracy row the confusion."""
+    import html as html_lib
+    import re
+
+    out, _ = reports
+    page = (out / "pytest.html").read_text()
+    blob = json.loads(html_lib.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    images = {test_id: [e for run in runs for e in run.get("extras", []) if e.get("format_type") == "image"]
+              for test_id, runs in blob["tests"].items()}
+    latency_rows = [t for t in images if "test_latency_by_batch_size[centroid-" in t
+                    or "test_single_drawing_latency[centroid]" in t]
+    assert latency_rows and all(images[t] for t in latency_rows), {t: len(images[t]) for t in latency_rows}
+    assert images[next(t for t in images if t.endswith("test_accuracy[centroid]"))]
