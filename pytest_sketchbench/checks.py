@@ -133,21 +133,24 @@ class ThresholdChecker:
     def check_ratio(self, limit: RatioLimit, result: dict) -> None:
         """A relative speed limit: fails only when the whole interval lies past the limit."""
         latency = limit.key == "max_latency_ratio"
+        statistic = result.get("statistic", "p50")
         if latency:
-            ratio, low, high, what = result["ratio"], result["ci_low"], result["ci_high"], "p50 ratio"
+            ratio, low, high, what = result["ratio"], result["ci_low"], result["ci_high"], f"{statistic} ratio"
         else:  # throughput ratio = reference time / model time at the same batch
             ratio, low, high, what = 1 / result["ratio"], 1 / result["ci_high"], 1 / result["ci_low"], \
-                "throughput ratio"
+                "throughput ratio" + (f" (from {statistic} times)" if statistic != "p50" else "")
         beyond = low > limit.bound if latency else high < limit.bound
         inside = high <= limit.bound if latency else low >= limit.bound
         relation = (">" if latency else "<") if beyond else ("<=" if latency else ">=") if inside else "≈"
         bound = "max" if latency else "min"
         verdict = "" if beyond or inside else " — the interval straddles the limit: not failed"
+        oversubscribed = (f"; machine oversubscribed, load {result['load_average']:.1f}"
+                          if result.get("oversubscribed") else "")
         message = (f"{self.model} {what} to {limit.reference} {ratio:.3g}× (95% CI {low:.3g}–{high:.3g}) "
                    f"{relation} {bound} {limit.bound:g} at batch {result['batch_size']} "
                    f"({_fmt_int(result['rounds'])} interleaved rounds; "
                    f"{result['model_p50_ms']:.3f} vs "
-                   f"{result['reference_p50_ms']:.3f} ms){verdict}")
+                   f"{result['reference_p50_ms']:.3f} ms{oversubscribed}){verdict}")
         self._verdict(f"{limit.key}:{limit.reference}@{result['batch_size']}", ratio, limit.bound, not beyond,
                       message)
 
