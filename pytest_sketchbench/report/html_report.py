@@ -15,7 +15,6 @@ import pytest
 from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
-    STATUS_MARK,
     comparison,
     extreme_categories,
     failed_check_details,
@@ -60,7 +59,7 @@ def summary_table(results: dict) -> str:
                     + [f"skipped: {_e(reason)}" for reason in record.get("skipped", [])])
         status = r["status"]
         rows.append(f"<tr class='model-row' data-model='{_e(model)}' data-status='{status}'><td>{_e(model)}</td>"
-                    f"<td class='status {STATUS_CLASS[status]}'>{STATUS_MARK[status]} {status}</td>"
+                    f"<td class='status {STATUS_CLASS[status]}'>{status}</td>"
                     f"<td>{_e(r['runtime'])}</td><td class=num>{fmt(r['accuracy'])}</td><td class=num>{ci}</td>"
                     f"<td class=num>{fmt(r['top5_accuracy'])}</td><td class=num>{fmt(r['macro_f1'])}</td>"
                     f"<td class=num>{fmt(r['p50_ms_batch1'])}</td><td class=num>{fmt(r['p95_ms_batch1'])}</td>"
