@@ -127,6 +127,7 @@ def build_baseline(sketch) -> dict:
             "predicted": record["predicted"],
             "latency_samples_s": {b: t["samples_s"] for b, t in record.get("timing", {}).items()},
             "peak_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
+            "memory_context": record.get("memory_context"),
             "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
             "load_s": record.get("load_s"),
             "accuracy": (record.get("accuracy") or {}).get("accuracy"),

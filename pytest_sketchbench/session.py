@@ -76,6 +76,7 @@ class SketchSession:
         self.notes: list[str] = []
         self.placement: dict | None = None  # set under xdist: this worker's cores / GPU
         self._references: dict[str, ModelPlugin] = {}  # timed beside the models, never scored
+        self._runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
         self._speed_index: dict | None = None
 
     # -- data ---------------------------------------------------------------------------------
@@ -127,6 +128,10 @@ class SketchSession:
                 for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # oneDNN/MKL pools, read at import
                     os.environ.setdefault(variable, str(threads))
             plugin.import_runtime()
+            # what this process had already run shapes a model's RSS growth (shared libraries, allocator
+            # arenas): recorded, so that a baseline compares memory only in the same context
+            record["memory_context"] = sorted(self._runtimes_used)
+            self._runtimes_used.add(plugin.runtime)
             tracker = MemoryTracker().__enter__()
             started = time.perf_counter()
             plugin.load()
@@ -267,6 +272,7 @@ class SketchSession:
         with quiet_process(self._trackers.values(), settle_s=0):
             try:
                 plugin.import_runtime()
+                self._runtimes_used.add(plugin.runtime)
                 plugin.load()
             except ImportError as exc:
                 raise ModelUnavailable(f"reference '{name}'", f"its runtime is not installed ({exc.name})",

@@ -155,3 +155,17 @@ def test_latency_not_compared_across_machines():
         baseline, dict(DEFAULTS), "m", "gpu", "b").hardware_differs(here)
     forced = BaselineComparison(baseline, {**DEFAULTS, "compare_across_profiles": True}, "m", "gpu", "b")
     assert forced.hardware_differs(other) is None
+
+
+def test_memory_is_compared_only_in_the_same_load_order(baseline_project, tmp_path):
+    """RSS growth depends on what the process ran before: a model benchmarked after another one is not
+    compared with a baseline that measured it first (measured: onnx +110 MB after TensorFlow, +143 MB alone)."""
+    baseline_project.makeconftest(CONFTEST + 'register_model("other", weights="centroid.npz")(CentroidModel)\n')
+    saved = tmp_path / "base.json.gz"
+    _run(baseline_project, f"--sketch-save-baseline={saved}", "--sketch-samples-per-category=10", "-k", "memory")
+    after_other = _run(baseline_project, f"--sketch-baseline={saved}", "--sketch-samples-per-category=10",
+                       "--sketch-models=other,centroid", "-k", "memory", "-rs")
+    after_other.stdout.fnmatch_lines(["*centroid: baseline memory was measured after nothing else had run in its "
+                                      "process, this run's after numpy — RSS growth depends on load order*"])
+    alone = _run(baseline_project, f"--sketch-baseline={saved}", "--sketch-samples-per-category=10", "-k", "memory")
+    alone.assert_outcomes(passed=1)

@@ -66,6 +66,7 @@ def model_result(record: dict) -> dict:
         "timing_results": timing,
         "relative_speed": record.get("relative_speed", {}),
         "memory": record.get("memory"),
+        "memory_context": record.get("memory_context"),
         "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
         "load_time_s": record.get("load_s"),
         "api_results": record.get("api"),
