@@ -45,7 +45,27 @@ def settings_from(table: dict, where: str) -> dict:
         if unknown:
             raise SketchBenchError(f"{where} [baseline{name}]", f"unknown key(s) {', '.join(unknown)}",
                                    f"known keys: {', '.join(DEFAULTS)}")
+        for key, value in override.items():
+            _check_setting(f"{where} [baseline{name}]", key, value)
     return {**DEFAULTS, **table, "models": per_model}
+
+
+GATES = ("accuracy", "latency", "memory", "size")
+
+
+def _check_setting(where: str, key: str, value) -> None:
+    """Typed by meaning: a mistyped value must never switch a gate off silently (``gate = "accuracy"``
+    as a string once turned every gate off)."""
+    default = DEFAULTS[key]
+    if isinstance(default, list):
+        if not isinstance(value, list) or any(v not in GATES for v in value):
+            raise SketchBenchError(where, f"'{key}' must be a list drawn from {', '.join(GATES)}, got {value!r}",
+                                   f'e.g. {key} = ["accuracy", "latency"]')
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SketchBenchError(where, f"'{key}' must be true or false, got {value!r}", f"e.g. {key} = false")
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise SketchBenchError(where, f"'{key}' must be a finite number >= 0, got {value!r}", f"e.g. {key} = {default}")
 
 
 def settings_for(settings: dict, model: str) -> dict:

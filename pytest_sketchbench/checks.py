@@ -246,7 +246,8 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, t
            "test": test_id}
     record.setdefault("baseline_rows", []).append(row)
     if verdict == "regression":
-        pytest.fail(f"{model} p50 ratio to its baseline file {result['ratio']:.3g}× (95% CI {low:.3g}–{high:.3g}) "
+        pytest.fail(f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
+                    f"(95% CI {low:.3g}–{high:.3g}) "
                     f"> max {max_ratio:g} at batch {result['batch_size']} ({result['rounds']:,} interleaved rounds)",
                     pytrace=False)
 

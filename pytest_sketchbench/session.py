@@ -98,6 +98,9 @@ class SketchSession:
             cores = (self.placement or {}).get("cores")
             lines.append(f"threads: {self.options.threads} intra-op per runtime"
                          + (f", pinned to core(s) {cores}" if cores else ""))
+            if self.options.threads_requested:
+                lines.append(f"warning: {self.options.threads_requested} threads asked for, but only "
+                             f"{self.options.threads} cores are usable — using {self.options.threads}")
         ungated = [m for m in self.selected if not self.config.has_limits(m)]
         if ungated and setup.config_origin != "none":
             lines.append(f"{', '.join(ungated)}: no limits in the config — measured, not gated")

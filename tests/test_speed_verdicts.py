@@ -83,8 +83,9 @@ def test_latency_ratio_fails_only_past_the_whole_interval_with_the_message(sleep
     sleepy.makefile(".toml", thresholds='[slow]\nmax_latency_ratio = { reference = "fast", max = 1.5 }\n')
     result = sleepy.runpytest("--sketch-models=slow", "--sketch-latency-budget=0.2", *FAST_RUN)
     result.assert_outcomes(failed=1)
-    result.stdout.re_match_lines([r".*slow p50 ratio to fast 1\.9\d*× \(95% CI 1\.\d+–[12]\.\d+\) > max 1\.5 "
-                                  r"at batch 1 \([\d,]+ interleaved rounds; 4\.\d+ vs 2\.\d+ ms\)"])
+    result.stdout.re_match_lines([r".*slow p[15]0 ratio to fast 1\.9\d*× \(95% CI 1\.\d+–[12]\.\d+\) > max 1\.5 "
+                                  r"at batch 1 \([\d,]+ interleaved rounds; 4\.\d+ vs 2\.\d+ ms(; machine "
+                                  r"oversubscribed, load [\d.]+)?\)"])  # p10 on a busy machine: see session.py
 
 
 def test_throughput_ratio_list_form_per_batch_and_calibration_reference(sleepy, tmp_path):
@@ -165,7 +166,7 @@ def test_ab_gate_times_the_baseline_file_beside_the_candidate(sleepy):
     regressed = sleepy.runpytest("--sketch-models=slow", "test_ab.py", f"--sketch-baseline-models={sleepy.path}/"
                                  "baseline", "--sketch-models-dir=models", "--sketch-latency-budget=0.2", *FAST_RUN)
     regressed.assert_outcomes(failed=1)
-    regressed.stdout.re_match_lines([r".*slow p50 ratio to its baseline file 1\.9\d*× \(95% CI .*\) > max 1\.2 .*"])
+    regressed.stdout.re_match_lines([r".*slow p[15]0 ratio to its baseline file 1\.9\d*× \(95% CI .*\) > max 1\.2 .*"])
     unchanged = sleepy.runpytest("--sketch-models=fast", "test_ab.py", f"--sketch-baseline-models={sleepy.path}/same",
                                  "--sketch-latency-budget=0.2", *FAST_RUN)
     unchanged.assert_outcomes(passed=1)

@@ -163,6 +163,9 @@ class Registry:
     def select(self, option: str) -> list[str]:
         """Parse ``--sketch-models``: a comma list or ``all``; unknown names are a usage error."""
         wanted = [n.strip() for n in option.split(",") if n.strip()]
+        if not wanted:
+            raise SketchBenchError("--sketch-models", f"'{option}' names no model",
+                                   f"name one or more of {', '.join(self.names())}, or 'all'")
         if wanted == ["all"]:
             return self.names()
         unknown = [n for n in wanted if n not in self.specs]
