@@ -147,6 +147,11 @@ class RunSetup:
     selected: list[str]
 
     @property
+    def models_dir(self) -> Path:
+        """Where the built-in models' files are: --sketch-models-dir, else models/ at the rootdir."""
+        return models_dir(self.options, self.rootdir)
+
+    @property
     def data_path(self) -> Path:
         return Path(self.options.data) if self.options.data else BUNDLED_TEST_SPLIT
 
@@ -155,9 +160,12 @@ class RunSetup:
         return "explicit" if self.options.data else "bundled"
 
 
+def models_dir(options: Options, rootdir: Path) -> Path:
+    return Path(options.models_dir) if options.models_dir else rootdir / "models"
+
+
 def build_registry(options: Options, rootdir: Path) -> tuple[Registry, Path, str]:
     """Every model name this run can select, the config file it came from, and how that file was chosen."""
-    models_dir = Path(options.models_dir) if options.models_dir else rootdir / "models"
     if options.config:
         config_path, origin = Path(options.config), "explicit"
         if not config_path.exists():
@@ -167,7 +175,8 @@ def build_registry(options: Options, rootdir: Path) -> tuple[Registry, Path, str
         config_path = rootdir / "thresholds.toml"
         origin = "rootdir default" if config_path.exists() else "none"
     models_tables = load_config(config_path).models  # model tables first, to know every model name
-    return Registry(models_dir, models_tables, str(config_path), config_path.parent), config_path, origin
+    registry = Registry(models_dir(options, rootdir), models_tables, str(config_path), config_path.parent)
+    return registry, config_path, origin
 
 
 RUN_SETTINGS = {"threads": "intra-op threads per runtime, process pinned to as many cores (as --sketch-threads)"}

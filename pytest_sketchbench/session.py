@@ -32,7 +32,7 @@ from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.models.onnx_model import OnnxModel
 from pytest_sketchbench.options import BUNDLED_DIR, RunSetup
-from pytest_sketchbench.stats import latency_stats, ratio_of_medians
+from pytest_sketchbench.stats import latency_stats, ratio_of_quantiles
 
 CALIBRATION_FILE = BUNDLED_DIR.parent / "calibration" / "calibration.onnx"
 INTERLEAVE_BLOCK_S = 0.01  # one side's share of an interleaved round
@@ -106,6 +106,17 @@ class SketchSession:
             lines.append(f"{', '.join(ungated)}: no limits in the config — measured, not gated")
         return lines
 
+    def _drawings(self, count: int) -> np.ndarray:
+        """The first ``count`` drawings of the test set (repeated when it holds fewer): one timed batch."""
+        images = self.dataset().images
+        if len(images) < count:
+            images = np.resize(images, (count, *images.shape[1:]))
+        return images[:count]
+
+    def _threads(self) -> int | None:
+        """Intra-op threads for every runtime: --sketch-threads / the config, else the xdist worker's cores."""
+        return self.options.threads or (self.placement or {}).get("threads")
+
     # -- results --------------------------------------------------------------------------------
     def record(self, model: str) -> dict:
         """The result record of ``model``, created on first use."""
@@ -125,7 +136,7 @@ class SketchSession:
         try:
             plugin = self.registry[name].create()
             plugin.config.setdefault("device", self.device)
-            threads = self.options.threads or (self.placement or {}).get("threads")
+            threads = self._threads()
             if threads:
                 plugin.config.setdefault("threads", threads)
                 for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # oneDNN/MKL pools, read at import
@@ -210,10 +221,7 @@ class SketchSession:
         plugin = self.load_model(name)
         if hasattr(plugin, "measured_latencies"):
             return self._api_latency(name, plugin, batch_size, benchmark)
-        images = self.dataset().images
-        if len(images) < batch_size:
-            images = np.resize(images, (batch_size, *images.shape[1:]))
-        prepared = plugin.prepare(images[:batch_size])
+        prepared = plugin.prepare(self._drawings(batch_size))
         timed = _timed_call(plugin, prepared)
 
         def call(_batch):  # pytest-benchmark passes the batch back in
@@ -260,7 +268,7 @@ class SketchSession:
         model's file from ``--sketch-baseline-models``."""
         if name in self._references:
             return self._references[name]
-        threads = self.options.threads or (self.placement or {}).get("threads")
+        threads = self._threads()
         if name == CALIBRATION:
             # the same thread settings as the models it is compared with (runtime default, or
             # --sketch-threads / the worker's cores): contention then slows both sides alike
@@ -290,9 +298,8 @@ class SketchSession:
         current = spec.config.get("path")
         if not current:
             raise ModelUnavailable(f"model '{name}'", "has no model file to compare with a baseline file", "")
-        models_dir = Path(self.options.models_dir) if self.options.models_dir else self.rootdir / "models"
         try:
-            relative = Path(current).resolve().relative_to(models_dir.resolve())
+            relative = Path(current).resolve().relative_to(self.setup.models_dir.resolve())
         except ValueError:
             relative = Path(Path(current).name)
         path = folder / relative
@@ -313,10 +320,7 @@ class SketchSession:
             self.predictions(name)
         plugin = self.load_model(name)
         other = self.reference(reference)
-        images = self.dataset().images
-        if len(images) < batch_size:
-            images = np.resize(images, (batch_size, *images.shape[1:]))
-        batch = images[:batch_size]
+        batch = self._drawings(batch_size)
         call_a, call_b = _timed_call(plugin, plugin.prepare(batch)), _timed_call(other, other.prepare(batch))
         with quiet_process(self._trackers.values()):
             per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
@@ -329,10 +333,9 @@ class SketchSession:
         # Time-shared in slices as short as a call, a longer call is likelier to be preempted and the medians
         # drift apart (measured: 6 spinners on 2 cores took cnn÷onnx from 2.21 to 6.43× at p50, 2.03 to 2.14×
         # at p10): a low quantile, which preempted calls rarely reach, is then the figure that holds.
-        result = ratio_of_medians(a_samples, b_samples, quantile_pct=10 if oversubscribed else 50)
+        result = ratio_of_quantiles(a_samples, b_samples, quantile_pct=10 if oversubscribed else 50)
         result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, load_average=load,
-                      oversubscribed=oversubscribed)
-        result.update(reference=reference, batch_size=batch_size,
+                      oversubscribed=oversubscribed, reference=reference, batch_size=batch_size,
                       model_p50_ms=float(np.median(a_samples) * 1000),
                       reference_p50_ms=float(np.median(b_samples) * 1000))
         record["relative_speed"][key] = result

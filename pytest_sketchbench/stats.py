@@ -58,9 +58,9 @@ def percentile_ci(samples, quantile_pct: float, confidence: float = 0.95) -> tup
     return float(values[low]), float(values[high])
 
 
-def ratio_of_medians(a_s, b_s, confidence: float = 0.95, resamples: int = 2000, seed: int = 0,
-                     quantile_pct: float = 50.0) -> dict:
-    """median(a) / median(b) (or another quantile's ratio) with a paired bootstrap interval: round i of
+def ratio_of_quantiles(a_s, b_s, confidence: float = 0.95, resamples: int = 2000, seed: int = 0,
+                       quantile_pct: float = 50.0) -> dict:
+    """median(a) / median(b) — or another quantile's ratio — with a paired bootstrap interval: round i of
     ``a`` and of ``b`` were timed side by side, so rounds are resampled together and drift that hit both
     cancels out."""
     a, b = np.asarray(a_s, dtype=np.float64), np.asarray(b_s, dtype=np.float64)
