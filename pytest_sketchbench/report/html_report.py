@@ -130,7 +130,7 @@ def standalone_html(report: dict, results: dict) -> str:
     variance = "".join(f"<li>{_e(v['category'])}: variance {v['variance']:.4f}</li>"
                        for v in summary["category_variance"])
     notes = "".join(f"<li>{_e(n)}</li>" for n in metadata.get("notes", []))
-    if not charts.available():
+    if not charts.available() and charts.MISSING_NOTE not in metadata.get("notes", []):  # once, not twice
         notes += f"<li class=fail>{_e(charts.MISSING_NOTE)}</li>"
     baseline = report.get("comparison_to_baseline")
     baseline_html = ""
