@@ -143,6 +143,9 @@ def build_baseline(sketch) -> dict:
     for name, record in sketch.results.items():
         if "predicted" not in record:
             continue
+        if record.get("errors"):
+            sketch.notes.append(f"{name} not saved in the baseline: it had errors ({record['errors'][0][:120]})")
+            continue
         models[name] = {
             "predicted": record["predicted"],
             "latency_samples_s": {b: t["samples_s"] for b, t in record.get("timing", {}).items()},
@@ -161,12 +164,12 @@ def build_baseline(sketch) -> dict:
             "models": models}
 
 
-def save_baseline(baseline: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as handle:
-        json.dump(baseline, handle, separators=(",", ":"))
-    return path
+def baseline_bytes(baseline: dict) -> bytes:
+    """The baseline file's content (gzipped JSON); a baseline without a model is refused, not saved."""
+    if not baseline["models"]:
+        raise SketchBenchError("--sketch-save-baseline", "no model finished without errors",
+                               "fix the errors above; the previous baseline file is kept")
+    return gzip.compress(json.dumps(baseline, separators=(",", ":")).encode(), compresslevel=9, mtime=0)
 
 
 def load_baseline(path: str | Path) -> dict:
@@ -180,10 +183,34 @@ def load_baseline(path: str | Path) -> dict:
     except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SketchBenchError(str(path), f"not a readable baseline ({exc.__class__.__name__})",
                                "re-create it with --sketch-save-baseline") from None
-    if baseline.get("format") != FORMAT:
-        raise SketchBenchError(str(path), f"unknown baseline format {baseline.get('format')!r}",
+    if not isinstance(baseline, dict) or baseline.get("format") != FORMAT:
+        found = baseline.get("format") if isinstance(baseline, dict) else type(baseline).__name__
+        raise SketchBenchError(str(path), f"unknown baseline format {found!r}",
                                f"expected {FORMAT}; re-create it with this version")
+    problem = _schema_problem(baseline)
+    if problem:
+        raise SketchBenchError(str(path), f"not a valid baseline ({problem})",
+                               "re-create it with --sketch-save-baseline")
     return baseline
+
+
+def _schema_problem(baseline: dict) -> str | None:
+    """What is wrong with a parsed baseline's structure, if anything (checked once, at load)."""
+    dataset, models = baseline.get("dataset"), baseline.get("models")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("categories"), list) or \
+            not isinstance(dataset.get("fingerprint"), str):
+        return "'dataset' must hold a fingerprint and a category list"
+    if not isinstance(models, dict):
+        return "'models' must be a table of model results"
+    for name, model in models.items():
+        if not isinstance(model, dict) or not isinstance(model.get("predicted"), list) or \
+                not all(isinstance(label, int) for label in model["predicted"]):
+            return f"model '{name}' has no list of predicted labels"
+        samples = model.get("latency_samples_s", {})
+        if not isinstance(samples, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, int | float) for x in v) for v in samples.values()):
+            return f"model '{name}' has malformed latency samples"
+    return None
 
 
 @dataclass

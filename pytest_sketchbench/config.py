@@ -37,6 +37,7 @@ LIMITS: dict[str, tuple[type, str]] = {
     "max_load_s": (float, "load time (s)"),
 }
 RESERVED_TABLES = ("models", "profiles", "baseline", "sketchbench")
+BUILTIN_PROFILES = ("cpu", "gpu-small", "gpu", "gpu-large")  # hardware.DEFAULT_PROFILES, plus cpu
 CALIBRATION = "calibration"  # the built-in reference workload (pytest_sketchbench/calibration/)
 # relative speed limits: key → (bound key, meaning); measured interleaved with a reference model
 RATIO_LIMITS: dict[str, tuple[str, str]] = {
@@ -101,6 +102,23 @@ class SketchConfig:
             ratios.update({k: v for k, v in override.items() if k in RATIO_LIMITS})
             source = f"{self.path} [{model}.profile.{profile}]"
         return Limits(model, values, categories, source, [limit for group in ratios.values() for limit in group])
+
+    def category_limits(self) -> list[tuple[str, str]]:
+        """(table, category) of every per-category limit: checked against the dataset's categories."""
+        found = []
+        for model, table in self.model_limits.items():
+            overrides = table.get("profile", {}).items()
+            scopes = [(f"[{model}.category_accuracy]", table),
+                      *((f"[{model}.profile.{name}.category_accuracy]", t) for name, t in overrides)]
+            found += [(where, category) for where, scope in scopes for category in scope.get("category_accuracy", {})]
+        return found
+
+    def check_categories(self, categories: list[str]) -> None:
+        """A misspelt category would silently gate nothing: refuse it, naming the dataset's categories."""
+        for where, category in self.category_limits():
+            if category not in categories:
+                raise SketchBenchError(f"{self.path} {where}", f"'{category}' is not a category of the dataset",
+                                       f"use one of {', '.join(categories)}")
 
     def references(self) -> set[str]:
         """Every model or workload named as a reference of a relative limit."""
@@ -190,6 +208,11 @@ def load_config(path: Path | None, known_models: list[str] | None = None,
             raise SketchBenchError(where, f"unknown model name '{model}'",
                                    f"known models: {', '.join(sorted(names))}; register it under [models.{model}]")
         config.model_limits[model] = _check_limits_table(dict(table), where, allow_profiles=True)
+    profiles = set(BUILTIN_PROFILES) | set(config.profiles)
+    for model, table in config.model_limits.items():
+        for name in set(table.get("profile", {})) - profiles:
+            raise SketchBenchError(f"{path} [{model}.profile.{name}]", f"unknown device profile '{name}'",
+                                   f"use one of {', '.join(sorted(profiles))}, or define it under [profiles.{name}]")
     if known_models is not None:
         unknown = sorted(config.references() - names - {CALIBRATION})
         if unknown:

@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 
 from pytest_sketchbench.data import Dataset
+from pytest_sketchbench.errors import ModelOutputError
 from pytest_sketchbench.models.base import ModelPlugin
 
 MB = 1024 * 1024
@@ -44,6 +45,7 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int) -> Accu
         raw = model.infer(model.prepare(images))
         if model.outputs_probabilities:
             outputs.append(model.to_probabilities(raw, len(images)))
+            _check_width(model, outputs[-1].shape[1], dataset.categories)
         else:
             outputs.append(model.to_labels(raw))
     model.synchronize()
@@ -52,6 +54,14 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int) -> Accu
         return AccuracyPass(None, np.concatenate(outputs), seconds)
     probabilities = np.concatenate(outputs)
     return AccuracyPass(probabilities, probabilities.argmax(axis=1), seconds)
+
+
+def _check_width(model: ModelPlugin, width: int, categories: list[str]) -> None:
+    """A model without a class list must still score every category of the dataset, in its order."""
+    if width != len(categories):
+        raise ModelOutputError(f"model '{model.name}'", f"outputs {width} scores per drawing, but the dataset has "
+                               f"{len(categories)} categories", "give the model a class list (categories = [...]) "
+                               "or choose the matching dataset with --sketch-data / --sketch-categories")
 
 
 def time_calls(call: Callable[[], object], rounds: int, warmup: int = 0) -> list[float]:
@@ -170,3 +180,15 @@ def quiet_process(trackers, settle_s: float = 0.05):
         gc.collect()
         time.sleep(settle_s)
         yield
+
+
+def timed_call(plugin: ModelPlugin, prepared):
+    """The call that is timed: the runtime alone, waiting for the device where there is one."""
+    if plugin.device == "cpu":
+        return lambda: plugin.infer(prepared)
+
+    def call():
+        plugin.infer(prepared)
+        plugin.synchronize()
+
+    return call

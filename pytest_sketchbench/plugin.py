@@ -17,6 +17,7 @@ from pytest_sketchbench import parallel
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models import registry
 from pytest_sketchbench.options import RunSetup, addoptions, model_of, prepare_run, read_options, uses_sketchbench
+from pytest_sketchbench.report.outputs import check_output_paths
 
 if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
     from pytest_sketchbench.checks import BaselineGate, ThresholdChecker
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: on
 SETUP_KEY = pytest.StashKey[RunSetup]()
 SESSION_KEY = pytest.StashKey["SketchSession"]()
 COLLECTED_KEY = pytest.StashKey[dict]()  # xdist controller: results and notes before a session exists
+_FULL_TRACEBACKS = [False]  # -v / --tb=long: show the traceback of a model's foreign exception
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sketch_models(*names): run this test only for these models")
     parallel.configure(config)
     config.pluginmanager.register(BenchmarkOnlyKeepsLatency(), "sketchbench-benchmark-only")
+    _FULL_TRACEBACKS[0] = config.option.tbstyle == "long" or config.option.verbose > 0
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -58,6 +61,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def _prepare(config: pytest.Config) -> RunSetup:
     try:
         threads_given = config.getoption("sketch_threads") is not None or "sketch_threads" in config.inicfg
+        check_output_paths({f"--sketch-{key.replace('_', '-')}": config.getoption(f"sketch_{key}")
+                            for key in ("json", "html", "report_dir", "save_baseline")})
         return prepare_run(read_options(config), Path(config.rootpath), threads_given)
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -84,6 +89,7 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
 
     try:
         sketch = SketchSession(config.stash[SETUP_KEY])
+        _check_config_against_data(sketch)
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     sketch.placement = parallel.placement(config)
@@ -93,11 +99,25 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
     if collected is not None:  # the controller's collector keeps filling these same objects
         sketch.results, sketch.notes = collected["results"], collected["notes"]
     config.stash[SESSION_KEY] = sketch
+    if not parallel.worker_id(config):
+        from pytest_sketchbench.guard import interrupt_on_sigterm
+
+        interrupt_on_sigterm(config)
     if config.pluginmanager.hasplugin("html"):
         from pytest_sketchbench.report.html_report import PytestHtmlHooks
 
         config.pluginmanager.register(PytestHtmlHooks(sketch), "sketchbench-html")
     return sketch
+
+
+def _check_config_against_data(sketch: SketchSession) -> None:
+    """Loads the dataset now (so every process, the xdist controller too, knows it) and refuses category
+    limits that name no category of it. A bad data file is left to the tests that need it to report."""
+    try:
+        categories = sketch.dataset().categories
+    except SketchBenchError:
+        return
+    sketch.config.check_categories(categories)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
@@ -192,13 +212,19 @@ def profile_matches(profile: str, wanted: list[str]) -> bool:
 
 
 def _fail_on_user_error(call: Callable):
-    """A user-fixable problem fails (or, when the user chose it, skips) with one line — no traceback."""
+    """A problem fails (or, when the user chose it, skips) with one line, printed once: no traceback and no
+    chained copy. ``-v`` or ``--tb=long`` shows the traceback of an exception that was not ours."""
     try:
         return call()
     except ModelUnavailable as exc:
-        pytest.skip(str(exc))
+        message, skip = str(exc), True
     except SketchBenchError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        if exc.__cause__ is not None and _FULL_TRACEBACKS[0]:
+            raise
+        message, skip = str(exc), False
+    if skip:
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -392,7 +418,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from pytest_sketchbench.report import writer
 
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        writer.write_reports(session.config, sketch, int(exitstatus), interrupted)  # measures the speed index
+        failures = writer.write_reports(session.config, sketch, int(exitstatus), interrupted)  # + speed index
+        if failures:
+            sketch.notes.extend(f"error: {line}" for line in failures)
+            if session.exitstatus == pytest.ExitCode.OK:  # every test passed, but a report is missing
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
     finally:
         sketch.release_references()
 

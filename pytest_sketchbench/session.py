@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
-from pytest_sketchbench.config import CALIBRATION, SketchConfig
+from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
-from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
+from pytest_sketchbench.errors import ModelFailure, ModelTimeout, ModelUnavailable, SketchBenchError, redact
+from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S, deadline
 from pytest_sketchbench.measure import (
     MB,
     AccuracyPass,
@@ -26,16 +28,13 @@ from pytest_sketchbench.measure import (
     plan_rounds,
     quiet_process,
     time_calls,
-    time_interleaved,
+    timed_call,
 )
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
-from pytest_sketchbench.models.onnx_model import OnnxModel
-from pytest_sketchbench.options import BUNDLED_DIR, RunSetup
-from pytest_sketchbench.stats import latency_stats, ratio_of_quantiles
-
-CALIBRATION_FILE = BUNDLED_DIR.parent / "calibration" / "calibration.onnx"
-INTERLEAVE_BLOCK_S = 0.01  # one side's share of an interleaved round
+from pytest_sketchbench.options import RunSetup
+from pytest_sketchbench.side_by_side import SideBySide
+from pytest_sketchbench.stats import latency_stats
 
 
 @dataclass
@@ -51,7 +50,7 @@ class Predictions:
     throughput: float
 
 
-class SketchSession:
+class SketchSession(SideBySide):
     def __init__(self, setup: RunSetup):
         self.setup = setup
         self.options = setup.options
@@ -78,6 +77,7 @@ class SketchSession:
         self._references: dict[str, ModelPlugin] = {}  # timed beside the models, never scored
         self._runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
         self._speed_index: dict | None = None
+        self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
@@ -134,6 +134,16 @@ class SketchSession:
         record = self.record(name)
         tracker = None
         try:
+            with self.guarded(name, "loading"):
+                plugin, tracker = self._load(name, record)
+        finally:
+            if name not in self.loaded and tracker is not None:
+                tracker.__exit__(None, None, None)
+        return plugin
+
+    def _load(self, name: str, record: dict):
+        tracker = None
+        try:
             plugin = self.registry[name].create()
             plugin.config.setdefault("device", self.device)
             threads = self._threads()
@@ -152,15 +162,51 @@ class SketchSession:
             load_s = time.perf_counter() - started
             record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device})
             check_model_categories(self.dataset(), name, plugin.categories)
-        except SketchBenchError as exc:
+        except BaseException:
             if tracker is not None:
                 tracker.__exit__(None, None, None)
-            key = "skipped" if isinstance(exc, ModelUnavailable) else "errors"
-            record.setdefault(key, []).append(str(exc))
             raise
         self._trackers[name] = tracker
         self.loaded[name] = plugin
-        return plugin
+        return plugin, None
+
+    @contextmanager
+    def guarded(self, name: str, stage: str) -> Iterator[None]:
+        """Run one stage of a model (loading, the accuracy pass, a timing) under its deadline.
+
+        Whatever goes wrong is recorded on the model's result once — a skip, our own error, or any other
+        exception turned into one line naming its type and place — so that no report reads "passed".
+        """
+        if name in self._timed_out:
+            raise ModelTimeout(f"model '{name}'", f"{stage} not run: {self._timed_out[name]}")
+        try:
+            with deadline(self._timeout_s(name), name, stage):
+                yield
+        except ModelUnavailable as exc:
+            self._note(name, "skipped", str(exc))
+            raise
+        except SketchBenchError as exc:
+            self._note(name, "errors", str(exc))
+            if isinstance(exc, ModelTimeout):
+                self._timed_out[name] = f"{stage} timed out"
+            raise
+        except Exception as exc:
+            failure = ModelFailure.from_exception(name, stage, exc)
+            self._note(name, "errors", str(failure))
+            raise failure from exc
+
+    def _timeout_s(self, name: str) -> float | None:
+        """The model's ``timeout_s`` (default 600 s per stage); none for API models (own budgets)."""
+        spec = self.registry.specs.get(name)
+        if spec is None or not getattr(spec.plugin_class(), "local", True):
+            return None
+        return float(spec.config.get("timeout_s", DEFAULT_TIMEOUT_S))
+
+    def _note(self, name: str, key: str, message: str) -> None:
+        entries = self.record(name).setdefault(key, [])
+        message = redact(message)
+        if message not in entries:  # a stage nested in another reports once
+            entries.append(message)
 
     def predictions(self, name: str) -> Predictions:
         if name in self._predictions:
@@ -168,11 +214,15 @@ class SketchSession:
         plugin = self.load_model(name)
         dataset = self.dataset()
         try:
-            plugin.before_accuracy_pass(dataset)
-            result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size)
-        except SketchBenchError as exc:
-            self.record(name)["errors"].append(str(exc))
-            raise
+            with self.guarded(name, "the accuracy pass"):
+                plugin.before_accuracy_pass(dataset)
+                try:
+                    result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size)
+                finally:
+                    extra = plugin.extra_results()
+                    if extra is not None:
+                        self.record(name)["api"] = extra
+                plugin.after_accuracy_pass()
         finally:
             self.finish_memory(name)
         report = accuracy_report(result.probabilities, result.predicted, dataset.labels, dataset.categories)
@@ -191,9 +241,6 @@ class SketchSession:
         record["accuracy_pass"] = {"seconds": result.seconds, "throughput_per_s": result.throughput,
                                    "batch_size": self.options.eval_batch_size, "n_samples": len(dataset)}
         record["predicted"] = result.predicted.astype(int).tolist()
-        extra = plugin.extra_results()
-        if extra is not None:
-            record["api"] = extra
         record["dataset_fingerprint"] = dataset.fingerprint()
         predictions = Predictions(name, dataset.labels, dataset.categories, result.probabilities,
                                   result.predicted, report, result.throughput)
@@ -210,6 +257,10 @@ class SketchSession:
         return record.get("memory", {})
 
     def measure_latency(self, name: str, batch_size: int, benchmark=None, fresh: bool = False) -> dict:
+        with self.guarded(name, f"timing batch {batch_size}"):
+            return self._measure_latency(name, batch_size, benchmark, fresh)
+
+    def _measure_latency(self, name: str, batch_size: int, benchmark=None, fresh: bool = False) -> dict:
         """Time ``infer`` alone on one prepared batch: pytest-benchmark when it is on, our timer when not.
 
         Each (model, batch size) is timed once per run and later tests reuse the figures, unless
@@ -222,7 +273,7 @@ class SketchSession:
         if hasattr(plugin, "measured_latencies"):
             return self._api_latency(name, plugin, batch_size, benchmark)
         prepared = plugin.prepare(self._drawings(batch_size))
-        timed = _timed_call(plugin, prepared)
+        timed = timed_call(plugin, prepared)
 
         def call(_batch):  # pytest-benchmark passes the batch back in
             timed()
@@ -261,120 +312,6 @@ class SketchSession:
         self.record(name)["timing"]["1"] = {**stats, "samples_s": samples}
         return stats
 
-    # -- speed side by side --------------------------------------------------------------------
-    def reference(self, name: str) -> ModelPlugin:
-        """A model timed beside others, loaded once, outside any memory tracking: a registered model
-        (selected or not), the built-in calibration workload, or ``baseline:<model>`` — the same
-        model's file from ``--sketch-baseline-models``."""
-        if name in self._references:
-            return self._references[name]
-        threads = self._threads()
-        if name == CALIBRATION:
-            # the same thread settings as the models it is compared with (runtime default, or
-            # --sketch-threads / the worker's cores): contention then slows both sides alike
-            plugin = OnnxModel(CALIBRATION, {"path": str(CALIBRATION_FILE)})
-        elif name.startswith("baseline:"):
-            plugin = self._baseline_model(name.removeprefix("baseline:"))
-        else:
-            plugin = self.registry[name].create()
-        plugin.config.setdefault("device", self.device)
-        if threads:
-            plugin.config.setdefault("threads", threads)
-        with quiet_process(self._trackers.values(), settle_s=0):
-            try:
-                plugin.import_runtime()
-                self._runtimes_used.add(plugin.runtime)
-                plugin.load()
-            except ImportError as exc:
-                raise ModelUnavailable(f"reference '{name}'", f"its runtime is not installed ({exc.name})",
-                                       "pip install 'pytest-sketchbench[onnx]' (calibration runs in ONNX Runtime)"
-                                       ) from None
-        self._references[name] = plugin
-        return plugin
-
-    def _baseline_model(self, name: str) -> ModelPlugin:
-        folder = Path(self.options.baseline_models)
-        spec = self.registry[name]
-        current = spec.config.get("path")
-        if not current:
-            raise ModelUnavailable(f"model '{name}'", "has no model file to compare with a baseline file", "")
-        try:
-            relative = Path(current).resolve().relative_to(self.setup.models_dir.resolve())
-        except ValueError:
-            relative = Path(Path(current).name)
-        path = folder / relative
-        if not path.exists():
-            raise ModelUnavailable(f"model '{name}'", f"no baseline file {path}",
-                                   "put the main branch's model files in --sketch-baseline-models")
-        return spec.plugin_class()(f"{name} (baseline)", {**spec.config, "path": str(path)})
-
-    def relative_speed(self, name: str, reference: str, batch_size: int) -> dict:
-        """``name`` and ``reference`` timed in alternating rounds on the same batch: the ratio of their
-        median latencies with a paired-bootstrap 95 % interval. Computed once per (model, reference, batch)."""
-        record = self.record(name)
-        key = f"{reference}@{batch_size}"
-        known = record.setdefault("relative_speed", {}).get(key)
-        if known is not None:
-            return known
-        if name in self._trackers:  # memory is tracked over load + accuracy pass: finish that first
-            self.predictions(name)
-        plugin = self.load_model(name)
-        other = self.reference(reference)
-        batch = self._drawings(batch_size)
-        call_a, call_b = _timed_call(plugin, plugin.prepare(batch)), _timed_call(other, other.prepare(batch))
-        with quiet_process(self._trackers.values()):
-            per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
-            block = int(np.clip(INTERLEAVE_BLOCK_S / max(per_a, per_b), 1, 20))  # ~10 ms of calls per side
-            # the budget is doubled (each round times two workloads); at least 50 rounds for the interval
-            rounds = int(np.clip(2 * self.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
-            a_samples, b_samples = time_interleaved(call_a, call_b, rounds, warmup=max(5, rounds // 20), block=block)
-        load = _load_average()
-        oversubscribed = self._oversubscribed(load)
-        # Time-shared in slices as short as a call, a longer call is likelier to be preempted and the medians
-        # drift apart (measured: 6 spinners on 2 cores took cnn÷onnx from 2.21 to 6.43× at p50, 2.03 to 2.14×
-        # at p10): a low quantile, which preempted calls rarely reach, is then the figure that holds.
-        result = ratio_of_quantiles(a_samples, b_samples, quantile_pct=10 if oversubscribed else 50)
-        result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, load_average=load,
-                      oversubscribed=oversubscribed, reference=reference, batch_size=batch_size,
-                      model_p50_ms=float(np.median(a_samples) * 1000),
-                      reference_p50_ms=float(np.median(b_samples) * 1000))
-        record["relative_speed"][key] = result
-        return result
-
-    def _oversubscribed(self, load: float | None) -> bool:
-        """More runnable work than 1.5× the cores: the ratio of medians no longer holds (see above); noted."""
-        cores = self.hardware["cpu"]["logical_cores"] or 1
-        if load is None or load <= 1.5 * cores:
-            return False
-        note = (f"the machine was oversubscribed while timing side by side (load average {load:.1f} on {cores} "
-                "cores): relative speed was judged on the p10 ratio, which preemption barely moves")
-        if not any(n.startswith(note[:40]) for n in self.notes):
-            self.notes.append(note)
-        return True
-
-    @property
-    def measured_speed_index(self) -> dict | None:
-        """The index if this run measured it (reports never trigger a measurement of their own)."""
-        return self._speed_index
-
-    def speed_index(self) -> dict | None:
-        """The machine speed index: calibration-workload calls per second at batch 1 (higher = faster
-        machine), measured once per run; None where ONNX Runtime is not installed."""
-        if self._speed_index is None:
-            try:
-                plugin = self.reference(CALIBRATION)
-            except ModelUnavailable as exc:
-                self._speed_index = {"calls_per_s": None, "note": str(exc)}
-                return self._speed_index
-            call = _timed_call(plugin, plugin.prepare(np.zeros((1, 28, 28), np.uint8)))  # the work is data-blind
-            with quiet_process(self._trackers.values()):
-                samples = time_calls(call, 1000, warmup=100)
-            self._speed_index = {"calls_per_s": float(1.0 / np.median(samples)),
-                                 "p50_ms": float(np.median(samples) * 1000), "rounds": len(samples),
-                                 "workload": "pytest_sketchbench/calibration/calibration.onnx in ONNX Runtime, "
-                                             "batch 1, the run's thread settings"}
-        return self._speed_index
-
     def baseline_for(self, name: str) -> BaselineComparison | None:
         """The comparison for one model, after refusing a baseline made on another test set."""
         if self.baseline is None:
@@ -398,22 +335,3 @@ class SketchSession:
         for plugin in self._references.values():
             plugin.release()
         self._references.clear()
-
-
-def _load_average() -> float | None:
-    try:
-        return float(os.getloadavg()[0])
-    except (AttributeError, OSError):  # not on every platform
-        return None
-
-
-def _timed_call(plugin: ModelPlugin, prepared):
-    """The call that is timed: the runtime alone, waiting for the device where there is one."""
-    if plugin.device == "cpu":
-        return lambda: plugin.infer(prepared)
-
-    def call():
-        plugin.infer(prepared)
-        plugin.synchronize()
-
-    return call

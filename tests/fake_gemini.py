@@ -41,6 +41,10 @@ class FakeGemini:
                     fake.paths.append(self.path)
                     attempt = len(fake.request_times)
                 status, payload = fake.respond(body, attempt)
+                if fake.behaviour == "bad-key":  # like Google's 400, but echoing the key back
+                    key = self.headers.get("x-goog-api-key", "")
+                    status, payload = 400, {"error": {"code": 400, "message": f"API key not valid: {key}",
+                                                      "status": "INVALID_ARGUMENT"}}
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
                 data = json.dumps(payload).encode()

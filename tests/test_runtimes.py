@@ -108,10 +108,17 @@ def test_tfjs_rejects_weight_paths_outside_the_model_folder(tmp_path, centroid_w
     graph_def, inputs, outputs = freeze_keras(_keras_model(centroid_weights))
     path = write_graph_model(graph_def, tmp_path / "m", inputs, outputs)
     spec = json.loads(path.read_text())
-    for bad in ("../secret.bin", "/etc/passwd"):
+    good = list(spec["weightsManifest"][0]["paths"])
+    for bad in ("../secret.bin", "/etc/passwd", "."):
         spec["weightsManifest"][0]["paths"] = [bad]
         path.write_text(json.dumps(spec))
-        with pytest.raises(SketchBenchError, match="escapes the model folder"):
+        with pytest.raises(SketchBenchError, match="is not a file in the model folder"):
+            read_manifest(path)
+    spec["weightsManifest"][0]["paths"] = good
+    for shape in ([2**40, 2**40, 2**40], [-1, 3], "784"):  # int64 overflow, negative, not a list
+        spec["weightsManifest"][0]["weights"][0]["shape"] = shape
+        path.write_text(json.dumps(spec))
+        with pytest.raises(SketchBenchError, match="shards end before|has shape"):
             read_manifest(path)
 
 

@@ -8,6 +8,7 @@ A plugin is split so the benchmark can time exactly the runtime call:
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 
 from pytest_sketchbench import preprocess
 from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
+
+MAX_INPUT_SIDE = 4096  # pixels per side of a model's input: far above any sketch model
 
 
 @dataclass
@@ -49,7 +52,9 @@ class ModelPlugin(ABC):
     outputs_probabilities: ClassVar[bool] = True
     #: Config keys this plugin understands besides the common ones.
     options: ClassVar[tuple[str, ...]] = ()
-    common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads")
+    common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads",
+                                                 "timeout_s")
+    local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
 
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name
@@ -67,6 +72,11 @@ class ModelPlugin(ABC):
             known = ", ".join(sorted(set(cls.common_options) | set(cls.options)))
             raise SketchBenchError(f"{cls.__name__} config", f"unknown option(s) {', '.join(unknown)}",
                                    f"known options: {known}")
+        timeout = config.get("timeout_s")
+        if timeout is not None and not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                                        and math.isfinite(timeout) and timeout > 0):
+            raise SketchBenchError(f"{cls.__name__} config", f"timeout_s = {timeout!r} is not a positive number",
+                                   "give seconds per stage, e.g. timeout_s = 600")
 
     @property
     def path(self) -> Path | None:
@@ -97,12 +107,24 @@ class ModelPlugin(ABC):
         """(height, width) the model expects; RGB models read it from the model itself."""
         return (28, 28)
 
+    def checked_input_size(self) -> tuple[int, int]:
+        """The declared input size, refused when it is not a sane image size (a corrupt or hostile model
+        could declare terabytes, which preprocessing would try to allocate)."""
+        try:
+            height, width = (int(side) for side in self.input_size())
+        except (TypeError, ValueError, OverflowError):
+            height = width = -1
+        if not (1 <= height <= MAX_INPUT_SIDE and 1 <= width <= MAX_INPUT_SIDE):
+            raise SketchBenchError(f"model '{self.name}'", f"declares an input of {self.input_size()} pixels",
+                                   f"an input side must be 1–{MAX_INPUT_SIDE} pixels; check the model's input shape")
+        return height, width
+
     def prepare(self, images: np.ndarray) -> Any:
         """Preprocess a batch of uint8 drawings (N, 28, 28) into the runtime's input."""
         if self.input_format == "grayscale":
             return preprocess.to_grayscale(images)
         if self.input_format == "rgb":
-            return preprocess.to_rgb(images, *self.input_size())
+            return preprocess.to_rgb(images, *self.checked_input_size())
         if self.input_format == "png":
             return preprocess.to_png_base64(images)
         raise SketchBenchError(f"model '{self.name}'", f"unknown input format '{self.input_format}'",
@@ -140,6 +162,9 @@ class ModelPlugin(ABC):
 
     def before_accuracy_pass(self, dataset) -> None:
         """Called with the dataset before the accuracy pass (API models take its categories, check budgets)."""
+
+    def after_accuracy_pass(self) -> None:
+        """Called after the accuracy pass: an API model refuses a pass in which no request was answered."""
 
     def extra_results(self) -> dict | None:
         """Model-specific figures for the reports (API models: success rate, retries, tokens, cost)."""

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
+from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError, redact, register_secret
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 
 RETRYABLE = {408, 429, 500, 502, 503, 504}
@@ -41,6 +41,7 @@ class GeminiModel(ModelPlugin):
     runtime = "google-genai"
     input_format = "png"
     outputs_probabilities = False
+    local = False  # requests are bounded by its own timeout, retries and budget
     options = tuple(DEFAULTS) + ("prompt",)
 
     @classmethod
@@ -61,23 +62,9 @@ class GeminiModel(ModelPlugin):
         from google import genai  # noqa: F401
 
     def load(self) -> None:
-        from google import genai
         from google.genai import types
 
-        env = self.setting("api_key_env")
-        key = os.environ.get(env)
-        if not key:
-            raise ModelUnavailable(f"model '{self.name}'", f"no API key in ${env}",
-                                   f"export {env}=<your key> to benchmark {self.setting('model_name')}")
-        self._key = key
-        options = {"timeout": int(self.setting("timeout_s") * 1000)}
-        if self.setting("base_url"):
-            options["base_url"] = self.setting("base_url")
-        if self.setting("api_version"):
-            options["api_version"] = self.setting("api_version")
-        if self.setting("ca_file"):
-            options["async_client_args"] = {"ssl": ssl.create_default_context(cafile=self.setting("ca_file"))}
-        self.client = genai.Client(api_key=key, http_options=types.HttpOptions(**options))
+        self.client = _client(self.name, self.setting)
         self.types = types
         self.device = "cloud"
         self.stats = {"requests": 0, "successes": 0, "invalid": 0, "failed": 0, "retries": 0, "timeouts": 0,
@@ -152,14 +139,14 @@ class GeminiModel(ModelPlugin):
             except errors.APIError as exc:
                 if exc.code == 429:
                     self.stats["rate_limited"] += 1
-                self.last_error = self._redact(f"HTTP {exc.code}: {exc.message}")
+                self.last_error = redact(f"HTTP {exc.code}: {exc.message}")
                 if exc.code not in RETRYABLE:
                     self.stats["failed"] += 1
                     return -1
             except Exception as exc:  # httpx transport errors (timeouts, resets) are transient
                 if "timeout" in type(exc).__name__.lower():
                     self.stats["timeouts"] += 1
-                self.last_error = self._redact(f"{type(exc).__name__}: {exc}")
+                self.last_error = redact(f"{type(exc).__name__}: {exc}")
             else:
                 self.request_seconds.append(time.perf_counter() - started)
                 if server_s is not None:
@@ -224,9 +211,12 @@ class GeminiModel(ModelPlugin):
                 results.append(await self._with_retries(lambda png=png: turn(png), lock))
         return results
 
-    def _redact(self, text: str) -> str:
-        key = getattr(self, "_key", None)
-        return text.replace(key, "<redacted>") if key else text
+    def after_accuracy_pass(self) -> None:
+        """No answer at all is an error of the endpoint, never an accuracy of 0 (nor a baseline)."""
+        if self.stats["successes"] + self.stats["invalid"] == 0:
+            raise SketchBenchError(f"model '{self.name}'", f"none of its {self.stats['requests']} requests was "
+                                   f"answered (last error: {getattr(self, 'last_error', None) or 'none recorded'})",
+                                   "check base_url, the API key and the quota: nothing was scored")
 
     # -- reporting ---------------------------------------------------------------------------
     def extra_results(self) -> dict:
@@ -264,6 +254,39 @@ class GeminiModel(ModelPlugin):
 
     def release(self) -> None:
         self.client = None
+
+
+def _client(name: str, setting):
+    """The google-genai client, built where no frame pytest can print (``-l``, ``--tb=long``) holds the key.
+
+    Every file, SSL or client error becomes one line naming the setting; the key is registered so that
+    any message that might echo it is redacted.
+    """
+    from google import genai
+    from google.genai import types
+
+    options = {"timeout": int(setting("timeout_s") * 1000)}
+    if setting("base_url"):
+        options["base_url"] = setting("base_url")
+    if setting("api_version"):
+        options["api_version"] = setting("api_version")
+    if setting("ca_file"):
+        try:
+            options["async_client_args"] = {"ssl": ssl.create_default_context(cafile=setting("ca_file"))}
+        except (OSError, ssl.SSLError) as exc:
+            raise SketchBenchError(f"[models.{name}] ca_file", f"cannot read {setting('ca_file')} "
+                                   f"({exc.strerror or exc})", "point ca_file at a PEM bundle of CA certificates"
+                                   ) from None
+    env = setting("api_key_env")
+    if not os.environ.get(env):
+        raise ModelUnavailable(f"model '{name}'", f"no API key in ${env}",
+                               f"export {env}=<your key> to benchmark {setting('model_name')}")
+    register_secret(os.environ[env])
+    try:
+        return genai.Client(api_key=os.environ[env], http_options=types.HttpOptions(**options))
+    except Exception as exc:  # noqa: BLE001 — any client error, reported without the key
+        raise SketchBenchError(f"model '{name}'", f"the google-genai client refused its settings "
+                               f"({redact(str(exc))[:200]})", f"check [models.{name}]") from None
 
 
 def _server_timing(headers) -> float | None:

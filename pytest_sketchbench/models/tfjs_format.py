@@ -8,6 +8,7 @@ binary shards hold which weights, in order) — plus ``group1-shard{i}of{n}.bin`
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,12 @@ def read_manifest(model_json: Path) -> tuple[dict, dict[str, np.ndarray]]:
             if dtype is None:
                 raise SketchBenchError(str(model_json), f"unsupported weight dtype {entry['dtype']}",
                                        f"use one of {', '.join(DTYPES)}")
-            count = int(np.prod(entry["shape"])) if entry["shape"] else 1
+            shape = entry.get("shape")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape):
+                raise SketchBenchError(str(model_json), f"weight '{entry.get('name')}' has shape {shape!r}",
+                                       "a shape is a list of non-negative integers; re-export the model")
+            count = math.prod(shape)  # Python integers: a huge shape cannot wrap around
             size = count * np.dtype(dtype).itemsize
             if offset + size > len(buffer):
                 raise SketchBenchError(str(model_json), f"shards end before weight '{entry['name']}'",
@@ -57,13 +63,13 @@ def read_manifest(model_json: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 def _read_shard(folder: Path, relative: str, model_json: Path) -> bytes:
     """Read one shard, refusing paths that leave the model's folder (``../``, absolute paths)."""
-    target = (folder / relative).resolve()
-    if not target.is_relative_to(folder):
-        raise SketchBenchError(str(model_json), f"weight path '{relative}' escapes the model folder",
+    target = (folder / str(relative)).resolve()
+    if not target.is_relative_to(folder) or target == folder:
+        raise SketchBenchError(str(model_json), f"weight path '{relative}' is not a file in the model folder",
                                "shard paths must be plain file names beside model.json")
     try:
         return target.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise SketchBenchError(str(model_json), f"weight shard '{relative}' not found",
                                "copy all group1-shard*.bin files beside model.json") from None
 

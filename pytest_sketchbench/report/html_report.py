@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-from pathlib import Path
 
 import pytest
 
@@ -146,7 +145,9 @@ def standalone_html(report: dict, results: dict) -> str:
                          "<th>baseline</th><th>current</th><th>change</th><th>p-value (test)</th><th>verdict</th></tr>"
                          f"{rows}</table>")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>sketchbench report</title><style>{STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="sketchbench-run-id" content="{_e(metadata.get('run_id', ''))}">
+<title>sketchbench report</title><style>{STYLE}</style></head>
 <body><h1>sketchbench report</h1>
 <p class=note>{_e(metadata['timestamp'])} · commit {_e(metadata.get('git_commit') or 'unknown')} ·
 {metadata['test_samples']:,} drawings in {len(metadata['categories'])} categories ·
@@ -161,13 +162,6 @@ def standalone_html(report: dict, results: dict) -> str:
 {hardware_section(metadata)}
 {'<h2>notes</h2><ul>' + notes + '</ul>' if notes else ''}
 </body></html>"""
-
-
-def write_html(report: dict, results: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(standalone_html(report, results), encoding="utf-8")
-    return path
 
 
 TIMED_BEFORE = pytest.StashKey[set]()

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
     dataset = sketch._dataset
     metadata = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "run_id": uuid.uuid4().hex,  # the HTML of the same run carries it too
         "git_commit": git_commit(sketch.rootdir),
         "test_samples": len(dataset) if dataset is not None else 0,
         "categories": dataset.categories if dataset is not None else [],
@@ -119,11 +121,5 @@ def baseline_rows(sketch) -> dict | None:
             "regressions": sum(r["verdict"] == "regression" for r in rows)}
 
 
-def write_json(report: dict, path: str | Path) -> Path:
-    """Write atomically: a Ctrl-C mid-write never leaves half a file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False))
-    os.replace(tmp, path)
-    return path
+def json_text(report: dict) -> str:
+    return json.dumps(report, indent=1, allow_nan=False)

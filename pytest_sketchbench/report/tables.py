@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
@@ -26,22 +27,22 @@ def safe_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
 
 
-def write_confusion_csv(path: Path, accuracy: dict) -> None:
+def _csv(rows: list[list]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+def confusion_csv(accuracy: dict) -> str:
     labels = accuracy["labels"]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["true \\ predicted", *labels])
-        for label, row in zip(labels, accuracy["confusion_matrix"], strict=True):
-            writer.writerow([label, *row])
+    return _csv([["true \\ predicted", *labels],
+                 *([label, *row] for label, row in zip(labels, accuracy["confusion_matrix"], strict=True))])
 
 
-def write_per_category_csv(path: Path, accuracy: dict) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["category", "precision", "recall", "f1", "support", "accuracy"])
-        for category, row in accuracy["per_category"].items():
-            writer.writerow([category, f"{row['precision']:.6f}", f"{row['recall']:.6f}", f"{row['f1']:.6f}",
-                             row["support"], f"{row['accuracy']:.6f}"])
+def per_category_csv(accuracy: dict) -> str:
+    return _csv([["category", "precision", "recall", "f1", "support", "accuracy"],
+                 *([category, f"{row['precision']:.6f}", f"{row['recall']:.6f}", f"{row['f1']:.6f}",
+                    row["support"], f"{row['accuracy']:.6f}"] for category, row in accuracy["per_category"].items())])
 
 
 def result_row(model: str, record: dict) -> dict:
@@ -65,12 +66,13 @@ def result_row(model: str, record: dict) -> dict:
     }
 
 
-def write_results_csv(path: Path, results: dict) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, RESULT_COLUMNS)
-        writer.writeheader()
-        for model, record in results.items():
-            writer.writerow(result_row(model, record))
+def results_csv(results: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, RESULT_COLUMNS)
+    writer.writeheader()
+    for model, record in results.items():
+        writer.writerow(result_row(model, record))
+    return buffer.getvalue()
 
 
 def summary_markdown(results: dict, baseline: dict | None = None, hardware_line: str = "",
@@ -118,21 +120,22 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
     return "\n".join(lines) + "\n"
 
 
-def write_report_dir(directory: str | Path, results: dict, baseline: dict | None = None,
-                     hardware_line: str = "", notes: list[str] | None = None) -> Path:
+def report_dir_files(directory: str | Path, results: dict, baseline: dict | None = None,
+                     hardware_line: str = "", notes: list[str] | None = None) -> dict[Path, str | bytes]:
+    """Every file of ``--sketch-report-dir``, by path: per model its confusion matrix (CSV, PNG) and
+    per-category table, then ``results.csv`` and ``summary.md``."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[Path, str | bytes] = {}
     for model, record in results.items():
         accuracy = record.get("accuracy")
         if not accuracy:
             continue
         folder = directory / safe_name(model)
-        folder.mkdir(exist_ok=True)
-        write_confusion_csv(folder / "confusion.csv", accuracy)
-        write_per_category_csv(folder / "per_category.csv", accuracy)
+        files[folder / "confusion.csv"] = confusion_csv(accuracy)
+        files[folder / "per_category.csv"] = per_category_csv(accuracy)
         png = charts.confusion_png(accuracy, f"{model}: confusion matrix (row-normalised)")
         if png is not None:
-            (folder / "confusion.png").write_bytes(png)
-    write_results_csv(directory / "results.csv", results)
-    (directory / "summary.md").write_text(summary_markdown(results, baseline, hardware_line, notes))
-    return directory
+            files[folder / "confusion.png"] = png
+    files[directory / "results.csv"] = results_csv(results)
+    files[directory / "summary.md"] = summary_markdown(results, baseline, hardware_line, notes)
+    return files

@@ -43,7 +43,8 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
         if status != "passed":
             line += f"  [{status.upper()}]"
         if record.get("errors"):
-            line += f"  ERROR: {record['errors'][-1]}"
+            more = len(record["errors"]) - 1  # the first is the cause; the rest usually follow from it
+            line += f"  ERROR: {record['errors'][0]}" + (f" (+{more} more in the reports)" if more else "")
         elif record.get("skipped") and not accuracy:
             line += f"  skipped: {record['skipped'][-1]}"
         reporter.write_line(line)

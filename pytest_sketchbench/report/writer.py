@@ -1,42 +1,72 @@
-"""Write every requested report at the end of a run — also after failures and Ctrl-C."""
+"""Write every requested report at the end of a run — also after failures, Ctrl-C and SIGTERM.
+
+Each report is rendered on its own (one that fails does not stop the others) and staged; the staged
+files are then renamed into place together (:mod:`.outputs`). What could not be written is returned,
+so that the run's exit status and summary say so.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
 from pytest_sketchbench import hardware
-from pytest_sketchbench.baseline import build_baseline, save_baseline
+from pytest_sketchbench.baseline import baseline_bytes, build_baseline
 from pytest_sketchbench.report.analysis import speed_index_text
-from pytest_sketchbench.report.html_report import write_html
-from pytest_sketchbench.report.json_report import build_report, write_json
-from pytest_sketchbench.report.tables import write_report_dir
+from pytest_sketchbench.report.html_report import standalone_html
+from pytest_sketchbench.report.json_report import build_report, json_text
+from pytest_sketchbench.report.outputs import StagedFiles
+from pytest_sketchbench.report.tables import report_dir_files
 
 
 def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: bool) -> list[str]:
-    written = []
+    """Write the requested reports; returns one line per report that could not be written."""
     if sketch.results and not interrupted:
         sketch.speed_index()  # measured once, after every model: two reports from two machines then compare
+    files, failures = StagedFiles(), []
+
+    def stage(what: str, path, render: Callable[[], dict]) -> None:
+        try:
+            for target, data in render().items():
+                files.add(target, data)
+        except Exception as exc:  # noqa: BLE001 — every writer is independent of the others
+            failures.append(f"{what} not written to {path}: {exc}")
+
     save_path = config.getoption("sketch_save_baseline")
     if save_path and sketch.results:
-        written.append(str(save_baseline(build_baseline(sketch), save_path)))
+        stage("baseline", save_path, lambda: {save_path: baseline_bytes(build_baseline(sketch))})
     json_path = config.getoption("sketch_json")
     html_path = config.getoption("sketch_html")
     report_dir = config.getoption("sketch_report_dir")
+    report = None
     if json_path or html_path or report_dir:
-        written += _write_results(sketch, exitstatus, interrupted, json_path, html_path, report_dir)
-    sketch.notes.extend(f"report written: {path}" for path in written)
-    return written
+        try:
+            report = build_report(sketch, exitstatus, interrupted)
+        except Exception as exc:  # noqa: BLE001 — the baseline, if asked for, is still written
+            failures.append(f"JSON/HTML/report dir not written: the report could not be built ({exc})")
+    if report is not None:
+        if json_path:
+            stage("JSON report", json_path, lambda: {json_path: json_text(report)})
+        if html_path:
+            stage("HTML report", html_path, lambda: {html_path: standalone_html(report, sketch.results)})
+        if report_dir:
+            line = (hardware.summary_line(sketch.hardware, sketch.profile)
+                    + speed_index_text(sketch.measured_speed_index))
+            stage("report dir", report_dir, lambda: report_dir_files(
+                report_dir, sketch.results, report.get("comparison_to_baseline"), line,
+                report["benchmark_metadata"]["notes"]))
+    try:
+        written = files.commit()
+    except OSError as exc:
+        files.discard()
+        written, failures = [], [*failures, f"reports not written: {exc}"]
+    for path in _shown(written, report_dir):
+        sketch.notes.append(f"report written: {path}")
+    return failures
 
 
-def _write_results(sketch, exitstatus, interrupted, json_path, html_path, report_dir) -> list[str]:
-    report = build_report(sketch, exitstatus, interrupted)
-    written = []
-    if json_path:
-        written.append(str(write_json(report, json_path)))
-    if html_path:
-        written.append(str(write_html(report, sketch.results, html_path)))
-    if report_dir:
-        line = hardware.summary_line(sketch.hardware, sketch.profile) + speed_index_text(sketch.measured_speed_index)
-        written.append(str(write_report_dir(report_dir, sketch.results, report.get("comparison_to_baseline"), line,
-                                            report["benchmark_metadata"]["notes"])))
-    return written
+def _shown(written: list[str], report_dir) -> list[str]:
+    """The files written, with the report dir's many files shown as the folder once."""
+    inside = [p for p in written if report_dir and p.startswith(str(report_dir).rstrip("/") + "/")]
+    return [p for p in written if p not in inside] + ([str(report_dir)] if inside else [])

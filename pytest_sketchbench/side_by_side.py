@@ -1,0 +1,152 @@
+"""Timing a model side by side with a reference in one process: the figures that hold on any machine.
+
+A mixin of :class:`~pytest_sketchbench.session.SketchSession` (which owns the state it uses): the
+references (a registered model, the calibration workload, ``baseline:<model>``), the interleaved
+relative speed, and the machine speed index.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pytest_sketchbench.config import CALIBRATION
+from pytest_sketchbench.errors import ModelUnavailable
+from pytest_sketchbench.measure import quiet_process, time_calls, time_interleaved, timed_call
+from pytest_sketchbench.models.base import ModelPlugin
+from pytest_sketchbench.models.onnx_model import OnnxModel
+from pytest_sketchbench.options import BUNDLED_DIR
+from pytest_sketchbench.stats import ratio_of_quantiles
+
+CALIBRATION_FILE = BUNDLED_DIR.parent / "calibration" / "calibration.onnx"
+INTERLEAVE_BLOCK_S = 0.01  # one side's share of an interleaved round
+
+
+class SideBySide:
+    """Side-by-side timing for :class:`SketchSession`, which holds the references, results and settings."""
+
+    def reference(self, name: str) -> ModelPlugin:
+        """A model timed beside others, loaded once, outside any memory tracking: a registered model
+        (selected or not), the built-in calibration workload, or ``baseline:<model>`` — the same
+        model's file from ``--sketch-baseline-models``."""
+        if name in self._references:
+            return self._references[name]
+        threads = self._threads()
+        if name == CALIBRATION:
+            # the same thread settings as the models it is compared with (runtime default, or
+            # --sketch-threads / the worker's cores): contention then slows both sides alike
+            plugin = OnnxModel(CALIBRATION, {"path": str(CALIBRATION_FILE)})
+        elif name.startswith("baseline:"):
+            plugin = self._baseline_model(name.removeprefix("baseline:"))
+        else:
+            plugin = self.registry[name].create()
+        plugin.config.setdefault("device", self.device)
+        if threads:
+            plugin.config.setdefault("threads", threads)
+        with quiet_process(self._trackers.values(), settle_s=0):
+            try:
+                plugin.import_runtime()
+                self._runtimes_used.add(plugin.runtime)
+                plugin.load()
+            except ImportError as exc:
+                raise ModelUnavailable(f"reference '{name}'", f"its runtime is not installed ({exc.name})",
+                                       "pip install 'pytest-sketchbench[onnx]' (calibration runs in ONNX Runtime)"
+                                       ) from None
+        self._references[name] = plugin
+        return plugin
+
+    def _baseline_model(self, name: str) -> ModelPlugin:
+        folder = Path(self.options.baseline_models)
+        spec = self.registry[name]
+        current = spec.config.get("path")
+        if not current:
+            raise ModelUnavailable(f"model '{name}'", "has no model file to compare with a baseline file", "")
+        try:
+            relative = Path(current).resolve().relative_to(self.setup.models_dir.resolve())
+        except ValueError:
+            relative = Path(Path(current).name)
+        path = folder / relative
+        if not path.exists():
+            raise ModelUnavailable(f"model '{name}'", f"no baseline file {path}",
+                                   "put the main branch's model files in --sketch-baseline-models")
+        return spec.plugin_class()(f"{name} (baseline)", {**spec.config, "path": str(path)})
+
+    def relative_speed(self, name: str, reference: str, batch_size: int) -> dict:
+        with self.guarded(name, f"timing beside {reference} at batch {batch_size}"):
+            return self._relative_speed(name, reference, batch_size)
+
+    def _relative_speed(self, name: str, reference: str, batch_size: int) -> dict:
+        """``name`` and ``reference`` timed in alternating rounds on the same batch: the ratio of their
+        median latencies with a paired-bootstrap 95 % interval. Computed once per (model, reference, batch)."""
+        record = self.record(name)
+        key = f"{reference}@{batch_size}"
+        known = record.setdefault("relative_speed", {}).get(key)
+        if known is not None:
+            return known
+        if name in self._trackers:  # memory is tracked over load + accuracy pass: finish that first
+            self.predictions(name)
+        plugin = self.load_model(name)
+        other = self.reference(reference)
+        batch = self._drawings(batch_size)
+        call_a, call_b = timed_call(plugin, plugin.prepare(batch)), timed_call(other, other.prepare(batch))
+        with quiet_process(self._trackers.values()):
+            per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
+            block = int(np.clip(INTERLEAVE_BLOCK_S / max(per_a, per_b), 1, 20))  # ~10 ms of calls per side
+            # the budget is doubled (each round times two workloads); at least 50 rounds for the interval
+            rounds = int(np.clip(2 * self.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
+            a_samples, b_samples = time_interleaved(call_a, call_b, rounds, warmup=max(5, rounds // 20), block=block)
+        load = load_average()
+        oversubscribed = self._oversubscribed(load)
+        # Time-shared in slices as short as a call, a longer call is likelier to be preempted and the medians
+        # drift apart (measured: 6 spinners on 2 cores took cnn÷onnx from 2.21 to 6.43× at p50, 2.03 to 2.14×
+        # at p10): a low quantile, which preempted calls rarely reach, is then the figure that holds.
+        result = ratio_of_quantiles(a_samples, b_samples, quantile_pct=10 if oversubscribed else 50)
+        result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, load_average=load,
+                      oversubscribed=oversubscribed, reference=reference, batch_size=batch_size,
+                      model_p50_ms=float(np.median(a_samples) * 1000),
+                      reference_p50_ms=float(np.median(b_samples) * 1000))
+        record["relative_speed"][key] = result
+        return result
+
+    def _oversubscribed(self, load: float | None) -> bool:
+        """More runnable work than 1.5× the cores: the ratio of medians no longer holds (see above); noted."""
+        cores = self.hardware["cpu"]["logical_cores"] or 1
+        if load is None or load <= 1.5 * cores:
+            return False
+        note = (f"the machine was oversubscribed while timing side by side (load average {load:.1f} on {cores} "
+                "cores): relative speed was judged on the p10 ratio, which preemption barely moves")
+        if not any(n.startswith(note[:40]) for n in self.notes):
+            self.notes.append(note)
+        return True
+
+    @property
+    def measured_speed_index(self) -> dict | None:
+        """The index if this run measured it (reports never trigger a measurement of their own)."""
+        return self._speed_index
+
+    def speed_index(self) -> dict | None:
+        """The machine speed index: calibration-workload calls per second at batch 1 (higher = faster
+        machine), measured once per run; None where ONNX Runtime is not installed."""
+        if self._speed_index is None:
+            try:
+                plugin = self.reference(CALIBRATION)
+            except ModelUnavailable as exc:
+                self._speed_index = {"calls_per_s": None, "note": str(exc)}
+                return self._speed_index
+            call = timed_call(plugin, plugin.prepare(np.zeros((1, 28, 28), np.uint8)))  # the work is data-blind
+            with quiet_process(self._trackers.values()):
+                samples = time_calls(call, 1000, warmup=100)
+            self._speed_index = {"calls_per_s": float(1.0 / np.median(samples)),
+                                 "p50_ms": float(np.median(samples) * 1000), "rounds": len(samples),
+                                 "workload": "pytest_sketchbench/calibration/calibration.onnx in ONNX Runtime, "
+                                             "batch 1, the run's thread settings"}
+        return self._speed_index
+
+
+def load_average() -> float | None:
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):  # not on every platform
+        return None
