@@ -146,6 +146,9 @@ def build_baseline(sketch) -> dict:
         if record.get("errors"):
             sketch.notes.append(f"{name} not saved in the baseline: it had errors ({record['errors'][0][:120]})")
             continue
+        if record.get("categories_left_out"):
+            sketch.notes.append(f"{name} not saved in the baseline: it was scored on part of the test set")
+            continue
         models[name] = {
             "predicted": record["predicted"],
             "latency_samples_s": {b: t["samples_s"] for b, t in record.get("timing", {}).items()},
@@ -167,8 +170,8 @@ def build_baseline(sketch) -> dict:
 def baseline_bytes(baseline: dict) -> bytes:
     """The baseline file's content (gzipped JSON); a baseline without a model is refused, not saved."""
     if not baseline["models"]:
-        raise SketchBenchError("--sketch-save-baseline", "no model finished without errors",
-                               "fix the errors above; the previous baseline file is kept")
+        raise SketchBenchError("--sketch-save-baseline", "no model could be saved (see the notes above)",
+                               "the previous baseline file is kept")
     return gzip.compress(json.dumps(baseline, separators=(",", ":")).encode(), compresslevel=9, mtime=0)
 
 

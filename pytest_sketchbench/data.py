@@ -51,6 +51,16 @@ class Dataset:
         """A short hash of images, labels and categories: two runs compare only on the same set."""
         return self._fingerprint
 
+    def only(self, categories: list[str]) -> Dataset:
+        """The drawings of ``categories`` alone, relabelled in that order (for a model that lacks the rest)."""
+        keep = [self.categories.index(c) for c in categories]
+        relabel = np.full(len(self.categories), -1, dtype=np.int64)
+        relabel[keep] = np.arange(len(keep))
+        rows = np.flatnonzero(relabel[self.labels] >= 0)
+        return Dataset(self.images[rows], relabel[self.labels[rows]], list(categories),
+                       None if self.exact is None else self.exact[rows], source=self.source,
+                       meta={**self.meta, "categories_left_out": [c for c in self.categories if c not in categories]})
+
 
 def load_dataset(path: str | Path, categories_path: str | Path | None = None) -> Dataset:
     """Load a dataset from the bundled ``.npz`` or a folder of per-category ``.npy`` files."""
@@ -189,17 +199,28 @@ def validate_dataset(dataset: Dataset) -> None:
                                "remove them from the category list or add drawings")
 
 
-def check_model_categories(dataset: Dataset, model_name: str, model_categories: list[str] | None) -> None:
-    """A model trained on another category list must be caught, not silently misread."""
+def normalised(name: str) -> str:
+    """A category name as both sides may spell it: case, ``_``, ``-`` and spaces do not matter."""
+    return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
+
+
+def category_columns(dataset: Dataset, model_name: str, model_categories: list[str] | None,
+                     strict: bool = False) -> np.ndarray | None:
+    """For each dataset category, the model's output column of the same name — matched by name, never by
+    position; -1 where the model has no such class (those drawings are then left out of its accuracy,
+    unless ``strict``). None where no remapping is needed (same list, or a model without one). A model that
+    knows more categories than the dataset is read closed-set: the best of the dataset's categories."""
     if model_categories is None or list(model_categories) == list(dataset.categories):
-        return
-    missing = [c for c in dataset.categories if c not in model_categories]
-    if missing:
-        detail = f"the model has no class for: {', '.join(missing)}"
-    else:
-        detail = "the model lists the same categories in another order"
-    raise SketchBenchError(f"model '{model_name}'", f"category list does not match the dataset ({detail})",
-                           "retrain the model on this category list, or give the dataset's categories.json")
+        return None
+    index = {normalised(name): column for column, name in enumerate(model_categories)}
+    missing = [c for c in dataset.categories if normalised(c) not in index]
+    if len(missing) == len(dataset.categories) or (missing and strict):
+        raise SketchBenchError(f"model '{model_name}'", "category list does not match the dataset (the model has "
+                               f"no class for: {', '.join(missing)})",
+                               "give the model's class list (categories = \"class_names.txt\"), or a dataset of "
+                               "its categories" + ("; strict_categories = true forbids leaving them out"
+                                                   if strict else ""))
+    return np.array([index.get(normalised(c), -1) for c in dataset.categories], dtype=np.int64)
 
 
 def subsample(dataset: Dataset, per_category: int, seed: int = 0) -> Dataset:

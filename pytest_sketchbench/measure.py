@@ -30,30 +30,54 @@ class AccuracyPass:
     probabilities: np.ndarray | None
     predicted: np.ndarray
     seconds: float
+    open_predicted: np.ndarray | None = None  # argmax over all the model's classes; -1 outside the dataset
 
     @property
     def throughput(self) -> float:
         return len(self.predicted) / self.seconds if self.seconds > 0 else float("inf")
 
 
-def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int) -> AccuracyPass:
-    """Predict every drawing once, a batch at a time (preprocessing vectorised per batch)."""
-    outputs = []
+def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int,
+                  columns: np.ndarray | None = None) -> AccuracyPass:
+    """Predict every drawing once, a batch at a time (preprocessing vectorised per batch).
+
+    ``columns`` (from :func:`~pytest_sketchbench.data.category_columns`) picks, per dataset category, the
+    model's output of that name: outputs are then in the dataset's order, renormalised over its categories
+    (closed-set), and where the model knows more classes the open-set answer is kept beside them.
+    """
+    outputs, open_labels = [], []
+    to_dataset = None
+    if columns is not None:  # model label → dataset label, -1 for a class outside the dataset
+        to_dataset = np.full(max(len(model.categories or ()), int(columns.max()) + 1), -1, dtype=np.int64)
+        to_dataset[columns] = np.arange(len(columns))
     started = time.perf_counter()
     for start in range(0, len(dataset), batch_size):
         images = dataset.images[start:start + batch_size]
         raw = model.infer(model.prepare(images))
         if model.outputs_probabilities:
-            outputs.append(model.to_probabilities(raw, len(images)))
-            _check_width(model, outputs[-1].shape[1], dataset.categories)
+            probabilities = model.to_probabilities(raw, len(images))
+            if columns is not None:
+                open_labels.append(_mapped(probabilities.argmax(axis=1), to_dataset))
+                probabilities = probabilities[:, columns]
+                probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-300)
+            _check_width(model, probabilities.shape[1], dataset.categories)
+            outputs.append(probabilities)
         else:
-            outputs.append(model.to_labels(raw))
+            labels = model.to_labels(raw)
+            outputs.append(labels if to_dataset is None else _mapped(labels, to_dataset))
     model.synchronize()
     seconds = time.perf_counter() - started
     if not model.outputs_probabilities:  # class-only models: -1 marks an invalid answer
         return AccuracyPass(None, np.concatenate(outputs), seconds)
     probabilities = np.concatenate(outputs)
-    return AccuracyPass(probabilities, probabilities.argmax(axis=1), seconds)
+    extra_classes = to_dataset is not None and len(to_dataset) > len(columns)
+    return AccuracyPass(probabilities, probabilities.argmax(axis=1), seconds,
+                        np.concatenate(open_labels) if extra_classes else None)
+
+
+def _mapped(labels: np.ndarray, to_dataset: np.ndarray) -> np.ndarray:
+    inside = (labels >= 0) & (labels < len(to_dataset))
+    return np.where(inside, to_dataset[np.clip(labels, 0, len(to_dataset) - 1)], -1)
 
 
 def _check_width(model: ModelPlugin, width: int, categories: list[str]) -> None:

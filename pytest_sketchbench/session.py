@@ -10,14 +10,14 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
 from pytest_sketchbench.config import SketchConfig
-from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample
+from pytest_sketchbench.data import Dataset, category_columns, load_dataset, subsample
 from pytest_sketchbench.errors import ModelFailure, ModelTimeout, ModelUnavailable, SketchBenchError, redact
 from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S, deadline
 from pytest_sketchbench.measure import (
@@ -78,6 +78,7 @@ class SketchSession(SideBySide):
         self._runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
         self._speed_index: dict | None = None
         self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
+        self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
@@ -161,7 +162,9 @@ class SketchSession(SideBySide):
             plugin.load()
             load_s = time.perf_counter() - started
             record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device})
-            check_model_categories(self.dataset(), name, plugin.categories)
+            self._columns[name] = category_columns(self.dataset(), name, plugin.categories,
+                                                   bool(plugin.config.get("strict_categories")))
+            self._describe_mapping(record, plugin.categories)
         except BaseException:
             if tracker is not None:
                 tracker.__exit__(None, None, None)
@@ -208,16 +211,40 @@ class SketchSession(SideBySide):
         if message not in entries:  # a stage nested in another reports once
             entries.append(message)
 
+    def _describe_mapping(self, record: dict, model_categories: list[str] | None) -> None:
+        """Say how the model's classes were matched (nothing when they are the dataset's own list)."""
+        columns, dataset = self._columns[record["model"]], self.dataset()
+        if columns is None:
+            return
+        extra = len(set(range(len(model_categories))) - set(columns.tolist()))
+        text = (f"by name, closed-set: the best of the dataset's categories ({extra} more model classes ignored)"
+                if extra else "by name")
+        left_out = [c for c, column in zip(dataset.categories, columns, strict=True) if column < 0]
+        if left_out:
+            count = int(np.isin(dataset.labels, [dataset.categories.index(c) for c in left_out]).sum())
+            text += f"; {count} drawings of {', '.join(left_out)} left out (the model has no such class)"
+            record["categories_left_out"] = left_out
+        record["category_mapping"] = text
+
+    def model_dataset(self, name: str) -> tuple[Dataset, np.ndarray | None]:
+        """The drawings a model is scored on, and its output column per category: all of them, unless the
+        model lacks some categories (their drawings are then left out, as its record says)."""
+        dataset, columns = self.dataset(), self._columns.get(name)
+        if columns is None or (columns >= 0).all():
+            return dataset, columns
+        known = [c for c, column in zip(dataset.categories, columns, strict=True) if column >= 0]
+        return dataset.only(known), columns[columns >= 0]
+
     def predictions(self, name: str) -> Predictions:
         if name in self._predictions:
             return self._predictions[name]
         plugin = self.load_model(name)
-        dataset = self.dataset()
+        dataset, columns = self.model_dataset(name)
         try:
             with self.guarded(name, "the accuracy pass"):
                 plugin.before_accuracy_pass(dataset)
                 try:
-                    result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size)
+                    result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns)
                 finally:
                     extra = plugin.extra_results()
                     if extra is not None:
@@ -225,8 +252,14 @@ class SketchSession(SideBySide):
                 plugin.after_accuracy_pass()
         finally:
             self.finish_memory(name)
+        open_gated = plugin.config.get("category_mode") == "open" and result.open_predicted is not None
+        if open_gated:  # the user asked for the open-set figure to be the one scored and gated
+            result = replace(result, predicted=result.open_predicted)
         report = accuracy_report(result.probabilities, result.predicted, dataset.labels, dataset.categories)
         report["top_k_applicable"] = result.probabilities is not None
+        if result.open_predicted is not None:  # the model knows more classes than the dataset
+            report["open_set"] = {"accuracy": float(np.mean(result.open_predicted == dataset.labels)),
+                                  "outside_rate": float(np.mean(result.open_predicted < 0)), "gated": open_gated}
         if dataset.exact is not None and not dataset.exact.all():
             exact = dataset.exact
             correct = result.predicted == dataset.labels
@@ -316,6 +349,9 @@ class SketchSession(SideBySide):
         """The comparison for one model, after refusing a baseline made on another test set."""
         if self.baseline is None:
             return None
+        if self.record(name).get("categories_left_out"):
+            raise ModelUnavailable(f"model '{name}'", "not compared with the baseline: it is scored on part of "
+                                   "the test set (categories left out)", "")
         if name not in self.baseline["models"]:
             raise ModelUnavailable(f"model '{name}'", f"not in the baseline {self.options.baseline}",
                                    "save a new baseline that includes it")

@@ -22,6 +22,21 @@ from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
 MAX_INPUT_SIDE = 4096  # pixels per side of a model's input: far above any sketch model
 
 
+def _category_file(path: Path) -> list[str]:
+    """A class list: JSON (a list, or ``{"categories": [...]}``) or plain text, one name per line."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix.lower() != ".json":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SketchBenchError(str(path), f"not valid JSON ({exc})", 'write {"categories": [...]}') from None
+    names = value.get("categories") if isinstance(value, dict) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SketchBenchError(str(path), "holds no list of category names", 'write {"categories": [...]}')
+    return names
+
+
 @dataclass
 class ModelInfo:
     """What a model says about itself; lands in every report."""
@@ -53,7 +68,7 @@ class ModelPlugin(ABC):
     #: Config keys this plugin understands besides the common ones.
     options: ClassVar[tuple[str, ...]] = ()
     common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads",
-                                                 "timeout_s")
+                                                 "timeout_s", "strict_categories", "category_mode")
     local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
 
     def __init__(self, name: str, config: dict[str, Any]):
@@ -72,6 +87,9 @@ class ModelPlugin(ABC):
             known = ", ".join(sorted(set(cls.common_options) | set(cls.options)))
             raise SketchBenchError(f"{cls.__name__} config", f"unknown option(s) {', '.join(unknown)}",
                                    f"known options: {known}")
+        if config.get("category_mode", "closed") not in ("closed", "open"):
+            raise SketchBenchError(f"{cls.__name__} config", f"category_mode = {config['category_mode']!r}",
+                                   'use "closed" (the best of the dataset\'s categories) or "open"')
         timeout = config.get("timeout_s")
         if timeout is not None and not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
                                         and math.isfinite(timeout) and timeout > 0):
@@ -192,13 +210,11 @@ class ModelPlugin(ABC):
         if isinstance(configured, str):
             candidates = [Path(configured)]
         for candidate in candidates:
-            if candidate.exists():
-                try:
-                    value = json.loads(candidate.read_text())
-                except json.JSONDecodeError as exc:
-                    raise SketchBenchError(str(candidate), f"not valid JSON ({exc})",
-                                           'write {"categories": [...]}') from None
-                return list(value["categories"] if isinstance(value, dict) else value)
+            if candidate.is_file():
+                return _category_file(candidate)
+        if isinstance(configured, str):
+            raise SketchBenchError(f"model '{self.name}'", f"categories file {configured} not found",
+                                   "give a .json list or a text file with one category name per line")
         return None
 
     def file_size(self) -> int | None:

@@ -112,9 +112,10 @@ def runtime_for_path(path: str | Path) -> str:
 
 def _from_table(name: str, table: dict, base: Path, where: str) -> ModelSpec:
     config = dict(table)
-    if "path" in config:
-        path = Path(str(config["path"]))
-        config["path"] = str(path if path.is_absolute() else base / path)
+    for key in ("path", "categories"):  # a file named in the config is relative to the config
+        if isinstance(config.get(key), str):
+            path = Path(config[key])
+            config[key] = str(path if path.is_absolute() else base / path)
     plugin = config.pop("plugin", None)
     runtime = config.pop("runtime", None)
     if plugin is None:

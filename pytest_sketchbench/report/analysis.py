@@ -33,6 +33,17 @@ def speed_index_text(index: dict | None, baseline: dict | None = None) -> str:
     return text
 
 
+def category_mapping_text(record: dict) -> str | None:
+    """'categories matched by name, closed-set …; open-set acc 0.871, 3.2 % of answers outside …'."""
+    mapping = record.get("category_mapping")
+    if not mapping:
+        return None
+    open_set = (record.get("accuracy") or {}).get("open_set")
+    return f"categories matched {mapping}" + (
+        f"; open-set acc {open_set['accuracy']:.3f}{' (the gated figure)' if open_set.get('gated') else ''}, "
+        f"{open_set['outside_rate']:.1%} of answers outside the dataset's categories" if open_set else "")
+
+
 def model_status(record: dict) -> str:
     """One word for a model's outcome, from its tests: error > failed > passed > skipped > not run."""
     outcomes = record.get("outcomes") or {}

@@ -14,6 +14,7 @@ import pytest
 from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
+    category_mapping_text,
     comparison,
     extreme_categories,
     failed_check_details,
@@ -89,6 +90,9 @@ def model_section(model: str, record: dict) -> str:
         best, worst = extreme_categories(accuracy, 5)
         parts.append("<p>best: " + ", ".join(f"{_e(c)} {a:.3f}" for c, a in best) + "<br>worst: "
                      + ", ".join(f"{_e(c)} {a:.3f}" for c, a in worst) + "</p>")
+        mapping = category_mapping_text(record)
+        if mapping:
+            parts.append(f"<p class=note>{_e(mapping)}</p>")
         if accuracy.get("accuracy_by_rendering"):
             by = accuracy["accuracy_by_rendering"]
             parts.append(f"<p class=note>accuracy on exact rows {fmt(by.get('exact'))}, on approximate renders "

@@ -58,6 +58,7 @@ def model_result(record: dict) -> dict:
         "outcomes": record.get("outcomes", {}),
         "skipped": record.get("skipped", []),
         "category_limits": record.get("category_limits"),
+        "category_mapping": record.get("category_mapping"),
         "model_info": record.get("model_info"),
         "device_profile": record.get("device_profile"),
         "device": record.get("device"),

@@ -6,6 +6,7 @@ import pytest
 
 from pytest_sketchbench.report.analysis import (
     batch1_timing,
+    category_mapping_text,
     comparison,
     extreme_categories,
     fmt,
@@ -48,6 +49,9 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
         elif record.get("skipped") and not accuracy:
             line += f"  skipped: {record['skipped'][-1]}"
         reporter.write_line(line)
+        mapping = category_mapping_text(record)
+        if mapping:
+            reporter.write_line(f"    {mapping}")
         if verbosity > 0 and accuracy:
             best, worst = extreme_categories(accuracy, 3)
             reporter.write_line("    best:  " + ", ".join(f"{c} {a:.3f}" for c, a in best))
