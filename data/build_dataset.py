@@ -1,11 +1,11 @@
-"""Build the bundled Quick, Draw! split from ``../shared/quickdraw``.
+"""Build the bundled Quick, Draw! split from ``../shared/quickdraw-v2``.
 
 Deterministic: the same source files give a byte-identical ``quickdraw_test.npz``.
 Each category is split on its own (stratified) with a seeded permutation into
 train / validation / test; every row is hashed and the script refuses to write
 anything if a drawing would appear in two splits or two categories.
 
-    python data/build_dataset.py                 # rebuild data/ from ../shared/quickdraw
+    python data/build_dataset.py                 # rebuild data/ from ../shared/quickdraw-v2
     python data/build_dataset.py --check         # rebuild in memory, compare with committed file
 
 The model recipes import :func:`build_splits` to get the train/validation rows,
@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 BUNDLED = HERE.parent / "pytest_sketchbench" / "bundled"  # the test split ships inside the wheel
-DEFAULT_SOURCE = HERE.parent.parent / "shared" / "quickdraw"
+DEFAULT_SOURCE = HERE.parent.parent / "shared" / "quickdraw-v2"
 SEED = 20261122
 TEST_FRACTION, TEST_CAP = 0.20, 300
 VALIDATION_FRACTION, VALIDATION_CAP = 0.10, 300

@@ -43,10 +43,12 @@ def single_drawing_p50_ms(plugin, image: np.ndarray, rounds: int = 500) -> float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", default=str(MODELS_DIR / "evaluation.json"))
+    parser.add_argument("--models", default=",".join(SHIPPED),
+                        help="comma-separated subset; the others' entries in --json are kept")
     args = parser.parse_args()
     dataset = load_dataset(MODELS_DIR.parent / "pytest_sketchbench" / "bundled" / "quickdraw_test.npz")
     results, predictions = {}, {}
-    for name in SHIPPED:
+    for name in [m for m in SHIPPED if m in args.models.split(",")]:
         runtime, relative, options = BUILTINS[name]
         path = MODELS_DIR / relative
         if not path.exists():
@@ -88,6 +90,10 @@ def main() -> None:
             agreement[f"cnn vs {other}"] = float(np.mean(predictions["cnn"] == predictions[other]))
     for pair, rate in agreement.items():
         print(f"agreement {pair}: {rate:.4f}")
+    previous = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
+    if previous.get("test_samples") == len(dataset):  # same test split: keep the models not re-evaluated
+        results = {**previous.get("models", {}), **results}
+        agreement = {**previous.get("agreement", {}), **agreement}
     Path(args.json).write_text(json.dumps({"test_samples": len(dataset), "models": results,
                                            "agreement": agreement}, indent=1) + "\n")
     print(f"wrote {args.json}")

@@ -15,15 +15,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 from recipe_common import (  # noqa: E402
     MODELS_DIR,
     SEED,
     Log,
-    augmenter,
     fit_resumable,
+    limit_threads,
     load_split_arrays,
+    training_datasets,
     write_classes,
 )
 
@@ -54,8 +54,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--limit", type=int, default=0, help="train on this many drawings (smoke test)")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     parser.add_argument("--out", default=str(MODELS_DIR / "cnn.h5"))
     args = parser.parse_args()
+    limit_threads(args.threads)
 
     keras.utils.set_random_seed(SEED)
     WORK.mkdir(exist_ok=True)
@@ -68,18 +70,9 @@ def main() -> None:
         x_train, y_train = x_train[pick], y_train[pick]
     log(f"train {x_train.shape}, validation {x_val.shape}, {len(categories)} categories")
 
-    augment = augmenter()
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=SEED, reshuffle_each_iteration=True)
-        .batch(args.batch_size)
-        .map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(512)
-
+    train_ds, val_ds = training_datasets(x_train, y_train, x_val, y_val, len(categories), args.batch_size)
     checkpoint = WORK / ("cnn_ckpt.keras" if not args.limit else "cnn_smoke.keras")
-    model = fit_resumable(lambda: build_cnn(len(categories)), 2e-3, args, train_ds, val_ds, y_train, len(categories),
+    model = fit_resumable(lambda: build_cnn(len(categories)), 2e-3, args, train_ds, val_ds, len(y_train),
                           checkpoint, log)
 
     x_test, y_test = data["test"]

@@ -18,7 +18,15 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
-from recipe_common import MODELS_DIR, SEED, Log, augmenter, fit_resumable, load_split_arrays  # noqa: E402
+from recipe_common import (  # noqa: E402
+    MODELS_DIR,
+    SEED,
+    Log,
+    fit_resumable,
+    limit_threads,
+    load_split_arrays,
+    training_datasets,
+)
 
 WORK = MODELS_DIR / ".work"
 
@@ -51,8 +59,10 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--limit", type=int, default=0, help="train on this many drawings (smoke test)")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     parser.add_argument("--out", default=str(MODELS_DIR / "mobilenet"))
     args = parser.parse_args()
+    limit_threads(args.threads)
 
     keras.utils.set_random_seed(SEED)
     WORK.mkdir(exist_ok=True)
@@ -65,26 +75,19 @@ def main() -> None:
         x_train, y_train = x_train[pick], y_train[pick]
     log(f"train {x_train.shape}, validation {x_val.shape}, size {args.size}, alpha {args.alpha}")
 
-    augment = augmenter()
     size = args.size
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=SEED, reshuffle_each_iteration=True)
-        .batch(args.batch_size)
-        .map(lambda x, y: (to_canvas(augment(x, training=True), size), y), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(256).map(lambda x, y: (to_canvas(x, size), y))
+    train_ds, val_ds = training_datasets(x_train, y_train, x_val, y_val, len(categories), args.batch_size,
+                                         to_input=lambda x: to_canvas(x, size))
 
     tag = "smoke" if args.limit else "ckpt"
     checkpoint = WORK / f"mobilenet_{tag}.keras"
     model = fit_resumable(lambda: build_mobilenet(size, len(categories), args.alpha), 3e-3, args, train_ds, val_ds,
-                          y_train, len(categories), checkpoint, log)
+                          len(y_train), checkpoint, log)
 
     x_test, y_test = data["test"]
     test_ds = tf.data.Dataset.from_tensor_slices(x_test).batch(256).map(lambda x: to_canvas(x, size))
-    test_accuracy = float(np.mean(np.argmax(model.predict(test_ds, verbose=0), 1) == y_test))
-    log(f"test accuracy (Keras, before export) {test_accuracy:.4f}")
+    keras_labels = np.argmax(model.predict(test_ds, verbose=0), 1)
+    log(f"test accuracy (Keras, before export) {float(np.mean(keras_labels == y_test)):.4f}")
 
     from pytest_sketchbench.models.tfjs_format import freeze_keras, write_graph_model
 
@@ -94,6 +97,15 @@ def main() -> None:
                                       "input_format": "rgb: [0,1], black ink on white",
                                       "architecture": f"MobileNetV2 alpha={args.alpha}, from scratch"})
     log(f"wrote {out}")
+    from pytest_sketchbench.models.tfjs_model import TfjsGraphModel
+
+    exported = TfjsGraphModel("mobilenet", {"path": str(out)})  # read back as the plugin reads it
+    exported.import_runtime()
+    exported.load()
+    tfjs_labels = np.concatenate([exported.predict((x_test[i:i + 256, ..., 0] * 255).round().astype(np.uint8))
+                                  .argmax(1) for i in range(0, len(x_test), 256)])
+    log(f"agreement of the TF.js export with the Keras model on the test split: "
+        f"{float(np.mean(tfjs_labels == keras_labels)):.4f}")
 
 
 if __name__ == "__main__":

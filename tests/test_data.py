@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import BUNDLED, REPO
 from pytest_sketchbench import preprocess
-from pytest_sketchbench.data import Dataset, check_model_categories, load_dataset, subsample, validate_dataset
+from pytest_sketchbench.data import Dataset, category_columns, load_dataset, subsample, validate_dataset
 from pytest_sketchbench.errors import SketchBenchError
 
 sys.path.insert(0, str(REPO / "data"))
@@ -23,7 +23,7 @@ import build_dataset  # noqa: E402
 def test_bundled_split_matches_its_card(bundled):
     counts = json.loads((REPO / "data" / "split_counts.json").read_text())["counts"]
     assert bundled.categories == json.loads((BUNDLED.parent / "categories.json").read_text())
-    assert len(bundled.categories) == 22 and "elephant" not in bundled.categories
+    assert len(bundled.categories) == 23 and "elephant" in bundled.categories  # quickdraw-v2
     assert dict(zip(bundled.categories, bundled.support().tolist(), strict=True)) == {
         c: v["test"] for c, v in counts.items()}
     assert min(bundled.support()) >= 90 and bundled.images.dtype == np.uint8
@@ -36,8 +36,8 @@ def test_bundled_split_has_no_duplicate_drawing(bundled):
 
 def test_approximate_rendering_flags(bundled):
     by_category = {c: bundled.exact[bundled.labels == i] for i, c in enumerate(bundled.categories)}
-    assert not by_category["tiger"].any() and not by_category["moon"].any()
-    assert by_category["cat"].all() and 0 < by_category["lion"].mean() < 1
+    assert not by_category["elephant"].any() and not by_category["moon"].any()
+    assert by_category["tiger"].all() and by_category["cat"].all() and 0 < by_category["lion"].mean() < 1
 
 
 def test_split_sizes_are_disjoint_and_complete():
@@ -53,7 +53,7 @@ def test_check_disjoint_refuses_a_drawing_in_two_splits():
         build_dataset.check_disjoint(splits, ["cat", "dog"])
 
 
-@pytest.mark.skipif(not build_dataset.DEFAULT_SOURCE.exists(), reason="../shared/quickdraw not beside the repo")
+@pytest.mark.skipif(not build_dataset.DEFAULT_SOURCE.exists(), reason="../shared/quickdraw-v2 not beside the repo")
 def test_rebuild_is_byte_identical():
     assert build_dataset.main(["--check"]) == 0
 
@@ -102,12 +102,51 @@ def test_missing_and_corrupt_files(tmp_path):
         load_dataset(tmp_path, tmp_path / "categories.json")
 
 
-def test_model_category_list_mismatch_is_detected(bundled):
-    check_model_categories(bundled, "m", bundled.categories)
-    with pytest.raises(SketchBenchError, match="same categories in another order"):
-        check_model_categories(bundled, "m", bundled.categories[::-1])
-    with pytest.raises(SketchBenchError, match="model has no class for: cat"):
-        check_model_categories(bundled, "m", bundled.categories[1:])
+def test_model_categories_are_matched_by_name(bundled):
+    assert category_columns(bundled, "m", bundled.categories) is None
+    assert category_columns(bundled, "m", None) is None
+    reversed_names = bundled.categories[::-1]
+    columns = category_columns(bundled, "m", reversed_names)
+    assert [reversed_names[c] for c in columns] == bundled.categories  # same set, other order: remapped
+    spelt = [c.upper().replace(" ", "_") for c in reversed_names] + ["giraffe", "The_Mona-Lisa"]
+    assert list(category_columns(bundled, "m", spelt)) == list(columns)  # superset, other spelling
+    assert category_columns(bundled, "m", bundled.categories[1:])[0] == -1  # cat: left out, not refused
+    with pytest.raises(SketchBenchError, match="model has no class for: cat.*strict_categories = true forbids"):
+        category_columns(bundled, "m", bundled.categories[1:], strict=True)
+    with pytest.raises(SketchBenchError, match="model has no class for: cat, dog"):
+        category_columns(bundled, "m", ["giraffe"])  # no overlap at all
+
+
+def test_remapped_outputs_score_like_the_original(bundled, centroid_weights):
+    from pytest_sketchbench.measure import accuracy_pass
+    from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+
+    weights, _ = centroid_weights
+
+    class Linear(ModelPlugin):
+        runtime = "numpy"
+        options = ("w",)
+
+        def load(self):
+            pass
+
+        def infer(self, prepared):
+            return prepared.reshape(len(prepared), -1) @ self.config["w"] * 20.0
+
+        def describe(self):
+            return ModelInfo(self.name, self.runtime, "", "grayscale", [None, 28, 28, 1], None, None, 0, 0)
+
+    small = subsample(bundled, 20)
+    original = accuracy_pass(Linear("a", {"w": weights}), small, 64)
+    order = np.random.default_rng(0).permutation(len(bundled.categories))  # the model's own class order
+    names = [bundled.categories[i] for i in order] + ["giraffe"]
+    extra = weights[:, order[:1]] * 1.05  # "giraffe": a copy of one category that outscores it
+    shuffled = Linear("b", {"w": np.concatenate([weights[:, order], extra], axis=1)})
+    shuffled.categories = names
+    remapped = accuracy_pass(shuffled, small, 64, category_columns(small, "b", names))
+    assert np.array_equal(remapped.predicted, original.predicted)  # closed-set: the best of the dataset's
+    outside = remapped.open_predicted == -1  # open-set: "giraffe" wherever it won
+    assert outside.any() and np.array_equal(remapped.open_predicted[~outside], original.predicted[~outside])
 
 
 @settings(max_examples=40, deadline=None)
@@ -161,3 +200,108 @@ def test_png_base64_round_trip(bundled):
 
 def test_bundled_file_is_the_default(bundled):
     assert bundled.source == str(BUNDLED)
+
+
+def test_a_folder_of_npy_files_in_alphabetical_order_scores_like_the_bundled_split(centroid_project, bundled,
+                                                                                   tmp_path):
+    """Google's layout (one <category>.npy per category, no categories.json): matched by name, same figure."""
+    import json as json_module
+
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    for label, category in enumerate(bundled.categories):
+        np.save(folder / f"{category}.npy", bundled.images[bundled.labels == label].reshape(-1, 784))
+    centroid_project.makeconftest("from centroid_plugin import CentroidModel\nfrom pytest_sketchbench import "
+                                  "register_model\nregister_model('centroid', weights='centroid.npz')(CentroidModel)\n")
+    centroid_project.makepyfile("def test_accuracy(sketch_predictions):\n    pass\n")
+    accuracy = {}
+    for name, data in (("bundled", BUNDLED), ("folder", folder)):
+        result = centroid_project.runpytest("--sketch-models=centroid", f"--sketch-data={data}", "-p",
+                                            "no:cacheprovider", f"--sketch-json={name}.json")
+        result.assert_outcomes(passed=1)
+        report = json_module.loads((centroid_project.path / f"{name}.json").read_text())["model_results"]
+        accuracy[name] = report["centroid"]["accuracy_results"]["accuracy"]
+        assert (report["centroid"]["category_mapping"] == "by name") is (name == "folder")
+    assert accuracy["folder"] == accuracy["bundled"]
+
+
+WIDE_PLUGIN = '''
+import numpy as np
+from pytest_sketchbench import ModelInfo, ModelPlugin, register_model
+
+class Wide(ModelPlugin):
+    """The centroid classifier in its own class order, plus one class the dataset lacks."""
+    runtime = "numpy"
+    options = ("weights",)
+
+    def load(self):
+        self.categories = self.read_categories([])  # from the config's class_names.txt
+        data = np.load(self.config["weights"])
+        known = [str(c) for c in data["categories"]]
+        mine = [c.lower().replace("_", " ") for c in self.categories]
+        columns = [known.index(c) if c in known else 0 for c in mine]  # giraffe: a copy of cat that outscores it
+        self.w = data["w"][:, columns] * np.array([1.0 if c in known else 1.05 for c in mine])
+
+    def infer(self, prepared):
+        return prepared.reshape(len(prepared), -1) @ self.w * 20.0
+
+    def describe(self):
+        return ModelInfo(self.name, self.runtime, "", "grayscale", [None, 28, 28, 1], self.categories, None, 0, 0)
+'''
+
+
+def test_a_model_with_more_classes_is_read_closed_set_with_the_open_set_figure_beside(centroid_project, bundled):
+    names = [c.upper().replace(" ", "_") for c in bundled.categories[::-1]] + ["giraffe"]
+    (centroid_project.path / "class_names.txt").write_text("\n".join(names) + "\n")
+    centroid_project.makepyfile(wide_plugin=WIDE_PLUGIN)
+    centroid_project.makefile(".toml", thresholds='''
+        [models.wide]
+        plugin = "wide_plugin:Wide"
+        weights = "centroid.npz"
+        categories = "class_names.txt"
+    ''')
+    centroid_project.makepyfile("def test_accuracy(sketch_predictions):\n    pass\n")
+    result = centroid_project.runpytest("--sketch-models=wide", f"--sketch-data={BUNDLED}", "-p", "no:cacheprovider",
+                                        "--sketch-json=r.json", "--sketch-html=r.html")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*categories matched by name, closed-set: the best of the dataset's categories "
+                                 "(1 more model classes ignored); open-set acc 0.*, *% of answers outside the "
+                                 "dataset's categories"])
+    record = json.loads((centroid_project.path / "r.json").read_text())["model_results"]["wide"]
+    open_set = record["accuracy_results"]["open_set"]
+    assert 0 < open_set["outside_rate"] < 1 and open_set["accuracy"] < record["accuracy_results"]["accuracy"]
+    assert "open-set acc" in (centroid_project.path / "r.html").read_text()
+    with open(centroid_project.path / "thresholds.toml", "a") as config:
+        config.write('\ncategory_mode = "open"\n')
+    gated = centroid_project.runpytest("--sketch-models=wide", f"--sketch-data={BUNDLED}", "-p", "no:cacheprovider",
+                                       "--sketch-json=open.json")
+    gated.stdout.fnmatch_lines(["*open-set acc 0.* (the gated figure)*"])
+    record = json.loads((centroid_project.path / "open.json").read_text())["model_results"]["wide"]
+    assert record["accuracy_results"]["accuracy"] == open_set["accuracy"]
+
+
+def test_drawings_of_a_category_the_model_lacks_are_left_out_and_said(centroid_project, bundled, tmp_path):
+    names = [c for c in bundled.categories if c != "cat"]
+    (centroid_project.path / "class_names.txt").write_text("\n".join(names) + "\n")
+    centroid_project.makepyfile(wide_plugin=WIDE_PLUGIN)
+    table = '''
+        [models.nocat]
+        plugin = "wide_plugin:Wide"
+        weights = "centroid.npz"
+        categories = "class_names.txt"
+    '''
+    centroid_project.makefile(".toml", thresholds=table)
+    centroid_project.makepyfile("def test_accuracy(sketch_predictions):\n    pass\n")
+    args = ("--sketch-models=nocat", f"--sketch-data={BUNDLED}", "-p", "no:cacheprovider",
+            "--sketch-samples-per-category=5")
+    result = centroid_project.runpytest(*args, "--sketch-json=r.json", f"--sketch-save-baseline={tmp_path}/b.json.gz")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*categories matched by name; 5 drawings of cat left out (the model has no such "
+                                 "class)*", "*nocat not saved in the baseline: it was scored on part of the test set*"])
+    record = json.loads((centroid_project.path / "r.json").read_text())["model_results"]["nocat"]
+    assert record["accuracy_results"]["n_samples"] == 5 * (len(bundled.categories) - 1)
+    assert "cat" not in record["accuracy_results"]["per_category"]
+    centroid_project.makefile(".toml", thresholds=table + "        strict_categories = true\n")
+    strict = centroid_project.runpytest(*args)
+    strict.assert_outcomes(errors=1)
+    assert "the model has no class for: cat" in strict.stdout.str()

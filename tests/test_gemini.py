@@ -18,7 +18,7 @@ KEY = "fake-gemini-key-0123456789abcdefghij"  # not a real key: redaction is che
 
 @pytest.fixture
 def small(bundled):
-    return subsample(bundled, 2)  # 44 drawings
+    return subsample(bundled, 2)  # 46 drawings
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_budget_cap_refuses_before_sending(small, key):
         model = GeminiModel("gemini", {"base_url": fake.base_url, "max_requests": 10})
         model.import_runtime()
         model.load()
-        with pytest.raises(SketchBenchError, match=r"44 drawings exceed the request budget max_requests=10 — "
+        with pytest.raises(SketchBenchError, match=r"46 drawings exceed the request budget max_requests=10 — "
                                                    r"use --sketch-samples-per-category=1"):
             model.before_accuracy_pass(small)
     assert fake.request_times == []

@@ -108,7 +108,7 @@ def test_failing_thresholds_name_the_figure_the_limit_and_the_categories(centroi
     result = run(centroid_project, "--sketch-models=centroid")
     result.assert_outcomes(failed=3)
     result.stdout.re_match_lines([
-        r"centroid accuracy 0\.\d{3} \(95% CI 0\.\d{3}–0\.\d{3}\) < min_accuracy 0\.990 on 440 drawings",
+        r"centroid accuracy 0\.\d{3} \(95% CI 0\.\d{3}–0\.\d{3}\) < min_accuracy 0\.990 on 460 drawings",
         r"centroid: 1 of 2 categories below their accuracy limit: cat 0\.\d{3} < 0\.999 \(n=20\)",
         r"centroid p50 latency \d+\.\d{3} ms \(95% CI \d+\.\d{3}–\d+\.\d{3}\) > max_latency_ms 1e-06 at batch 1 over "
         r"[\d,]+ rounds",

@@ -165,7 +165,8 @@ def test_interrupted_run_leaves_valid_json(centroid_project, tmp_path):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["benchmark_metadata"]["interrupted"] is True
-    assert report["model_results"]["centroid"]["accuracy_results"]["n_samples"] == 110
+    categories = report["benchmark_metadata"]["categories"]
+    assert report["model_results"]["centroid"]["accuracy_results"]["n_samples"] == 5 * len(categories)
 
 
 def test_pytest_html_rows_carry_their_figures(reports):

@@ -52,7 +52,8 @@ def test_keras_h5(tmp_path, centroid_weights, bundled, expected):
     _keras_model(centroid_weights).save(path)
     (tmp_path / "tiny.classes.json").write_text(json.dumps({"categories": bundled.categories}))
     plugin = _load("keras", path)
-    assert plugin.categories == bundled.categories and plugin.describe().parameter_count == 784 * 22 + 22
+    assert plugin.categories == bundled.categories
+    assert plugin.describe().parameter_count == 785 * len(bundled.categories)
     np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
 
 
@@ -64,7 +65,7 @@ def test_onnx(tmp_path, centroid_weights, bundled, expected):
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["image"], ["flat"], axis=1), helper.make_node("Gemm", ["flat", "w", "b"], ["z"])],
         "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 28, 28, 1])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", 22])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", len(bundled.categories)])],
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -81,12 +82,12 @@ def test_torchscript(tmp_path, centroid_weights, bundled, expected):
     import torch
 
     w, b = centroid_weights
-    linear = torch.nn.Linear(784, 22)
+    linear = torch.nn.Linear(784, len(bundled.categories))
     linear.weight.data, linear.bias.data = torch.from_numpy(w.T.copy()), torch.from_numpy(b)
     scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(), linear))
     scripted.save(str(tmp_path / "tiny.pt"))
     plugin = _load("torch", tmp_path / "tiny.pt", bundled.categories)
-    assert plugin.describe().parameter_count == 784 * 22 + 22
+    assert plugin.describe().parameter_count == 785 * len(bundled.categories)
     np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
 
 
