@@ -132,17 +132,10 @@ class SketchSession(SideBySide):
         """Load once; memory is tracked from just before the load to the end of the accuracy pass."""
         if name in self.loaded:
             return self.loaded[name]
-        record = self.record(name)
-        tracker = None
-        try:
-            with self.guarded(name, "loading"):
-                plugin, tracker = self._load(name, record)
-        finally:
-            if name not in self.loaded and tracker is not None:
-                tracker.__exit__(None, None, None)
-        return plugin
+        with self.guarded(name, "loading"):
+            return self._load(name, self.record(name))
 
-    def _load(self, name: str, record: dict):
+    def _load(self, name: str, record: dict) -> ModelPlugin:
         tracker = None
         try:
             plugin = self.registry[name].create()
@@ -171,7 +164,7 @@ class SketchSession(SideBySide):
             raise
         self._trackers[name] = tracker
         self.loaded[name] = plugin
-        return plugin, None
+        return plugin
 
     @contextmanager
     def guarded(self, name: str, stage: str) -> Iterator[None]:
