@@ -70,7 +70,7 @@ def load_dataset(path: str | Path, categories_path: str | Path | None = None) ->
             str(path), "no such file or folder",
             "pass --sketch-data a .npz test split or a folder of <category>.npy files",
         )
-    categories = _read_categories(Path(categories_path)) if categories_path else None
+    categories = read_category_file(Path(categories_path)) if categories_path else None
     if path.is_dir():
         dataset = _load_npy_folder(path, categories)
     elif path.suffix == ".npz":
@@ -82,7 +82,12 @@ def load_dataset(path: str | Path, categories_path: str | Path | None = None) ->
     return dataset
 
 
-def _read_categories(path: Path) -> list[str]:
+def read_category_file(path: Path, text_lines: bool = False) -> list[str]:
+    """A category list: JSON (a list, or ``{"categories": [...]}``); with ``text_lines``, a file not named
+    ``.json`` holds one name per line (a model's ``class_names.txt``)."""
+    if text_lines and path.suffix.lower() != ".json" and path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if line.strip()]
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
@@ -112,7 +117,7 @@ def _load_npz(path: Path, categories: list[str] | None) -> Dataset:
         if "categories" in arrays:
             categories = [str(c) for c in arrays["categories"]]
         elif (path.parent / "categories.json").exists():
-            categories = _read_categories(path.parent / "categories.json")
+            categories = read_category_file(path.parent / "categories.json")
         else:
             raise SketchBenchError(str(path), "no category names found",
                                    "add a 'categories' array, a categories.json beside it, or --sketch-categories")
@@ -134,7 +139,7 @@ def _load_npy_folder(path: Path, categories: list[str] | None) -> Dataset:
     files = {f.stem.replace("_", " "): f for f in sorted(path.glob("*.npy"))}
     if categories is None:
         if (path / "categories.json").exists():
-            categories = _read_categories(path / "categories.json")
+            categories = read_category_file(path / "categories.json")
         else:
             categories = sorted(files)
     if not categories:

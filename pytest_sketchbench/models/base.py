@@ -7,7 +7,6 @@ A plugin is split so the benchmark can time exactly the runtime call:
 
 from __future__ import annotations
 
-import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -17,24 +16,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_sketchbench import preprocess
+from pytest_sketchbench.data import read_category_file
 from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
 
 MAX_INPUT_SIDE = 4096  # pixels per side of a model's input: far above any sketch model
-
-
-def _category_file(path: Path) -> list[str]:
-    """A class list: JSON (a list, or ``{"categories": [...]}``) or plain text, one name per line."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix.lower() != ".json":
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SketchBenchError(str(path), f"not valid JSON ({exc})", 'write {"categories": [...]}') from None
-    names = value.get("categories") if isinstance(value, dict) else value
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise SketchBenchError(str(path), "holds no list of category names", 'write {"categories": [...]}')
-    return names
 
 
 @dataclass
@@ -211,7 +196,7 @@ class ModelPlugin(ABC):
             candidates = [Path(configured)]
         for candidate in candidates:
             if candidate.is_file():
-                return _category_file(candidate)
+                return read_category_file(candidate, text_lines=True)
         if isinstance(configured, str):
             raise SketchBenchError(f"model '{self.name}'", f"categories file {configured} not found",
                                    "give a .json list or a text file with one category name per line")
