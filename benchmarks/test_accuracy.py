@@ -14,3 +14,8 @@ def test_top5_accuracy(sketch_predictions, sketch_thresholds):
 
 def test_category_accuracy(sketch_predictions, sketch_thresholds):
     sketch_thresholds.check_categories(sketch_predictions)
+
+
+def test_parity(sketch_parity, sketch_thresholds):
+    """Exports follow their source model: ``min_agreement`` / ``max_probability_diff`` with ``with = "<model>"``."""
+    sketch_thresholds.check_parity(sketch_parity)

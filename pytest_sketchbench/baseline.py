@@ -28,6 +28,7 @@ import numpy as np
 from scipy import stats
 
 from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.stats import mcnemar_exact
 
 FORMAT = "sketchbench-baseline/1"
 DEFAULTS = {"accuracy_margin": 0.005, "alpha": 0.01, "latency_max_ratio": 1.10, "ab_latency_max_ratio": 1.2,
@@ -73,20 +74,6 @@ def settings_for(settings: dict, model: str) -> dict:
 
 
 # -- statistics (pure) ---------------------------------------------------------------------------
-def mcnemar_exact(baseline_correct: np.ndarray, current_correct: np.ndarray) -> dict:
-    """Paired comparison of two classifiers on the same drawings (two-sided exact binomial test)."""
-    baseline_correct = np.asarray(baseline_correct, bool)
-    current_correct = np.asarray(current_correct, bool)
-    lost = int(np.sum(baseline_correct & ~current_correct))  # right before, wrong now
-    gained = int(np.sum(~baseline_correct & current_correct))
-    discordant = lost + gained
-    p_value = 1.0 if discordant == 0 else float(stats.binomtest(lost, discordant, 0.5).pvalue)
-    n = len(baseline_correct)
-    return {"lost": lost, "gained": gained, "p_value": p_value,
-            "baseline_accuracy": float(baseline_correct.mean()), "current_accuracy": float(current_correct.mean()),
-            "change": (gained - lost) / n if n else 0.0}
-
-
 def latency_shift(baseline_s, current_s) -> dict:
     """Is the current run slower? Median ratio and one-sided Mann–Whitney U p-value."""
     baseline_s, current_s = np.asarray(baseline_s, float), np.asarray(current_s, float)

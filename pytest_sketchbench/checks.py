@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_sketchbench.config import Limits, RatioLimit
+from pytest_sketchbench.config import Limits, ParityLimit, RatioLimit
 from pytest_sketchbench.stats import min_samples_for
 
 
@@ -35,6 +35,18 @@ class ThresholdChecker:
                                         "limit": limit, "passed": passed, "message": message})
         if passed is False:
             pytest.fail(message, pytrace=False)
+
+    @staticmethod
+    def _all_of(checks: list[Callable[[], None]]) -> None:
+        """Run every check (each records its verdict), then fail once with every failure's message."""
+        failures = []
+        for check in checks:
+            try:
+                check()
+            except pytest.fail.Exception as exc:
+                failures.append(str(exc.msg))
+        if failures:
+            pytest.fail("\n".join(failures), pytrace=False)
 
     def _compare(self, key: str, measured: float, describe: str, context: str = "") -> None:
         """``min_*`` limits are lower bounds, ``max_*`` upper bounds."""
@@ -121,14 +133,7 @@ class ThresholdChecker:
         """Every relative speed limit of the model; all are measured and recorded before any fails."""
         if not self.limits.ratios:
             pytest.skip(f"{self.model}: no relative speed limit (max_latency_ratio / min_throughput_ratio) configured")
-        failures = []
-        for limit in self.limits.ratios:
-            try:
-                self.check_ratio(limit, measure(limit))
-            except pytest.fail.Exception as exc:
-                failures.append(str(exc.msg))
-        if failures:
-            pytest.fail("\n".join(failures), pytrace=False)
+        self._all_of([lambda limit=limit: self.check_ratio(limit, measure(limit)) for limit in self.limits.ratios])
 
     def check_ratio(self, limit: RatioLimit, result: dict) -> None:
         """A relative speed limit: fails only when the whole interval lies past the limit."""
@@ -157,6 +162,84 @@ class ThresholdChecker:
     def check_throughput(self, stats: dict) -> None:
         self._compare("min_throughput", stats["throughput_per_s"],
                       f"throughput {stats['throughput_per_s']:,.0f} drawings/s at batch {stats['batch_size']}")
+
+    # -- parity, end to end, cold start, API service levels ---------------------------------------
+    def check_parity(self, measure: Callable[[str], dict]) -> None:
+        """Every parity limit of the model (``min_agreement``, ``max_probability_diff``); all are measured and
+        recorded before any fails, and a failure lists the first drawings where the two models disagree."""
+        if not self.limits.parity:
+            pytest.skip(f"{self.model}: no parity limit (min_agreement / max_probability_diff) configured")
+        self._all_of([lambda limit=limit: self._check_parity(limit, measure(limit.with_model))
+                      for limit in self.limits.parity])
+
+    def _check_parity(self, limit: ParityLimit, result: dict) -> None:
+        other, n = limit.with_model, _fmt_int(result["n_samples"])
+        if limit.key == "min_agreement":
+            low, high = result["agreement_ci95"]
+            measured, passed = result["agreement"], result["agreement"] >= limit.bound
+            message = (f"{self.model} agreement with {other} {measured:.4f} (95% CI {low:.4f}–{high:.4f}; "
+                       f"{_fmt_int(result['disagreements'])} of {n} drawings differ) "
+                       f"{'>=' if passed else '<'} min {limit.bound:g}")
+        else:
+            measured = result["max_probability_diff"]
+            if measured is None:
+                self._verdict(f"{limit.key}:{other}", None, limit.bound, None, f"{self.model} or {other} returns "
+                              "classes, not probabilities: max_probability_diff is not applicable")
+                return
+            passed = measured <= limit.bound
+            message = (f"{self.model} max |probability difference| from {other} {measured:.3g} "
+                       f"{'<=' if passed else '>'} max {limit.bound:g} over {n} drawings "
+                       f"({_fmt_int(result['disagreements'])} with another class)")
+        if not passed and result["disagreeing"]:
+            shown = "; ".join(f"#{row['index']} {row['label']}: {row['predicted']} vs {row['with_predicted']}"
+                              for row in result["disagreeing"][:5])
+            message += f" — first disagreements (drawing label: {self.model} vs {other}): {shown}"
+        self._verdict(f"{limit.key}:{other}", measured, limit.bound, passed, message)
+
+    def check_end_to_end(self, result: dict) -> None:
+        """p50 of one drawing end to end (an absolute limit: put it under a device profile) and the share of
+        that time spent outside the runtime (a relative one: travels)."""
+        stages = ", ".join(f"{stage} {row['median_ms']:.3f} ms" for stage, row in result["stages"].items())
+        interval = result.get("p50_ci_ms")
+        shown = f" (95% CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
+        self._all_of([
+            lambda: self._compare("max_end_to_end_ms", result["median_ms"],
+                                  f"end-to-end p50 {result['median_ms']:.3f} ms{shown}",
+                                  f"at batch 1 over {_fmt_int(result['rounds'])} calls (stage p50s: {stages})"),
+            lambda: self._compare("max_overhead_share", result["overhead_share"],
+                                  f"time outside the runtime {result['overhead_share']:.1%} of end to end "
+                                  f"(preprocess {result['stages']['preprocess']['share']:.1%}, postprocess "
+                                  f"{result['stages']['postprocess']['share']:.1%})")])
+
+    def check_cold_start(self, cold: dict | None, warm: dict) -> None:
+        """The first call after loading, in ms and as a multiple of the warm batch-1 p50 (which travels)."""
+        if not cold:
+            pytest.skip(f"{self.model}: no first-call figure (API models are not cold-started here)")
+        first = cold["first_call_ms"]
+        ratio = first / warm["median_ms"] if warm["median_ms"] > 0 else float("inf")
+        self._all_of([
+            lambda: self._compare("max_cold_start_ms", first, f"first call after load {first:.2f} ms"),
+            lambda: self._compare("max_cold_start_ratio", ratio, f"first call after load ×{ratio:.1f} the warm p50 "
+                                  f"({first:.2f} vs {warm['median_ms']:.3f} ms)")])
+
+    def check_api(self, api: dict | None) -> None:
+        """An API model's service levels: success rate, invalid-answer rate and cost per 1,000 drawings."""
+        if not api:
+            pytest.skip(f"{self.model} is not an API model: no success rate or cost to gate")
+        from pytest_sketchbench.report.analysis import cost_per_1000
+
+        sent = api.get("successes", 0) + api.get("invalid", 0) + api.get("failed", 0)
+        checks = [
+            lambda: self._compare("min_success_rate", api["success_rate"], f"success rate {api['success_rate']:.3f}",
+                                  f"of {_fmt_int(sent)} requests ({api.get('failed', 0)} failed)"),
+            lambda: self._compare("max_invalid_rate", api["invalid_rate"],
+                                  f"invalid-answer rate {api['invalid_rate']:.3f}", f"of {_fmt_int(sent)} requests")]
+        per_1000 = cost_per_1000(api)
+        if per_1000 is not None:
+            checks.append(lambda: self._compare(
+                "max_cost_per_1000", per_1000, f"estimated cost ${per_1000:.4f} per 1,000 drawings",
+                f"({api.get('tokens_in', 0):,} input, {api.get('tokens_out', 0):,} output tokens)"))
+        self._all_of(checks)
 
     # -- resources -----------------------------------------------------------------------------
     def check_memory(self, memory: dict) -> None:

@@ -35,7 +35,15 @@ LIMITS: dict[str, tuple[type, str]] = {
     "max_memory_mb": (float, "peak RSS growth over load + inference (MB)"),
     "max_model_mb": (float, "model file size (MB)"),
     "max_load_s": (float, "load time (s)"),
+    "max_end_to_end_ms": (float, "p50 of one drawing end to end: uint8 bitmap → preprocessing → runtime → class (ms)"),
+    "max_overhead_share": (float, "share of the end-to-end time spent outside the runtime call (pre/post-processing)"),
+    "max_cold_start_ms": (float, "the first call after loading (ms)"),
+    "max_cold_start_ratio": (float, "the first call after loading ÷ the warm batch-1 p50 (travels across machines)"),
+    "min_success_rate": (float, "API models: share of requests answered with a category"),
+    "max_invalid_rate": (float, "API models: share of requests answered with no category of the dataset"),
+    "max_cost_per_1000": (float, "API models: estimated cost per 1,000 drawings (USD)"),
 }
+FRACTIONS = {"max_overhead_share", "min_success_rate", "max_invalid_rate"}  # limits that are shares in [0, 1]
 RESERVED_TABLES = ("models", "profiles", "baseline", "sketchbench")
 BUILTIN_PROFILES = ("cpu", "gpu-small", "gpu", "gpu-large")  # hardware.DEFAULT_PROFILES, plus cpu
 CALIBRATION = "calibration"  # the built-in reference workload (pytest_sketchbench/calibration/)
@@ -44,6 +52,21 @@ RATIO_LIMITS: dict[str, tuple[str, str]] = {
     "max_latency_ratio": ("max", "p50 latency ÷ the reference's, timed interleaved (default batch 1)"),
     "min_throughput_ratio": ("min", "throughput ÷ the reference's, timed interleaved (default: largest batch)"),
 }
+
+# parity limits between two models on the same drawings: key → (bound key, meaning)
+PARITY_LIMITS: dict[str, tuple[str, str]] = {
+    "min_agreement": ("min", "share of drawings where the model and the one named in 'with' give the same class"),
+    "max_probability_diff": ("max", "largest |probability difference| from the model named in 'with'"),
+}
+
+
+@dataclass(frozen=True)
+class ParityLimit:
+    """``min_agreement = { with = "cnn", min = 0.99 }`` — an export must follow its source model."""
+
+    key: str
+    with_model: str
+    bound: float
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,7 @@ class Limits:
     category_accuracy: dict[str, float] = field(default_factory=dict)
     source: str = ""
     ratios: list[RatioLimit] = field(default_factory=list)
+    parity: list[ParityLimit] = field(default_factory=list)
 
     def get(self, key: str) -> float | None:
         return self.values.get(key)
@@ -94,14 +118,17 @@ class SketchConfig:
         values = {k: v for k, v in table.items() if k in LIMITS}
         categories = dict(table.get("category_accuracy", {}))
         ratios = {k: v for k, v in table.items() if k in RATIO_LIMITS}
+        parity = {k: v for k, v in table.items() if k in PARITY_LIMITS}
         source = f"{self.path} [{model}]" if table else "no limits configured"
         override = table.get("profile", {}).get(profile or "", {})
         if override:
             values.update({k: v for k, v in override.items() if k in LIMITS})
             categories.update(override.get("category_accuracy", {}))
             ratios.update({k: v for k, v in override.items() if k in RATIO_LIMITS})
+            parity.update({k: v for k, v in override.items() if k in PARITY_LIMITS})
             source = f"{self.path} [{model}.profile.{profile}]"
-        return Limits(model, values, categories, source, [limit for group in ratios.values() for limit in group])
+        return Limits(model, values, categories, source, [limit for group in ratios.values() for limit in group],
+                      [limit for group in parity.values() for limit in group])
 
     def category_limits(self) -> list[tuple[str, str]]:
         """(table, category) of every per-category limit: checked against the dataset's categories."""
@@ -121,11 +148,12 @@ class SketchConfig:
                                        f"use one of {', '.join(categories)}")
 
     def references(self) -> set[str]:
-        """Every model or workload named as a reference of a relative limit."""
+        """Every model or workload named as a reference of a relative or parity limit."""
         found = set()
         for table in self.model_limits.values():
             for scope in (table, *table.get("profile", {}).values()):
                 found |= {limit.reference for key in RATIO_LIMITS for limit in scope.get(key, [])}
+                found |= {limit.with_model for key in PARITY_LIMITS for limit in scope.get(key, [])}
         return found
 
 
@@ -149,21 +177,45 @@ def _ratio_limits(key: str, value, where: str) -> list[RatioLimit]:
     return limits
 
 
+def _parity_limits(key: str, value, where: str) -> list[ParityLimit]:
+    """One table or a list of tables (one per model followed)."""
+    bound_key = PARITY_LIMITS[key][0]
+    example = f'{key} = {{ with = "cnn", {bound_key} = {0.99 if bound_key == "min" else 1e-4} }}'
+    limits = []
+    for table in value if isinstance(value, list) else [value]:
+        if not isinstance(table, dict) or set(table) != {"with", bound_key} or not isinstance(table["with"], str):
+            raise SketchBenchError(where, f"'{key}' must be a table with 'with' (a model name) and {bound_key}",
+                                   f"e.g. {example}")
+        bound = table[bound_key]
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= bound <= 1:
+            raise SketchBenchError(where, f"'{key}.{bound_key}' must be a number in [0, 1], got {bound!r}",
+                                   f"e.g. {example}")
+        if table["with"] == CALIBRATION:
+            raise SketchBenchError(where, f"'{key}' cannot follow the calibration workload (it classifies nothing)",
+                                   "name the model this one was exported or converted from")
+        limits.append(ParityLimit(key, table["with"], float(bound)))
+    return limits
+
+
 def _check_limits_table(table: dict, where: str, allow_profiles: bool) -> dict:
-    allowed = set(LIMITS) | set(RATIO_LIMITS) | {"category_accuracy"} | ({"profile"} if allow_profiles else set())
+    allowed = (set(LIMITS) | set(RATIO_LIMITS) | set(PARITY_LIMITS) | {"category_accuracy"}
+               | ({"profile"} if allow_profiles else set()))
     for key, value in table.items():
         if key not in allowed:
             raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(sorted(allowed))}")
         if key in RATIO_LIMITS:
             table[key] = _ratio_limits(key, value, where)
+        elif key in PARITY_LIMITS:
+            table[key] = _parity_limits(key, value, where)
         elif key in LIMITS:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SketchBenchError(where, f"'{key}' must be a number, got {type(value).__name__} {value!r}",
                                        f"e.g. {key} = 0.9")
             table[key] = float(value)
-            if value < 0 or (key.startswith("min_") and "accuracy" in key and value > 1):
+            if value < 0 or ((key in FRACTIONS or (key.startswith("min_") and "accuracy" in key)) and value > 1):
                 raise SketchBenchError(where, f"'{key}' = {value} is out of range",
-                                       "accuracies are fractions in [0, 1]; other limits are positive")
+                                       "accuracies, rates and shares are fractions in [0, 1]; other limits are "
+                                       "positive")
         elif key == "category_accuracy":
             if not isinstance(value, dict):
                 raise SketchBenchError(where, "'category_accuracy' must be a table of category = number",
@@ -216,6 +268,7 @@ def load_config(path: Path | None, known_models: list[str] | None = None,
     if known_models is not None:
         unknown = sorted(config.references() - names - {CALIBRATION})
         if unknown:
-            raise SketchBenchError(str(path), f"unknown reference model(s) {', '.join(unknown)} in a relative limit",
+            raise SketchBenchError(str(path), f"unknown reference model(s) {', '.join(unknown)} in a relative "
+                                   "or parity limit",
                                    f"name a registered model ({', '.join(sorted(names))}) or \"{CALIBRATION}\"")
     return config

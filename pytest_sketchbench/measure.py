@@ -130,6 +130,47 @@ def time_interleaved(call_a: Callable[[], object], call_b: Callable[[], object],
     return a_samples, b_samples
 
 
+def first_call_s(plugin: ModelPlugin, images: np.ndarray) -> float:
+    """Seconds of the first runtime call after loading (graph tracing, allocations, kernel selection):
+    what a freshly started service pays on its first request."""
+    prepared = plugin.prepare(images)
+    started = time.perf_counter()
+    plugin.infer(prepared)
+    plugin.synchronize()
+    return time.perf_counter() - started
+
+
+STAGES = ("preprocess", "runtime", "postprocess")
+
+
+def time_end_to_end(plugin: ModelPlugin, images: np.ndarray, rounds: int, warmup: int = 0) -> dict[str, list[float]]:
+    """Seconds per call of each stage from uint8 bitmaps to classes — ``prepare``, the runtime call (and the
+    device wait), then probabilities and the argmax — each stage timed within the same calls, so the shares
+    add up to the whole."""
+    def classes(raw):
+        if plugin.outputs_probabilities:
+            return plugin.to_probabilities(raw, len(images)).argmax(axis=1)
+        return plugin.to_labels(raw)
+
+    for _ in range(warmup):
+        classes(plugin.infer(plugin.prepare(images)))
+    timer = time.perf_counter
+    samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for _ in range(rounds):
+        start = timer()
+        prepared = plugin.prepare(images)
+        prepared_at = timer()
+        raw = plugin.infer(prepared)
+        plugin.synchronize()
+        inferred_at = timer()
+        classes(raw)
+        done = timer()
+        samples["preprocess"].append(prepared_at - start)
+        samples["runtime"].append(inferred_at - prepared_at)
+        samples["postprocess"].append(done - inferred_at)
+    return samples
+
+
 def plan_rounds(call: Callable[[], object], budget_s: float, min_rounds: int = 5, max_rounds: int = 1000) -> int:
     """How many rounds fit in ``budget_s``, from three probe calls (which also warm up)."""
     probe = time_calls(call, 3)

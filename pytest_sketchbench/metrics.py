@@ -81,3 +81,25 @@ def accuracy_report(probabilities: np.ndarray | None, predicted: np.ndarray, lab
         "invalid_predictions": int(np.sum((predicted < 0) | (predicted >= len(categories)))),
     }
     return report
+
+
+def parity(predicted: np.ndarray, other_predicted: np.ndarray, labels: np.ndarray,
+           probabilities: np.ndarray | None = None, other_probabilities: np.ndarray | None = None,
+           listed: int = 50) -> dict:
+    """How closely one model follows another on the same drawings: the share of drawings where both name
+    the same class (with a Wilson 95 % interval), the largest probability difference where both give
+    probabilities, and the first ``listed`` drawings where they disagree (index, label, both answers)."""
+    predicted, other_predicted = np.asarray(predicted), np.asarray(other_predicted)
+    same = predicted == other_predicted
+    n, agreeing = len(same), int(same.sum())
+    differing = np.flatnonzero(~same)
+    result = {"n_samples": n, "agreement": agreeing / n if n else 0.0,
+              "agreement_ci95": list(wilson_interval(agreeing, n)), "disagreements": int(differing.size),
+              "disagreeing": [{"index": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
+                               "with_predicted": int(other_predicted[i])} for i in differing[:listed]],
+              "max_probability_diff": None, "mean_probability_diff": None}
+    if probabilities is not None and other_probabilities is not None:
+        difference = np.abs(np.asarray(probabilities, np.float64) - np.asarray(other_probabilities, np.float64))
+        result["max_probability_diff"] = float(difference.max()) if difference.size else 0.0
+        result["mean_probability_diff"] = float(difference.mean()) if difference.size else 0.0
+    return result

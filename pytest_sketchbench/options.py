@@ -83,6 +83,9 @@ def add_report_options(group) -> None:
                     help="save this run as a baseline (predictions, raw latency samples, memory, size)")
     group.addoption("--sketch-baseline", dest="sketch_baseline", default=None, metavar="PATH",
                     help="compare with a saved baseline: McNemar (accuracy), Mann-Whitney U (latency), margins")
+    group.addoption("--sketch-profile", dest="sketch_profile", action="store_true", default=False,
+                    help="profile each model after its timings (runtime operators as a Chrome trace, the harness as "
+                         "a flame graph) into --sketch-report-dir; never used for a timing gate"),
 
 
 def _raw(config: pytest.Config, name: str) -> tuple[str, Path]:

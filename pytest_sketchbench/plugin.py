@@ -63,6 +63,9 @@ def _prepare(config: pytest.Config) -> RunSetup:
         threads_given = config.getoption("sketch_threads") is not None or "sketch_threads" in config.inicfg
         check_output_paths({f"--sketch-{key.replace('_', '-')}": config.getoption(f"sketch_{key}")
                             for key in ("json", "html", "report_dir", "save_baseline")})
+        if config.getoption("sketch_profile") and not config.getoption("sketch_report_dir"):
+            raise SketchBenchError("--sketch-profile", "has nowhere to write the traces and flame graphs",
+                                   "add --sketch-report-dir DIR")
         return prepare_run(read_options(config), Path(config.rootpath), threads_given)
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -171,6 +174,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not any(uses_sketchbench(item) for item in items):
         return
     _session(config, create=True)
+    profiling = [item for item in items if "sketch_profile" in getattr(item, "fixturenames", ())]
+    if profiling:  # profilers slow what they watch: every timing of the run comes first
+        items[:] = [item for item in items if item not in profiling] + profiling
     if not config.pluginmanager.hasplugin("xdist"):  # the mark is xdist's: without it, --strict-markers refuses it
         return
     for item in items:
@@ -285,6 +291,38 @@ def sketch_relative_speed(sketch_model: ModelPlugin, sketch_session: SketchSessi
                                                                          limit.batch or default))
 
     return measure
+
+
+@pytest.fixture
+def sketch_parity(sketch_model: ModelPlugin, sketch_session: SketchSession) -> Callable[[str], dict]:
+    """``measure(other)`` → agreement and probability differences with model ``other`` on the same drawings
+    (``other`` is loaded beside the model for it when it is not selected)."""
+    return lambda other: _fail_on_user_error(lambda: sketch_session.parity(sketch_model.name, other))
+
+
+@pytest.fixture
+def sketch_end_to_end(sketch_model: ModelPlugin, sketch_session: SketchSession) -> Callable[[], dict]:
+    """``measure()`` → one drawing from uint8 bitmap to class: p50/p95 and each stage's share."""
+    return lambda: _fail_on_user_error(lambda: sketch_session.end_to_end(sketch_model.name))
+
+
+@pytest.fixture
+def sketch_pairwise(sketch_model: ModelPlugin, sketch_session: SketchSession) -> list[dict]:
+    """The model timed interleaved with every local model selected after it (for the pairwise comparison)."""
+    return _fail_on_user_error(lambda: sketch_session.pairwise_speed(sketch_model.name))
+
+
+@pytest.fixture
+def sketch_profile(request: pytest.FixtureRequest, sketch_model: ModelPlugin, sketch_session: SketchSession) -> dict:
+    """With ``--sketch-profile``: the model's profile (Chrome trace, flame graph, top operators), written to
+    ``--sketch-report-dir/<model>/``; tests using it run after every other test of the run."""
+    if not request.config.getoption("sketch_profile"):
+        pytest.skip("profiling is off (--sketch-profile)")
+    from pytest_sketchbench.report.tables import safe_name
+
+    report_dir = Path(request.config.invocation_params.dir) / request.config.getoption("sketch_report_dir")
+    folder = report_dir / safe_name(sketch_model.name)
+    return _fail_on_user_error(lambda: sketch_session.take_profile(sketch_model.name, folder))
 
 
 @pytest.fixture
@@ -439,4 +477,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
         baseline_index = (sketch.baseline or {}).get("machine_speed_index")
         terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes,
-                               speed_index_text(sketch.measured_speed_index, baseline_index))
+                               speed_index_text(sketch.measured_speed_index, baseline_index), sketch.comparison())

@@ -18,6 +18,7 @@ from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
 from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.data import Dataset, category_columns, load_dataset, subsample
+from pytest_sketchbench.diagnostics import Diagnostics
 from pytest_sketchbench.errors import ModelFailure, ModelTimeout, ModelUnavailable, SketchBenchError, redact
 from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S, deadline
 from pytest_sketchbench.measure import (
@@ -34,7 +35,7 @@ from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.options import RunSetup
 from pytest_sketchbench.side_by_side import SideBySide
-from pytest_sketchbench.stats import latency_stats
+from pytest_sketchbench.stats import latency_stats, throughput_knee
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Predictions:
     throughput: float
 
 
-class SketchSession(SideBySide):
+class SketchSession(SideBySide, Diagnostics):
     def __init__(self, setup: RunSetup):
         self.setup = setup
         self.options = setup.options
@@ -79,6 +80,7 @@ class SketchSession(SideBySide):
         self._speed_index: dict | None = None
         self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
         self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
+        self._comparison: dict | None = None
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
@@ -235,6 +237,7 @@ class SketchSession(SideBySide):
         dataset, columns = self.model_dataset(name)
         try:
             with self.guarded(name, "the accuracy pass"):
+                self.first_call(name, plugin)
                 plugin.before_accuracy_pass(dataset)
                 try:
                     result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns)
@@ -298,6 +301,7 @@ class SketchSession(SideBySide):
         plugin = self.load_model(name)
         if hasattr(plugin, "measured_latencies"):
             return self._api_latency(name, plugin, batch_size, benchmark)
+        self.first_call(name, plugin)
         prepared = plugin.prepare(self._drawings(batch_size))
         timed = timed_call(plugin, prepared)
 
@@ -319,7 +323,11 @@ class SketchSession(SideBySide):
             stats["remeasured"] = True
         if benchmark is not None:
             benchmark.extra_info.update(stats)
-        self.record(name)["timing"][str(batch_size)] = {**stats, "samples_s": samples}
+        timing = self.record(name)["timing"]
+        timing[str(batch_size)] = {**stats, "samples_s": samples}
+        if len(timing) > 1:  # the batch-size sweep: where a larger batch stops paying
+            throughputs = {int(b): t["throughput_per_s"] for b, t in timing.items()}
+            self.record(name)["batch_sweep"] = throughput_knee(throughputs)
         return stats
 
     def _api_latency(self, name: str, plugin, batch_size: int, benchmark) -> dict:
@@ -353,6 +361,15 @@ class SketchSession(SideBySide):
         dataset = self.dataset()
         comparison.check_dataset(dataset.fingerprint(), dataset.categories)
         return comparison
+
+    def comparison(self) -> dict:
+        """The cross-model comparison (pairwise tests included), computed once the results are complete:
+        every report reads this one."""
+        if self._comparison is None:
+            from pytest_sketchbench.report.analysis import comparison
+
+            self._comparison = comparison(self.results, None if self._dataset is None else self._dataset.labels)
+        return self._comparison
 
     def release(self, name: str) -> None:
         plugin = self.loaded.pop(name, None)

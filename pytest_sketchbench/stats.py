@@ -1,4 +1,4 @@
-"""Latency statistics from raw timings (seconds), as pure functions."""
+"""Statistics as pure functions: latency summaries from raw timings (seconds), intervals, paired tests."""
 
 from __future__ import annotations
 
@@ -77,3 +77,44 @@ def ratio_of_quantiles(a_s, b_s, confidence: float = 0.95, resamples: int = 2000
     low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
     return {"ratio": float(np.percentile(a, quantile_pct) / np.percentile(b, quantile_pct)), "ci_low": float(low),
             "ci_high": float(high), "rounds": int(a.size), "confidence": confidence, "statistic": f"p{quantile_pct:g}"}
+
+
+def mcnemar_exact(baseline_correct, current_correct) -> dict:
+    """Paired comparison of two classifiers on the same drawings (two-sided exact binomial test on the
+    drawings exactly one of them gets right)."""
+    from scipy import stats
+
+    baseline_correct = np.asarray(baseline_correct, bool)
+    current_correct = np.asarray(current_correct, bool)
+    lost = int(np.sum(baseline_correct & ~current_correct))  # right before, wrong now
+    gained = int(np.sum(~baseline_correct & current_correct))
+    discordant = lost + gained
+    p_value = 1.0 if discordant == 0 else float(stats.binomtest(lost, discordant, 0.5).pvalue)
+    n = len(baseline_correct)
+    return {"lost": lost, "gained": gained, "p_value": p_value,
+            "baseline_accuracy": float(baseline_correct.mean()), "current_accuracy": float(current_correct.mean()),
+            "change": (gained - lost) / n if n else 0.0}
+
+
+def median_ratio_test(a_s, b_s) -> dict:
+    """median(a) / median(b) of two *separately* timed sample sets, with a two-sided Mann–Whitney U
+    p-value: the fallback where two models were not timed side by side."""
+    from scipy import stats
+
+    a, b = np.asarray(a_s, float), np.asarray(b_s, float)
+    return {"ratio": float(np.median(a) / np.median(b)),
+            "p_value": float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)}
+
+
+def throughput_knee(throughput_by_batch: dict[int, float], min_gain: float = 0.10) -> dict:
+    """The batch size beyond which a larger batch raises throughput by less than ``min_gain`` (10 %).
+
+    Batches are taken in increasing order; the knee is the first batch whose next larger batch gains less.
+    ``reached`` is False when every step still gained enough (the knee lies beyond the largest batch).
+    """
+    batches = sorted(throughput_by_batch)
+    steps = [{"from": a, "to": b, "gain": throughput_by_batch[b] / throughput_by_batch[a] - 1}
+             for a, b in zip(batches, batches[1:], strict=False) if throughput_by_batch[a] > 0]
+    knee = next((step["from"] for step in steps if step["gain"] < min_gain), None)
+    return {"knee_batch": knee if knee is not None else (batches[-1] if batches else None),
+            "reached": knee is not None, "min_gain": min_gain, "steps": steps}

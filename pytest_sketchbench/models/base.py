@@ -55,6 +55,7 @@ class ModelPlugin(ABC):
     common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads",
                                                  "timeout_s", "strict_categories", "category_mode")
     local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
+    profiler_name: ClassVar[str | None] = None  # the runtime's operator profiler, where profile_operators has one
 
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name
@@ -168,6 +169,12 @@ class ModelPlugin(ABC):
 
     def after_accuracy_pass(self) -> None:
         """Called after the accuracy pass: an API model refuses a pass in which no request was answered."""
+
+    def profile_operators(self, prepared: Any, calls: int, trace_path: Path) -> dict[str, tuple[int, float]] | None:
+        """Run ``calls`` inferences under the runtime's own operator profiler, write its Chrome trace
+        (``{"traceEvents": [...]}``) to ``trace_path`` and return ``{operator: (calls, self seconds)}``;
+        None where the runtime has no such profiler (``--sketch-profile`` then takes the Python profile only)."""
+        return None
 
     def extra_results(self) -> dict | None:
         """Model-specific figures for the reports (API models: success rate, retries, tokens, cost)."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
@@ -11,15 +15,32 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 class OnnxModel(ModelPlugin):
     runtime = "onnxruntime"
     options = ("providers", "spinning")
+    profiler_name = "ONNX Runtime profiler"
 
     def import_runtime(self) -> None:
         import onnxruntime  # noqa: F401
 
     def load(self) -> None:
+        self.session = self._session()
+        used = self.session.get_providers()[0]
+        self.device = "cuda" if used.startswith("CUDA") else "cpu"
+        model_input = self.session.get_inputs()[0]
+        self.input_name, self.output_name = model_input.name, self.session.get_outputs()[0].name
+        self.shape = list(model_input.shape)
+        self.channels_first = len(self.shape) == 4 and self.shape[1] in (1, 3)
+        channels = self.shape[1] if self.channels_first else self.shape[-1]
+        self.input_format = "rgb" if channels == 3 else "grayscale"
+        self.categories = self.sidecar_categories() or self._metadata_categories()
+
+    def _session(self, profile_prefix: str | None = None):
+        """An InferenceSession with this model's settings (a profiling one when ``profile_prefix`` is given)."""
         import onnxruntime as ort
 
         path = self.require_file()
         options = ort.SessionOptions()
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         if self.config.get("threads"):
             options.intra_op_num_threads = int(self.config["threads"])
             options.inter_op_num_threads = 1
@@ -32,19 +53,22 @@ class OnnxModel(ModelPlugin):
         )
         providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            return ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise SketchBenchError(f"model '{self.name}'", f"ONNX Runtime cannot load {path} ({exc})",
                                    "the file is corrupt or not ONNX; re-export it") from None
-        used = self.session.get_providers()[0]
-        self.device = "cuda" if used.startswith("CUDA") else "cpu"
-        model_input = self.session.get_inputs()[0]
-        self.input_name, self.output_name = model_input.name, self.session.get_outputs()[0].name
-        self.shape = list(model_input.shape)
-        self.channels_first = len(self.shape) == 4 and self.shape[1] in (1, 3)
-        channels = self.shape[1] if self.channels_first else self.shape[-1]
-        self.input_format = "rgb" if channels == 3 else "grayscale"
-        self.categories = self.sidecar_categories() or self._metadata_categories()
+
+    def profile_operators(self, prepared: dict, calls: int, trace_path: Path) -> dict[str, tuple[int, float]]:
+        """A session of its own with ONNX Runtime's profiler on (the timed session never profiles)."""
+        from pytest_sketchbench.profiling import kernel_totals, write_json_atomically
+
+        with tempfile.TemporaryDirectory() as folder:
+            session = self._session(profile_prefix=str(Path(folder) / "ort"))
+            for _ in range(calls):
+                session.run([self.output_name], prepared)
+            events = json.loads(Path(session.end_profiling()).read_text())
+        write_json_atomically(trace_path, {"traceEvents": events, "displayTimeUnit": "ms"})
+        return kernel_totals(events)
 
     def _metadata_categories(self) -> list[str] | None:
         value = self.session.get_modelmeta().custom_metadata_map.get("categories")

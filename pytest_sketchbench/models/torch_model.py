@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 class TorchScriptModel(ModelPlugin):
     runtime = "torch"
     options = ("input_shape",)
+    profiler_name = "torch.profiler"
 
     def import_runtime(self) -> None:
         import torch  # noqa: F401
@@ -59,6 +61,19 @@ class TorchScriptModel(ModelPlugin):
         if not isinstance(raw, np.ndarray):
             raw = raw.cpu().numpy()
         return super().to_probabilities(raw, batch_size)
+
+    def profile_operators(self, prepared, calls: int, trace_path: Path) -> dict[str, tuple[int, float]]:
+        """``torch.profiler`` around the calls: a Chrome trace, and each aten operator's self time."""
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device == "cuda" else [])
+        with profile(activities=activities) as profiler:
+            for _ in range(calls):
+                self.infer(prepared)
+            self.synchronize()
+        profiler.export_chrome_trace(str(trace_path))
+        return {event.key: (int(event.count), event.self_cpu_time_total / 1e6) for event in profiler.key_averages()
+                if event.self_cpu_time_total > 0}
 
     def describe(self) -> ModelInfo:
         parameters = int(sum(p.numel() for p in self.module.parameters()))

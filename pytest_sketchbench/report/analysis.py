@@ -85,18 +85,25 @@ def winners(values: dict[str, float], lowest: bool = False, digits: int = 9) -> 
     return tied[0] if len(tied) == 1 else " = ".join(tied) + " (tie)"
 
 
-def comparison(results: dict) -> dict:
-    """Best accuracy, fastest, most consistent (ties named as ties), rankings, categories models disagree on."""
+def comparison(results: dict, labels: np.ndarray | None = None) -> dict:
+    """Best accuracy, fastest, most consistent — each naming every model not significantly different from
+    the best (McNemar for accuracy, the interleaved ratio's interval for latency) — rankings, every pair's
+    statements, the category × model accuracy table and the categories models disagree on."""
+    from pytest_sketchbench.report.pairwise import category_by_model, model_pairs
+
     accurate = {m: r["accuracy"]["accuracy"] for m, r in results.items() if r.get("accuracy")}
     batch1 = {m: t for m, t in ((m, batch1_timing(r)) for m, r in results.items()) if t}
     latency = {m: t["median_ms"] for m, t in batch1.items()}
     spread = {m: t["iqr_ms"] / t["median_ms"] for m, t in batch1.items() if t["median_ms"] > 0}
+    pairs = model_pairs(results, labels)
     out = {
-        "best_accuracy": winners(accurate),
-        "fastest": winners(latency, lowest=True),
+        "best_accuracy": _best(accurate, pairs, "accuracy"),
+        "fastest": _best(latency, pairs, "latency", lowest=True),
         "most_consistent": winners(spread, lowest=True),
         "accuracy_ranking": sorted(accurate, key=lambda m: -accurate[m]),
         "latency_ranking": sorted(latency, key=lambda m: latency[m]),
+        "pairs": pairs,
+        "category_by_model": category_by_model(results),
         "category_variance": [],
     }
     with_categories = [r["accuracy"]["per_category"] for r in results.values() if r.get("accuracy")]
@@ -106,3 +113,87 @@ def comparison(results: dict) -> dict:
         out["category_variance"] = [{"category": c, "variance": v}
                                     for c, v in sorted(variance.items(), key=lambda kv: -kv[1])[:5]]
     return out
+
+
+def _best(values: dict[str, float], pairs: list[dict], kind: str, lowest: bool = False) -> str | None:
+    """The best model by point estimate, joined by those the pairwise test cannot tell apart from it."""
+    single = winners(values, lowest=lowest)
+    if single is None or len(values) < 2:
+        return single
+    from pytest_sketchbench.report.pairwise import tied_with_best
+
+    equal = single.removesuffix(" (tie)").split(" = ")
+    tied = list(dict.fromkeys(equal + tied_with_best(equal[0], pairs, kind)))
+    if len(tied) == len(equal):
+        return single
+    return " = ".join(tied) + " (no significant difference)"
+
+
+def end_to_end_text(record: dict) -> str | None:
+    """'end to end p50 0.61 ms: preprocess 21 %, runtime 70 %, postprocess 9 %; first call 35 ms (×78 warm)'."""
+    e2e, cold = record.get("end_to_end"), record.get("cold_start")
+    parts = []
+    if e2e:
+        stages = ", ".join(f"{stage} {row['share']:.0%}" for stage, row in e2e["stages"].items())
+        parts.append(f"end to end p50 {e2e['median_ms']:.3f} ms at batch 1 ({stages})")
+    if cold:
+        warm = (record.get("timing", {}).get("1") or {}).get("median_ms")
+        parts.append(f"first call after load {cold['first_call_ms']:.2f} ms"
+                     + (f" (×{cold['first_call_ms'] / warm:.0f} the warm p50)" if warm else ""))
+    return "; ".join(parts) or None
+
+
+def batch_sweep_text(record: dict) -> str | None:
+    sweep = record.get("batch_sweep")
+    if not sweep or sweep.get("knee_batch") is None:
+        return None
+    if not sweep["reached"]:
+        return f"throughput still gains ≥ {sweep['min_gain']:.0%} per step up to batch {sweep['knee_batch']}"
+    return f"throughput knee at batch {sweep['knee_batch']} (larger batches gain < {sweep['min_gain']:.0%})"
+
+
+def api_text(record: dict) -> str | None:
+    """The figures an API model is gated on: success and invalid-answer rates, p95, cost per 1,000 drawings."""
+    api = record.get("api")
+    if not api:
+        return None
+    p95 = (record.get("timing", {}).get("1") or {}).get("p95_ms")
+    per_1000 = cost_per_1000(api)
+    return (f"API: success {api['success_rate']:.3f}, invalid answers {api['invalid_rate']:.3f}"
+            + (f", p95 {p95:.0f} ms" if p95 is not None else "")
+            + (f", ≈ ${per_1000:.4f} per 1,000 drawings" if per_1000 is not None else ""))
+
+
+def cost_per_1000(api: dict) -> float | None:
+    """Estimated cost per 1,000 drawings sent (retries included in the cost, as they are billed)."""
+    drawings = api.get("successes", 0) + api.get("invalid", 0) + api.get("failed", 0)
+    return None if not drawings else api.get("estimated_cost_usd", 0.0) / drawings * 1000
+
+
+def parity_texts(record: dict) -> list[str]:
+    lines = []
+    for other, result in (record.get("parity") or {}).items():
+        diff = result.get("max_probability_diff")
+        lines.append(f"parity with {other}: agreement {result['agreement']:.4f} ({result['disagreements']:,} of "
+                     f"{result['n_samples']:,} drawings differ)"
+                     + (f", max |Δp| {diff:.2g}" if diff is not None else ""))
+    return lines
+
+
+def profile_text(record: dict) -> str | None:
+    profile = record.get("profile")
+    if not profile:
+        return None
+    top = ", ".join(f"{op['operator']} {op['share']:.0%}" for op in (profile.get("top_operators") or [])[:3])
+    return (f"profile ({profile['calls']} calls): " + (f"top operators {top}; " if top else "")
+            + ", ".join(f"{what} {profile[key]}" for key, what in (("trace", "trace"), ("flamegraph", "flame graph"))
+                        if profile.get(key)))
+
+
+def detail_lines(record: dict, verbose: bool = False) -> list[str]:
+    """The per-model lines beside the summary row, shared by the terminal, the HTML and ``summary.md``."""
+    lines = [category_mapping_text(record), end_to_end_text(record), api_text(record), *parity_texts(record),
+             profile_text(record)]
+    if verbose:
+        lines.append(batch_sweep_text(record))
+    return [line for line in lines if line]

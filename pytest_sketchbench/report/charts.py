@@ -121,3 +121,19 @@ def latency_png(model: str, timing: dict) -> bytes | None:
     axis.set_title(f"{model}: latency distribution", fontsize=10)
     axis.grid(alpha=0.3, axis="y")
     return _png(figure, plt)
+
+
+def drawing_png(image: np.ndarray, scale: int = 3) -> bytes:
+    """One 28×28 drawing as a small greyscale PNG, black ink on white (written directly: no matplotlib)."""
+    import struct
+    import zlib
+
+    pixels = 255 - np.kron(np.asarray(image, np.uint8).reshape(28, 28), np.ones((scale, scale), np.uint8))
+    height, width = pixels.shape
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)  # filter type 0 per scanline
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")

@@ -21,6 +21,7 @@ from pytest_sketchbench.report.analysis import (
     fmt,
     speed_index_text,
 )
+from pytest_sketchbench.report.html_sections import category_heatmap, model_details, pairs_table
 from pytest_sketchbench.report.tables import result_row
 
 STYLE = """
@@ -30,6 +31,7 @@ table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;paddin
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.skip{color:#8a6d00}.note{color:#555;font-size:.9rem}
 img{max-width:100%;height:auto}.grid{display:flex;flex-wrap:wrap;gap:1rem}
+figure.drawing{margin:0;font-size:.8rem;text-align:center}figure.drawing img{border:1px solid #ccc}
 """
 
 
@@ -81,7 +83,7 @@ def timing_table(record: dict) -> str:
             f"<th>drawings/s</th><th>rounds</th><th>timer</th></tr>{rows}</table>")
 
 
-def model_section(model: str, record: dict) -> str:
+def model_section(model: str, record: dict, images=None) -> str:
     parts = [f"<section class='model' id='model-{_e(model)}'><h2>{_e(model)}</h2>"]
     for error in record.get("errors", []):
         parts.append(f"<p class=fail>error: {_e(error)}</p>")
@@ -102,6 +104,7 @@ def model_section(model: str, record: dict) -> str:
                      + _img(charts.category_accuracy_png(accuracy, f"{model}: accuracy per category",
                                                          record.get("category_limits")),
                             f"{model} per-category accuracy") + "</div>")
+    parts.append(model_details(record, images))
     parts.append(timing_table(record))
     parts.append(_img(charts.latency_png(model, record.get("timing", {})), f"{model} latency distribution"))
     verdicts = record.get("verdicts", [])
@@ -125,9 +128,10 @@ def hardware_section(metadata: dict) -> str:
             f"{_e(speed_index_text(metadata.get('machine_speed_index')))}</p><table>{versions}</table>")
 
 
-def standalone_html(report: dict, results: dict) -> str:
+def standalone_html(report: dict, results: dict, images=None) -> str:
+    """The whole page; ``images`` (the test set's drawings) lets parity disagreements be shown as drawings."""
     metadata = report["benchmark_metadata"]
-    summary = comparison(results)
+    summary = report.get("comparison_analysis") or comparison(results)
     points = [(m, r["timing"]["1"]["median_ms"], r["accuracy"]["accuracy"]) for m, r in results.items()
               if r.get("accuracy") and r.get("timing", {}).get("1")]
     variance = "".join(f"<li>{_e(v['category'])}: variance {v['variance']:.4f}</li>"
@@ -160,9 +164,11 @@ def standalone_html(report: dict, results: dict) -> str:
 <h2>comparison</h2><p id='comparison'>best accuracy: <b>{_e(summary['best_accuracy'])}</b> · fastest:
 <b>{_e(summary['fastest'])}</b> · most consistent: <b>{_e(summary['most_consistent'])}</b></p>
 {_img(charts.scatter_png(points), 'accuracy vs latency')}
+{pairs_table(summary)}
+{category_heatmap(summary.get("category_by_model") or {})}
 {'<p>categories the models disagree on most:</p><ul>' + variance + '</ul>' if variance else ''}
 {baseline_html}
-{''.join(model_section(m, r) for m, r in results.items())}
+{''.join(model_section(m, r, images) for m, r in results.items())}
 {hardware_section(metadata)}
 {'<h2>notes</h2><ul>' + notes + '</ul>' if notes else ''}
 </body></html>"""

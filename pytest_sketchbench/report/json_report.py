@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import comparison, model_status
+from pytest_sketchbench.report.analysis import model_status
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scikit-learn", "tensorflow",
@@ -67,6 +67,11 @@ def model_result(record: dict) -> dict:
         "accuracy_pass": record.get("accuracy_pass"),
         "timing_results": timing,
         "relative_speed": record.get("relative_speed", {}),
+        "end_to_end": record.get("end_to_end"),
+        "cold_start": record.get("cold_start"),
+        "batch_sweep": record.get("batch_sweep"),
+        "parity": record.get("parity", {}),
+        "profile": record.get("profile"),
         "memory": record.get("memory"),
         "memory_context": record.get("memory_context"),
         "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
@@ -102,7 +107,7 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
     report = {
         "benchmark_metadata": metadata,
         "model_results": {name: model_result(record) for name, record in sketch.results.items()},
-        "comparison_analysis": comparison(sketch.results),
+        "comparison_analysis": sketch.comparison(),
     }
     comparison_rows = baseline_rows(sketch)
     if comparison_rows is not None:

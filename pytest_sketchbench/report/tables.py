@@ -11,6 +11,7 @@ from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
     STATUS_MARK,
     comparison,
+    detail_lines,
     extreme_categories,
     failed_check_details,
     fmt,
@@ -45,6 +46,13 @@ def per_category_csv(accuracy: dict) -> str:
                     row["support"], f"{row['accuracy']:.6f}"] for category, row in accuracy["per_category"].items())])
 
 
+def category_by_model_csv(table: dict) -> str:
+    """Rows = categories, columns = models: where models differ."""
+    return _csv([["category", *table["models"]],
+                 *([category, *("" if a is None else f"{a:.6f}" for a in row)]
+                   for category, row in zip(table["categories"], table["accuracy"], strict=True))])
+
+
 def result_row(model: str, record: dict) -> dict:
     accuracy = record.get("accuracy") or {}
     info = record.get("model_info") or {}
@@ -76,7 +84,7 @@ def results_csv(results: dict) -> str:
 
 
 def summary_markdown(results: dict, baseline: dict | None = None, hardware_line: str = "",
-                     notes: list[str] | None = None) -> str:
+                     notes: list[str] | None = None, summary: dict | None = None) -> str:
     """A Markdown table sized for ``$GITHUB_STEP_SUMMARY``; each failed check with measured vs limit below it."""
     lines = ["## sketchbench results", ""]
     if hardware_line:
@@ -100,11 +108,17 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
               "gates)."]
     if failures:
         lines += ["", "### Failed checks, errors and skips", "", *failures]
-    summary = comparison(results)
+    summary = summary or comparison(results)
     if len(results) > 1:
         lines += ["", f"**Best accuracy:** {summary['best_accuracy']} · **fastest:** {summary['fastest']} · "
                       f"**most consistent:** {summary['most_consistent']}"]
+    pairs = [" · ".join(t for t in (pair.get("accuracy_text"), (pair.get("latency") or {}).get("text")) if t)
+             for pair in summary.get("pairs", [])]
+    if pairs:
+        lines += ["", "**Every pair** (McNemar exact p for accuracy; batch-1 latency ratio timed side by side):", "",
+                  *[f"- {pair}" for pair in pairs], ""]
     for model, record in results.items():
+        lines += [f"- **{model}**: {detail}" for detail in detail_lines(record)]
         if record.get("accuracy"):
             best, worst = extreme_categories(record["accuracy"], 3)
             lines.append(f"- **{model}** worst categories: " + ", ".join(f"{c} {a:.3f}" for c, a in worst)
@@ -121,7 +135,8 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
 
 
 def report_dir_files(directory: str | Path, results: dict, baseline: dict | None = None,
-                     hardware_line: str = "", notes: list[str] | None = None) -> dict[Path, str | bytes]:
+                     hardware_line: str = "", notes: list[str] | None = None,
+                     summary: dict | None = None) -> dict[Path, str | bytes]:
     """Every file of ``--sketch-report-dir``, by path: per model its confusion matrix (CSV, PNG) and
     per-category table, then ``results.csv`` and ``summary.md``."""
     directory = Path(directory)
@@ -137,5 +152,7 @@ def report_dir_files(directory: str | Path, results: dict, baseline: dict | None
         if png is not None:
             files[folder / "confusion.png"] = png
     files[directory / "results.csv"] = results_csv(results)
-    files[directory / "summary.md"] = summary_markdown(results, baseline, hardware_line, notes)
+    summary = summary or comparison(results)
+    files[directory / "category_by_model.csv"] = category_by_model_csv(summary["category_by_model"])
+    files[directory / "summary.md"] = summary_markdown(results, baseline, hardware_line, notes, summary)
     return files

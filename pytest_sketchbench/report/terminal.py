@@ -6,8 +6,8 @@ import pytest
 
 from pytest_sketchbench.report.analysis import (
     batch1_timing,
-    category_mapping_text,
     comparison,
+    detail_lines,
     extreme_categories,
     fmt,
     largest_batch_throughput,
@@ -16,7 +16,7 @@ from pytest_sketchbench.report.analysis import (
 
 
 def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None,
-                  index_line: str = "") -> None:
+                  index_line: str = "", summary: dict | None = None) -> None:
     verbosity = config.get_verbosity()
     if not results or verbosity <= -2:  # -qq: pass/fail only
         return
@@ -49,9 +49,8 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
         elif record.get("skipped") and not accuracy:
             line += f"  skipped: {record['skipped'][-1]}"
         reporter.write_line(line)
-        mapping = category_mapping_text(record)
-        if mapping:
-            reporter.write_line(f"    {mapping}")
+        for detail in detail_lines(record, verbose=verbosity > 0):
+            reporter.write_line(f"    {detail}")
         if verbosity > 0 and accuracy:
             best, worst = extreme_categories(accuracy, 3)
             reporter.write_line("    best:  " + ", ".join(f"{c} {a:.3f}" for c, a in best))
@@ -61,12 +60,15 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
                     reporter.write_line(f"    batch {batch:>4}: p50 {stats['median_ms']:.3f} ms, p99 "
                                         f"{stats['p99_ms']:.3f} ms, {stats['throughput_per_s']:,.0f}/s "
                                         f"({stats['rounds']} rounds, {stats['timer']})")
-    summary = comparison(results)
+    summary = summary or comparison(results)
     if len(results) > 1 and verbosity >= 0:
         parts = [f"{label}: {summary[key]}" for key, label in
                  (("best_accuracy", "best accuracy"), ("fastest", "fastest"), ("most_consistent", "most consistent"))
                  if summary.get(key)]
         reporter.write_line("comparison: " + "; ".join(parts))
+        for pair in summary.get("pairs", []):
+            said = [text for text in (pair.get("accuracy_text"), pair.get("latency", {}).get("text")) if text]
+            reporter.write_line("  " + "; ".join(said))
     rows = [row for record in results.values() for row in record.get("baseline_rows", [])]
     if rows:
         reporter.write_line("compared with the baseline:")

@@ -49,13 +49,14 @@ def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: b
         if json_path:
             stage("JSON report", json_path, lambda: {json_path: json_text(report)})
         if html_path:
-            stage("HTML report", html_path, lambda: {html_path: standalone_html(report, sketch.results)})
+            images = None if sketch._dataset is None else sketch._dataset.images
+            stage("HTML report", html_path, lambda: {html_path: standalone_html(report, sketch.results, images)})
         if report_dir:
             line = (hardware.summary_line(sketch.hardware, sketch.profile)
                     + speed_index_text(sketch.measured_speed_index))
             stage("report dir", report_dir, lambda: report_dir_files(
                 report_dir, sketch.results, report.get("comparison_to_baseline"), line,
-                report["benchmark_metadata"]["notes"]))
+                report["benchmark_metadata"]["notes"], report["comparison_analysis"]))
     try:
         written = files.commit()
     except OSError as exc:

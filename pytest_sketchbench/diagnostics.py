@@ -1,0 +1,150 @@
+"""What a run measures beyond one model alone: parity with another model, end-to-end and cold-start
+latency, every pair of selected models timed side by side, and profiles on demand.
+
+A mixin of :class:`~pytest_sketchbench.session.SketchSession` (which owns the state it uses). Each figure
+is measured once per run and kept on the model's record, where the checks and the reports read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pytest_sketchbench.data import category_columns
+from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
+from pytest_sketchbench.measure import (
+    STAGES,
+    accuracy_pass,
+    first_call_s,
+    plan_rounds,
+    quiet_process,
+    time_end_to_end,
+)
+from pytest_sketchbench.metrics import parity
+from pytest_sketchbench.stats import latency_stats
+
+PAIR_BATCH = 1  # every pair of models is compared on single drawings, the latency a user waits for
+
+
+class Diagnostics:
+    """Parity, end-to-end, pairwise and profiling measurements for :class:`SketchSession`."""
+
+    # -- parity -----------------------------------------------------------------------------------
+    def parity(self, name: str, other: str) -> dict:
+        with self.guarded(name, f"comparing with {other}"):
+            return self._parity(name, other)
+
+    def _parity(self, name: str, other: str) -> dict:
+        """Agreement and probability differences with ``other`` on every drawing both are scored on."""
+        record = self.record(name)
+        known = record.setdefault("parity", {}).get(other)
+        if known is not None:
+            return known
+        if other == name:
+            raise SketchBenchError(f"model '{name}'", "a parity limit names the model itself",
+                                   "name the model it was exported or converted from in 'with'")
+        mine = self.predictions(name)
+        theirs = self._followed_predictions(other)
+        if record.get("categories_left_out") or len(mine.labels) != len(theirs[0]):
+            raise ModelUnavailable(f"model '{name}'", f"not compared with {other}: the two are scored on different "
+                                   "drawings (categories left out)", "")
+        result = parity(mine.predicted, theirs[0], mine.labels, mine.probabilities, theirs[1])
+        categories = mine.categories
+        for row in result["disagreeing"]:  # names, not indices, in the reports
+            row.update(label=categories[row["label"]], predicted=_name(categories, row["predicted"]),
+                       with_predicted=_name(categories, row["with_predicted"]))
+        result["with"] = other
+        record["parity"][other] = result
+        return result
+
+    def _followed_predictions(self, other: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The followed model's answers: from this run when it was scored here, else from a pass of its own
+        (loaded beside the model, outside its memory tracking, never reported as a result)."""
+        if other in self._predictions:
+            done = self._predictions[other]
+            return done.predicted, done.probabilities
+        if other not in self.registry.specs:
+            raise SketchBenchError(f"parity limit 'with = \"{other}\"'", "names no registered model",
+                                   f"known models: {', '.join(self.registry.specs)}")
+        plugin = self.reference(other)
+        dataset = self.dataset()
+        columns = category_columns(dataset, other, plugin.categories, strict=False)
+        if columns is not None and (columns < 0).any():
+            raise ModelUnavailable(f"model '{other}'", "lacks some of the dataset's categories: parity not judged", "")
+        with quiet_process(self._trackers.values(), settle_s=0):
+            result = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns)
+        return result.predicted, result.probabilities
+
+    # -- end to end and cold start -------------------------------------------------------------
+    def end_to_end(self, name: str) -> dict:
+        with self.guarded(name, "timing end to end"):
+            return self._end_to_end(name)
+
+    def _end_to_end(self, name: str) -> dict:
+        """One drawing from uint8 bitmap to class, each stage timed within the same calls."""
+        record = self.record(name)
+        if record.get("end_to_end"):
+            return record["end_to_end"]
+        plugin = self.load_model(name)
+        if not plugin.local:
+            raise ModelUnavailable(f"model '{name}'", "an API model's end-to-end latency is its request latency "
+                                   "(see its batch-1 latency)", "")
+        self.first_call(name, plugin)
+        images = self._drawings(1)
+        with quiet_process(self._trackers.values()):
+            rounds = plan_rounds(lambda: time_end_to_end(plugin, images, 1), self.options.latency_budget_s,
+                                 min_rounds=20, max_rounds=2000)
+            stages = time_end_to_end(plugin, images, rounds, warmup=max(3, rounds // 20))
+        total = np.sum([stages[stage] for stage in STAGES], axis=0)
+        whole = float(total.sum()) or 1.0
+        result = {**latency_stats(total, 1), "timer": "sketchbench",
+                  "stages": {stage: {"median_ms": float(np.median(stages[stage]) * 1000),
+                                     "share": float(np.sum(stages[stage]) / whole)} for stage in STAGES}}
+        result["overhead_share"] = 1.0 - result["stages"]["runtime"]["share"]
+        record["end_to_end"] = result
+        return result
+
+    def first_call(self, name: str, plugin) -> None:
+        """Before a model's first use (its accuracy pass or its first timing): one drawing, timed as the
+        first call after loading, for the cold-start checks (local models only)."""
+        record = self.record(name)
+        if plugin.local and "cold_start" not in record:
+            record["cold_start"] = {"first_call_ms": first_call_s(plugin, self._drawings(1)) * 1000}
+
+    # -- every pair side by side ----------------------------------------------------------------
+    def pairwise_speed(self, name: str) -> list[dict]:
+        """``name`` timed interleaved with each local model selected after it (each pair once per run)."""
+        plugin = self.load_model(name)
+        if not plugin.local:
+            raise ModelUnavailable(f"model '{name}'", "an API model is not timed beside local models", "")
+        later = self.selected[self.selected.index(name) + 1:]
+        measured = []
+        for other in later:
+            spec = self.registry.specs.get(other)
+            if spec is None or not getattr(spec.plugin_class(), "local", True):
+                continue
+            try:
+                measured.append(self.relative_speed(name, other, PAIR_BATCH))
+            except ModelUnavailable:  # e.g. the other model's runtime is not installed: that pair is left out
+                continue
+        return measured
+
+    # -- profiling -----------------------------------------------------------------------------
+    def take_profile(self, name: str, folder: Path) -> dict:
+        with self.guarded(name, "profiling"):
+            record = self.record(name)
+            if record.get("profile"):
+                return record["profile"]
+            from pytest_sketchbench.profiling import profile_model
+
+            plugin = self.load_model(name)
+            if not plugin.local:
+                raise ModelUnavailable(f"model '{name}'", "an API model runs elsewhere: nothing here to profile", "")
+            self.predictions(name)  # memory tracking ends before a profiler allocates anything
+            record["profile"] = profile_model(plugin, self._drawings(1), folder, self._trackers.values())
+            return record["profile"]
+
+
+def _name(categories: list[str], label: int) -> str:
+    return categories[label] if 0 <= label < len(categories) else "(invalid)"

@@ -1,0 +1,92 @@
+"""HTML pieces of the comparison and diagnostics: pairwise statements, the category × model heatmap,
+parity disagreements as drawings, end-to-end stages, the batch sweep and the top operators of a profile."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from pytest_sketchbench.report import charts
+from pytest_sketchbench.report.analysis import batch_sweep_text, detail_lines
+
+SHOWN_DISAGREEMENTS = 8
+
+
+def _e(value) -> str:
+    return "—" if value is None else html.escape(str(value))
+
+
+def pairs_table(summary: dict) -> str:
+    """One row per pair of models: McNemar's p for accuracy, the latency ratio and how it was measured."""
+    rows = []
+    for pair in summary.get("pairs", []):
+        latency = pair.get("latency") or {}
+        p = pair.get("mcnemar_p")
+        rows.append(f"<tr><td>{_e(pair['a'])}</td><td>{_e(pair['b'])}</td>"
+                    f"<td class=num>{'—' if p is None else f'{p:.2g}'}</td><td>{_e(pair.get('accuracy_text'))}</td>"
+                    f"<td class=num>{'—' if not latency else format(latency['ratio'], '.3g') + '×'}</td>"
+                    f"<td>{_e(latency.get('text'))}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h3>every pair</h3><p class=note>accuracy: McNemar's exact test on the drawings only one model gets "
+            "right; latency at batch 1: a ÷ b, timed interleaved in this run (95 % interval) or, where the two "
+            "were timed apart, a Mann–Whitney U test; significance level 0.05</p><table id='pairs'><tr><th>a</th>"
+            "<th>b</th><th>McNemar p</th><th>accuracy</th><th>latency a ÷ b</th><th>latency</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _heat(value: float | None) -> str:
+    if value is None:
+        return "<td class=num>—</td>"
+    hue = int(np.clip(value, 0, 1) * 120)  # red (0) → green (1)
+    return f"<td class=num style='background:hsl({hue},70%,85%)'>{value:.3f}</td>"
+
+
+def category_heatmap(table: dict) -> str:
+    """Accuracy of each category (rows) for each model (columns), coloured red → green."""
+    if len(table.get("models", [])) < 2:
+        return ""
+    head = "".join(f"<th>{_e(m)}</th>" for m in table["models"])
+    rows = "".join(f"<tr><td>{_e(c)}</td>{''.join(_heat(a) for a in row)}</tr>"
+                   for c, row in zip(table["categories"], table["accuracy"], strict=True))
+    return (f"<h3>accuracy per category and model</h3><table id='category-by-model'><tr><th>category</th>{head}"
+            f"</tr>{rows}</table><p class=note>also as category_by_model.csv in --sketch-report-dir</p>")
+
+
+def model_details(record: dict, images: np.ndarray | None) -> str:
+    """The model's detail lines, its parity disagreements (as drawings), stages, batch sweep and profile."""
+    parts = [f"<p class=note>{_e(line)}</p>" for line in detail_lines(record) if not line.startswith("categories")]
+    for other, result in (record.get("parity") or {}).items():
+        parts.append(_disagreements(record["model"], other, result, images))
+    sweep = batch_sweep_text(record)
+    if sweep:
+        parts.append(f"<p class=note>{_e(sweep)}</p>")
+    profile = record.get("profile") or {}
+    if profile.get("top_operators"):
+        rows = "".join(f"<tr><td>{_e(op['operator'])}</td><td class=num>{op['calls']:,}</td>"
+                       f"<td class=num>{op['total_ms']:.2f}</td><td class=num>{op['share']:.1%}</td></tr>"
+                       for op in profile["top_operators"])
+        parts.append(f"<h3>top 10 operators ({_e(profile.get('runtime_profiler'))}, {profile['calls']} calls)</h3>"
+                     f"<table class='top-operators'><tr><th>operator</th><th>calls</th><th>self time (ms)</th>"
+                     f"<th>share</th></tr>{rows}</table>")
+    for note in profile.get("notes", []):
+        parts.append(f"<p class=note>{_e(note)}</p>")
+    return "".join(parts)
+
+
+def _disagreements(model: str, other: str, result: dict, images: np.ndarray | None) -> str:
+    shown = result["disagreeing"][:SHOWN_DISAGREEMENTS]
+    if not shown:
+        return ""
+    cells = []
+    for row in shown:
+        picture = ""
+        if images is not None and 0 <= row["index"] < len(images):
+            uri = charts.data_uri(charts.drawing_png(images[row["index"]]))
+            picture = f"<img alt='drawing {row['index']}' src='{uri}'><br>"
+        cells.append(f"<figure class=drawing>{picture}<figcaption>#{row['index']} {_e(row['label'])}<br>"
+                     f"{_e(model)}: {_e(row['predicted'])}<br>{_e(other)}: {_e(row['with_predicted'])}</figcaption>"
+                     "</figure>")
+    return (f"<h3>where {_e(model)} and {_e(other)} disagree ({result['disagreements']:,} drawings; the first "
+            f"{len(shown)})</h3><div class='grid disagreements'>{''.join(cells)}</div>")

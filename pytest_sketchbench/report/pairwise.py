@@ -1,0 +1,115 @@
+"""Every pair of models, compared the way a reviewer would: is the accuracy difference real (McNemar's
+exact test on the drawings only one of them gets right), is the latency difference real (the ratio of
+medians timed side by side, with its interval; Mann–Whitney U where they were timed apart).
+
+Pure functions over result records and the test set's labels; the comparison is computed once per run
+(:meth:`SketchSession.comparison`) and every report reads it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_sketchbench.stats import mcnemar_exact, median_ratio_test
+
+ALPHA = 0.05  # the significance level of every pairwise statement
+
+
+def scored_on_same_drawings(results: dict, labels: np.ndarray | None) -> list[str]:
+    """Models whose per-drawing answers cover the whole test set (so any two of them can be paired)."""
+    if labels is None:
+        return []
+    return [m for m, r in results.items() if r.get("accuracy") and not r.get("categories_left_out")
+            and len(r.get("predicted") or ()) == len(labels)]
+
+
+def accuracy_pair(a: str, b: str, results: dict, labels: np.ndarray) -> dict:
+    """McNemar's exact test between two models on the same drawings, and the sentence that says it."""
+    correct_a = np.asarray(results[a]["predicted"]) == labels
+    correct_b = np.asarray(results[b]["predicted"]) == labels
+    test = mcnemar_exact(correct_a, correct_b)
+    p = test["p_value"]
+    acc_a, acc_b = float(correct_a.mean()), float(correct_b.mean())
+    if p >= ALPHA:
+        text = f"{a} and {b}: no significant accuracy difference (p = {p:.2g})"
+    else:
+        better, worse = (a, b) if acc_a > acc_b else (b, a)
+        text = f"{better} more accurate than {worse} by {abs(acc_a - acc_b):.3f} (p = {p:.2g})"
+    return {"accuracy_a": acc_a, "accuracy_b": acc_b, "only_a_correct": test["lost"],
+            "only_b_correct": test["gained"], "mcnemar_p": p, "accuracy_significant": p < ALPHA,
+            "accuracy_text": text}
+
+
+def latency_pair(a: str, b: str, results: dict) -> dict | None:
+    """a's batch-1 latency ÷ b's: interleaved in this run where it was (either direction), else the
+    separately timed samples with a two-sided Mann–Whitney U; None when neither exists."""
+    key_ab, key_ba = f"{b}@1", f"{a}@1"
+    side_by_side = results[a].get("relative_speed", {}).get(key_ab)
+    if side_by_side is not None:
+        ratio, low, high, rounds = (side_by_side["ratio"], side_by_side["ci_low"], side_by_side["ci_high"],
+                                    side_by_side["rounds"])
+    elif (reverse := results[b].get("relative_speed", {}).get(key_ba)) is not None:
+        ratio, low, high, rounds = 1 / reverse["ratio"], 1 / reverse["ci_high"], 1 / reverse["ci_low"], \
+            reverse["rounds"]
+    else:
+        samples_a = results[a].get("timing", {}).get("1", {}).get("samples_s")
+        samples_b = results[b].get("timing", {}).get("1", {}).get("samples_s")
+        if not samples_a or not samples_b:
+            return None
+        test = median_ratio_test(samples_a, samples_b)
+        ratio, p = test["ratio"], test["p_value"]
+        return {"ratio": ratio, "ci": None, "method": "mann-whitney", "p_value": p, "significant": p < ALPHA,
+                "text": _latency_text(a, b, ratio, None, p >= ALPHA, f"timed apart: Mann–Whitney U p = {p:.2g}")}
+    same = low <= 1 <= high
+    return {"ratio": ratio, "ci": [low, high], "method": "interleaved", "p_value": None, "significant": not same,
+            "text": _latency_text(a, b, ratio, (low, high), same, f"{rounds:,} interleaved rounds")}
+
+
+def _latency_text(a: str, b: str, ratio: float, interval: tuple[float, float] | None, same: bool, how: str) -> str:
+    """The sentence, with the factor and its interval as 'slower' reads them (always ≥ 1)."""
+    if ratio < 1 and not same:
+        a, b, ratio = b, a, 1 / ratio
+        interval = None if interval is None else (1 / interval[1], 1 / interval[0])
+    shown = f"95% CI {interval[0]:.3g}–{interval[1]:.3g}, " if interval else ""
+    if same:
+        return f"{a} and {b}: no significant latency difference (×{ratio:.3g}; {shown}{how})"
+    return f"{a} {ratio:.3g}× slower than {b} at batch 1 ({shown}{how})"
+
+
+def model_pairs(results: dict, labels: np.ndarray | None) -> list[dict]:
+    """Every pair of models with an accuracy or a latency statement (accuracy only on the same drawings)."""
+    names, paired = list(results), set(scored_on_same_drawings(results, labels))
+    rows = []
+    for index, a in enumerate(names):
+        for b in names[index + 1:]:
+            row: dict = {"a": a, "b": b}
+            if a in paired and b in paired:
+                row.update(accuracy_pair(a, b, results, labels))
+            latency = latency_pair(a, b, results)
+            if latency is not None:
+                row["latency"] = latency
+            if len(row) > 2:
+                rows.append(row)
+    return rows
+
+
+def tied_with_best(best: str, pairs: list[dict], significant_key: str) -> list[str]:
+    """``best`` and every model not significantly different from it."""
+    tied = [best]
+    for row in pairs:
+        if best in (row["a"], row["b"]):
+            value = row.get("latency", {}).get("significant") if significant_key == "latency" \
+                else row.get("accuracy_significant")
+            if value is False:
+                tied.append(row["b"] if row["a"] == best else row["a"])
+    return tied
+
+
+def category_by_model(results: dict) -> dict:
+    """Accuracy of every category (rows) for every model (columns): where models differ."""
+    models = [m for m, r in results.items() if r.get("accuracy")]
+    if not models:
+        return {"categories": [], "models": [], "accuracy": []}
+    categories = list(results[models[0]]["accuracy"]["per_category"])
+    table = [[results[m]["accuracy"]["per_category"].get(c, {}).get("accuracy") for m in models] for c in categories]
+    return {"categories": categories, "models": models, "accuracy": table}
