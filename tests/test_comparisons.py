@@ -4,6 +4,10 @@ significance, end-to-end and cold-start latency, the batch-size knee, profiling 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -249,3 +253,47 @@ def test_gemini_service_levels_are_gated_and_reported(pytester, bundled, monkeyp
     assert "API: success 0.000, invalid answers 1.000" in summary and "per 1,000 drawings" in summary
     assert "gemini invalid-answer rate 1.000 > max_invalid_rate 0.05" in summary
     assert "API: success 0.000" in (tmp_path / "r.html").read_text()
+
+
+# -- the shipped models in their real runtimes (slow) ---------------------------------------------
+def _benchmarks(tmp_path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", *args, f"--sketch-json={tmp_path}/r.json",
+                           f"--sketch-html={tmp_path}/r.html", "-p", "no:cacheprovider"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_perturbed_int8_copy_passes_accuracy_but_fails_parity_with_cnn(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("cnn.h5", "cnn.classes.json"):
+        shutil.copy(REPO / "models" / name, models / name)
+    script = REPO / "scripts" / "make_perturbed_model.py"
+    subprocess.run([sys.executable, str(script), str(REPO / "models" / "cnn-int8.onnx"), str(models / "cnn-int8.onnx"),
+                    "--noise", "0.05"], check=True, capture_output=True)
+    result = _benchmarks(tmp_path, "benchmarks/test_accuracy.py", "--sketch-models=onnx-int8",
+                         f"--sketch-models-dir={models}", "-k", "test_accuracy or parity")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert re.search(r"onnx-int8 agreement with cnn 0\.9[0-8]\d\d \(95% CI [\d.–]+; \d+ of 6,576 drawings differ\) < "
+                     r"min 0\.99 — first disagreements \(drawing label: onnx-int8 vs cnn\): #\d+ \w+: \w+ vs \w+",
+                     result.stdout), result.stdout[-3000:]
+    record = json.loads((tmp_path / "r.json").read_text())["model_results"]["onnx-int8"]
+    verdicts = {v["check"]: v["passed"] for v in record["threshold_verdicts"]}
+    assert verdicts["min_accuracy"] is True and verdicts["min_agreement:cnn"] is False  # accuracy alone misses it
+    assert len(record["parity"]["cnn"]["disagreeing"]) == 50 and record["parity"]["cnn"]["disagreements"] > 100
+
+
+@pytest.mark.slow
+def test_profiles_of_onnx_and_torch_are_chrome_traces_and_flame_graphs(tmp_path):
+    result = _benchmarks(tmp_path, "benchmarks/test_profile.py", "--sketch-models=onnx,torch", "--sketch-profile",
+                         f"--sketch-report-dir={tmp_path}/dir")
+    assert result.returncode == 0, result.stdout[-3000:]
+    page = (tmp_path / "r.html").read_text()
+    profiles = {m: r["profile"] for m, r in json.loads((tmp_path / "r.json").read_text())["model_results"].items()}
+    for model, profiler in (("onnx", "ONNX Runtime profiler"), ("torch", "torch.profiler")):
+        trace = json.loads((tmp_path / "dir" / model / "trace.json").read_text())
+        assert len(trace["traceEvents"]) > 50 and profiles[model]["runtime_profiler"] == profiler
+        assert (tmp_path / "dir" / model / "flamegraph.svg").read_text().startswith("<svg")
+        top = profiles[model]["top_operators"][0]
+        assert f"<tr><td>{top['operator']}</td>" in page and 0 < top["share"] <= 1
+    assert profiles["onnx"]["top_operators"][0]["operator"] in {"Conv", "FusedConv", "MatMul", "Gemm"}
