@@ -59,30 +59,53 @@ def write_text_atomically(path: Path, text: str) -> None:
     os.replace(staged, path)
 
 
+def merged_tree(frame) -> dict:
+    """A profiler's frame tree with same-named callees of each caller merged (a flame graph sums them)."""
+    node = {"label": f"{frame.function} ({frame.file_path_short}:{frame.line_no})", "function": frame.function,
+            "time": float(frame.time), "children": {}}
+    for child in frame.children:
+        merged = merged_tree(child)
+        key = (child.function, child.file_path_short)
+        if key in node["children"]:
+            _add(node["children"][key], merged)
+        else:
+            node["children"][key] = merged
+    return node
+
+
+def _add(into: dict, other: dict) -> None:
+    into["time"] += other["time"]
+    for key, child in other["children"].items():
+        if key in into["children"]:
+            _add(into["children"][key], child)
+        else:
+            into["children"][key] = child
+
+
 def flamegraph_svg(root, title: str, width: int = 1200, row: int = 17, min_share: float = 0.002) -> str:
     """A flame graph (callers below, callees above, width = time) of a pyinstrument frame tree, as a
     self-contained SVG: opens in any browser, each box's tooltip names the function, file and time."""
-    total = max(float(root.time), 1e-12)
-    boxes: list[tuple[int, float, float, object]] = []
+    tree = merged_tree(root)
+    total = max(tree["time"], 1e-12)
+    boxes: list[tuple[int, float, dict]] = []
 
-    def walk(frame, depth: int, x: float) -> None:
-        boxes.append((depth, x, float(frame.time), frame))
-        for child in frame.children:
-            if child.time / total >= min_share:
+    def walk(node: dict, depth: int, x: float) -> None:
+        boxes.append((depth, x, node))
+        for child in sorted(node["children"].values(), key=lambda c: -c["time"]):
+            if child["time"] / total >= min_share:
                 walk(child, depth + 1, x)
-            x += child.time
+            x += child["time"]
 
-    walk(root, 0, 0.0)
+    walk(tree, 0, 0.0)
     height = (max(depth for depth, *_ in boxes) + 2) * row + 20
     scale = width / total
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="monospace" font-size="11"><text x="4" y="14">{html.escape(title)} '
              f'({total * 1000:.1f} ms sampled)</text>']
-    for depth, x, seconds, frame in boxes:
+    for depth, x, node in boxes:
         y = height - (depth + 1) * row
-        w = seconds * scale
-        hue = 20 + (hash(frame.function) % 40)
-        label = f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
+        w, seconds, label = node["time"] * scale, node["time"], node["label"]
+        hue = 20 + (sum(map(ord, node["function"])) % 40)  # stable across runs, unlike hash()
         tip = f"{label} — {seconds * 1000:.2f} ms, {seconds / total:.1%}"
         parts.append(f'<g><title>{html.escape(tip)}</title><rect x="{x * scale:.1f}" y="{y}" width="{max(w, 0.5):.1f}" '
                      f'height="{row - 1}" fill="hsl({hue},85%,60%)"/>')

@@ -73,9 +73,11 @@ def test_flame_graph_is_svg_with_every_frame_named():
             self.function, self.time, self.children = function, time, list(children)
             self.file_path_short, self.line_no = "x.py", 1
 
-    svg = flamegraph_svg(Frame("root", 1.0, [Frame("prepare", 0.2), Frame("infer", 0.8)]), "model")
+    calls = [Frame("infer", 0.3, [Frame("run", 0.3)]), Frame("prepare", 0.2), Frame("infer", 0.5, [Frame("run", 0.4)])]
+    svg = flamegraph_svg(Frame("root", 1.0, calls), "model")
     assert svg.startswith("<svg") and svg.endswith("</svg>")
-    assert all(name in svg for name in ("root", "prepare", "infer")) and "80.0%" in svg
+    assert "infer (x.py:1) — 800.00 ms, 80.0%" in svg and "run (x.py:1) — 700.00 ms, 70.0%" in svg  # merged
+    assert svg.count("<title>infer") == 1 and "prepare (x.py:1) — 200.00 ms" in svg
 
 
 def test_drawing_png_decodes_to_the_drawing(bundled):

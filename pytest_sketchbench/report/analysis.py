@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pytest_sketchbench.report.pairwise import category_by_model, model_pairs, tied_with_best
+
 
 def extreme_categories(accuracy: dict, n: int = 3) -> tuple[list, list]:
     """The n best and n worst categories by accuracy."""
@@ -89,8 +91,6 @@ def comparison(results: dict, labels: np.ndarray | None = None) -> dict:
     """Best accuracy, fastest, most consistent — each naming every model not significantly different from
     the best (McNemar for accuracy, the interleaved ratio's interval for latency) — rankings, every pair's
     statements, the category × model accuracy table and the categories models disagree on."""
-    from pytest_sketchbench.report.pairwise import category_by_model, model_pairs
-
     accurate = {m: r["accuracy"]["accuracy"] for m, r in results.items() if r.get("accuracy")}
     batch1 = {m: t for m, t in ((m, batch1_timing(r)) for m, r in results.items()) if t}
     latency = {m: t["median_ms"] for m, t in batch1.items()}
@@ -120,8 +120,6 @@ def _best(values: dict[str, float], pairs: list[dict], kind: str, lowest: bool =
     single = winners(values, lowest=lowest)
     if single is None or len(values) < 2:
         return single
-    from pytest_sketchbench.report.pairwise import tied_with_best
-
     equal = single.removesuffix(" (tie)").split(" = ")
     tied = list(dict.fromkeys(equal + tied_with_best(equal[0], pairs, kind)))
     if len(tied) == len(equal):
