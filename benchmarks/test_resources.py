@@ -1,4 +1,6 @@
-"""Resource gates: memory growth over load + inference, model file size, load time."""
+"""Resource gates: memory growth over load + inference, device memory on GPUs, model file size, load time."""
+
+import pytest
 
 
 def test_memory(sketch_memory, sketch_thresholds):
@@ -11,3 +13,8 @@ def test_model_size(sketch_model, sketch_thresholds):
 
 def test_load_time(sketch_model, sketch_session, sketch_thresholds):
     sketch_thresholds.check_load_time(sketch_session.record(sketch_model.name)["load_s"])
+
+
+@pytest.mark.requires_gpu
+def test_gpu_memory(sketch_memory, sketch_model, sketch_session, sketch_thresholds):
+    sketch_thresholds.check_gpu_memory(sketch_session.record(sketch_model.name))

@@ -154,6 +154,10 @@ def build_baseline(sketch) -> dict:
             "models": models}
 
 
+def _runtimes(names: list[str]) -> str:
+    return ", ".join(names) if names else "nothing else"
+
+
 def baseline_bytes(baseline: dict) -> bytes:
     """The baseline file's content (gzipped JSON); a baseline without a model is refused, not saved."""
     if not baseline["models"]:
@@ -243,6 +247,33 @@ class BaselineComparison:
                 "current": f"{result['current_accuracy']:.4f}", "change": f"{result['change']:+.4f}",
                 "p_value": f"{result['p_value']:.2g}", "p_test": "McNemar exact, two-sided", "verdict": verdict,
                 "detail": result, "significant_categories": per_category}
+
+    def accuracy_row(self, labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict:
+        """The accuracy row as reports show it: the change with the drawings lost and gained, and the
+        categories whose own change is significant."""
+        row = self.accuracy(labels, predicted, categories)
+        detail = row["detail"]
+        row["change"] = f"{row['change']}, {detail['lost']} drawings lost, {detail['gained']} gained"
+        row["categories"] = "; ".join(f"{c['category']} {c['change']:+.3f} (p={c['p_value']:.2g})"
+                                      for c in row.pop("significant_categories"))
+        return row
+
+    def memory_row(self, memory: dict, context: list[str] | None) -> tuple[dict | None, str | None]:
+        """(row, None), or (None, why not compared): RSS growth depends on what the process ran before
+        (measured: onnx +110 MB after TensorFlow, +143 MB alone), so only the same load order compares."""
+        entry = self._entry()
+        before = entry.get("memory_context")
+        if before is not None and context is not None and before != context:
+            return None, (f"{self.model}: baseline memory was measured after {_runtimes(before)} had run in its "
+                          f"process, this run's after {_runtimes(context)} — RSS growth depends on load order: not "
+                          "compared (select the same models, in the same order, as the baseline run)")
+        return self.margin("peak memory growth (MB)", entry.get("peak_growth_mb"), memory.get("peak_growth_mb"),
+                           self.settings["memory_margin"], self.settings["memory_floor_mb"]), None
+
+    def size_row(self, current_bytes: int | None) -> dict | None:
+        saved = self._entry().get("model_size_bytes")
+        return self.margin("model size (MB)", None if saved is None else saved / 1e6,
+                           None if current_bytes is None else current_bytes / 1e6, self.settings["size_margin"])
 
     def hardware_differs(self, hardware: dict) -> str | None:
         """Why latency is not comparable (another profile, CPU or GPU), or None; ``compare_across_profiles``

@@ -246,6 +246,18 @@ class ThresholdChecker:
         self._compare("max_memory_mb", memory["peak_growth_mb"],
                       f"peak memory growth {memory['peak_growth_mb']:.1f} MB over load + inference")
 
+    def check_gpu_memory(self, record: dict) -> None:
+        """Peak device memory of a model on a GPU (its runtime's own figure where it has one, else NVML's)."""
+        memory = record.get("gpu_memory")
+        if not memory or memory.get("peak_mb") is None:
+            pytest.skip(f"{self.model}: no device memory figure (runs on {record.get('device')}, or neither its "
+                        "runtime nor NVML reports one)")
+        source = "runtime allocator" if memory.get("runtime_peak_mb") is not None else "NVML, this process"
+        nvml = memory.get("nvml_process_mb")
+        beside = f"; NVML {nvml:.1f} MB for the process" if nvml is not None and source != "NVML, this process" else ""
+        self._compare("max_gpu_memory_mb", memory["peak_mb"],
+                      f"peak GPU memory {memory['peak_mb']:.1f} MB ({source}{beside}) on {record.get('placement')}")
+
     def check_model_size(self, info: dict) -> None:
         size_mb = (info.get("file_size_bytes") or 0) / 1e6
         self._compare("max_model_mb", size_mb, f"model file {size_mb:.2f} MB")
@@ -276,11 +288,7 @@ class BaselineGate:
                         pytrace=False)
 
     def check_accuracy(self, predictions) -> None:
-        row = self.comparison.accuracy(predictions.labels, predictions.predicted, predictions.categories)
-        detail = row["detail"]
-        row["change"] = f"{row['change']}, {detail['lost']} drawings lost, {detail['gained']} gained"
-        row["categories"] = "; ".join(f"{c['category']} {c['change']:+.3f} (p={c['p_value']:.2g})"
-                                      for c in row.pop("significant_categories"))
+        row = self.comparison.accuracy_row(predictions.labels, predictions.predicted, predictions.categories)
         self._conclude(row, "accuracy", "accuracy for this model")
 
     def check_latency(self, batch_size: int, samples_s: list[float], hardware: dict) -> None:
@@ -291,29 +299,13 @@ class BaselineGate:
         self._conclude(self.comparison.latency(batch_size, samples_s), "latency", f"batch {batch_size} latency")
 
     def check_memory(self, memory: dict) -> None:
-        entry = self.comparison.baseline["models"][self.comparison.model]
-        before, now = entry.get("memory_context"), self.record.get("memory_context")
-        if before is not None and now is not None and before != now:  # measured: onnx +110 MB after TF, +143 MB alone
-            pytest.skip(f"{self.comparison.model}: baseline memory was measured after {_runtimes(before)} had run in "
-                        f"its process, this run's after {_runtimes(now)} — RSS growth depends on load order: not "
-                        "compared (select the same models, in the same order, as the baseline run)")
-        saved = entry.get("peak_growth_mb")
-        row = self.comparison.margin("peak memory growth (MB)", saved, memory.get("peak_growth_mb"),
-                                     self.comparison.settings["memory_margin"],
-                                     self.comparison.settings["memory_floor_mb"])
+        row, not_compared = self.comparison.memory_row(memory, self.record.get("memory_context"))
+        if not_compared:
+            pytest.skip(not_compared)
         self._conclude(row, "memory", "memory figure")
 
     def check_size(self, info: dict) -> None:
-        saved = self.comparison.baseline["models"][self.comparison.model].get("model_size_bytes")
-        current = info.get("file_size_bytes")
-        row = self.comparison.margin("model size (MB)", None if saved is None else saved / 1e6,
-                                     None if current is None else current / 1e6,
-                                     self.comparison.settings["size_margin"])
-        self._conclude(row, "size", "model size")
-
-
-def _runtimes(names: list[str]) -> str:
-    return ", ".join(names) if names else "nothing else"
+        self._conclude(self.comparison.size_row(info.get("file_size_bytes")), "size", "model size")
 
 
 def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, test_id: str) -> None:

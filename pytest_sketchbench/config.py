@@ -33,6 +33,7 @@ LIMITS: dict[str, tuple[type, str]] = {
     "max_p99_latency_ms": (float, "p99 latency at batch size 1 (ms)"),
     "min_throughput": (float, "drawings per second at the largest batch size"),
     "max_memory_mb": (float, "peak RSS growth over load + inference (MB)"),
+    "max_gpu_memory_mb": (float, "peak device memory on a GPU: the runtime's allocator peak, else NVML's (MB)"),
     "max_model_mb": (float, "model file size (MB)"),
     "max_load_s": (float, "load time (s)"),
     "max_end_to_end_ms": (float, "p50 of one drawing end to end: uint8 bitmap → preprocessing → runtime → class (ms)"),

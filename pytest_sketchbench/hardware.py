@@ -91,6 +91,31 @@ def nvidia_gpus() -> tuple[list[dict], str | None]:
     return gpus, None
 
 
+def process_gpu_memory_mb(pid: int | None = None) -> float | None:
+    """Device memory NVML attributes to this process on every GPU it uses (MB); None without NVML or where
+    the driver does not report per-process figures."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no nvidia-ml-py, no driver
+        return None
+    pid = os.getpid() if pid is None else pid
+    try:
+        used = [process.usedGpuMemory
+                for index in range(pynvml.nvmlDeviceGetCount())
+                for process in pynvml.nvmlDeviceGetComputeRunningProcesses(pynvml.nvmlDeviceGetHandleByIndex(index))
+                if process.pid == pid and process.usedGpuMemory is not None]
+    except Exception:  # e.g. NVMLError_NotSupported in some containers
+        return None
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+    return sum(used) / (1024 * 1024) if used else None
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

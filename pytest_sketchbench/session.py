@@ -156,7 +156,9 @@ class SketchSession(SideBySide, Diagnostics):
             started = time.perf_counter()
             plugin.load()
             load_s = time.perf_counter() - started
-            record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device})
+            record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device,
+                           "placement": plugin.placement()})
+            self._check_placement(name, plugin)
             self._columns[name] = category_columns(self.dataset(), name, plugin.categories,
                                                    bool(plugin.config.get("strict_categories")))
             self._describe_mapping(record, plugin.categories)
@@ -167,6 +169,19 @@ class SketchSession(SideBySide, Diagnostics):
         self._trackers[name] = tracker
         self.loaded[name] = plugin
         return plugin
+
+    def _check_placement(self, name: str, plugin: ModelPlugin) -> None:
+        """A model asked to run on a GPU that its runtime placed on the CPU would be timed and reported as a GPU
+        figure: an error, unless ``allow_cpu_fallback = true`` (then said in the notes)."""
+        if self.device != "gpu" or not plugin.local or plugin.device != "cpu":
+            return
+        if not plugin.config.get("allow_cpu_fallback"):
+            raise SketchBenchError(f"model '{name}'", f"the run asks for the GPU ({self.profile}) but {plugin.runtime} "
+                                   f"placed the model on the CPU ({plugin.placement()})",
+                                   "install the runtime's GPU build (e.g. pip install 'pytest-sketchbench[gpu]' for "
+                                   f"onnxruntime-gpu), or set allow_cpu_fallback = true in [models.{name}]")
+        self.notes.append(f"{name} runs on the CPU on this GPU host (allow_cpu_fallback = true): its figures are "
+                          "CPU figures")
 
     @contextmanager
     def guarded(self, name: str, stage: str) -> Iterator[None]:
@@ -283,6 +298,9 @@ class SketchSession(SideBySide, Diagnostics):
             tracker.__exit__(None, None, None)
             record["memory"] = {"rss_before_mb": tracker.start_bytes / MB, "peak_rss_mb": tracker.peak_bytes / MB,
                                 "peak_growth_mb": tracker.growth_mb}
+            plugin = self.loaded.get(name)
+            if plugin is not None and plugin.device != "cpu":
+                record["gpu_memory"] = gpu_memory(plugin)
         return record.get("memory", {})
 
     def measure_latency(self, name: str, batch_size: int, benchmark=None, fresh: bool = False) -> dict:
@@ -381,3 +399,11 @@ class SketchSession(SideBySide, Diagnostics):
         for plugin in self._references.values():
             plugin.release()
         self._references.clear()
+
+
+def gpu_memory(plugin: ModelPlugin) -> dict:
+    """Device memory of a model on a GPU: its runtime's allocator peak and NVML's figure for this process."""
+    peak = plugin.gpu_memory_peak_bytes()
+    nvml = hardware.process_gpu_memory_mb()
+    return {"runtime_peak_mb": None if peak is None else peak / MB, "nvml_process_mb": nvml,
+            "peak_mb": peak / MB if peak is not None else nvml}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +60,7 @@ def test_benchmarks_workflow_runs_the_main_job_with_every_report():
     assert main.endswith("pytest benchmarks/ --sketch-models=cnn,mobilenet")
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
     steps = " ".join(step.get("run", "") for step in workflow["jobs"]["cpu"]["steps"])
+    assert len(workflow["jobs"]["cpu"]["strategy"]["matrix"]["include"]) >= 2  # one job per runner kind
     for flag in ("--sketch-json", "--sketch-html", "--sketch-report-dir", "--sketch-baseline", "GITHUB_STEP_SUMMARY",
                  "pip install -c constraints.txt"):
         assert flag in steps, flag
@@ -83,3 +86,38 @@ def test_benchmarks_workflow_step_runs_locally(tmp_path):
         assert (tmp_path / "reports" / name).exists(), name
     assert "compared with the baseline" in result.stdout
     assert "p50 latency @1 (ms), same run" in result.stdout  # latency judged side by side, not against a record
+
+
+def _step(job: str, words: str) -> str:
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
+    return next(s["run"] for s in workflow["jobs"][job]["steps"] if words in s.get("run", ""))
+
+
+@pytest.mark.slow
+def test_merge_job_runs_locally_on_three_real_runs(tmp_path):
+    """Three runs as three matrix jobs would upload them (serial, -n 2, one thread), then the merge job's
+    own commands: one report with every model once per machine, a gate, and the step summary."""
+    config = tmp_path / "thresholds.toml"
+    config.write_text("[onnx]\nmin_accuracy = 0.8\n[onnx-int8]\nmin_accuracy = 0.8\n")
+    runs = {"cpu-x64": ["--sketch-models=onnx"], "cpu-xdist": ["--sketch-models=onnx-int8", "-n", "2"],
+            "cpu-one-thread": ["--sketch-models=onnx", "--sketch-threads=1", "-k", "accuracy or latency"]}
+    for name, args in runs.items():
+        (tmp_path / "artifacts" / name).mkdir(parents=True)
+        done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *args, f"--sketch-config={config}",
+                               "--sketch-samples-per-category=20", "--sketch-latency-budget=0.1",
+                               "--sketch-batch-sizes=1,16", "-p", "no:cacheprovider",
+                               f"--sketch-json={tmp_path}/artifacts/{name}/results.json"],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:]
+    merge = _step("merge", "sketchbench merge").replace(". .venv/bin/activate", "")
+    summary = tmp_path / "step-summary.md"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "GITHUB_STEP_SUMMARY": str(summary)}
+    result = subprocess.run(["bash", "-ec", merge + "\n" + _step("merge", "GITHUB_STEP_SUMMARY")], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert len(merged["benchmark_metadata"]["merged_from"]) == 3
+    assert len(merged["model_results"]) == 2  # onnx (two runs, one machine: once) and onnx-int8
+    assert "merged from 3 runs on 1 machine(s)" in summary.read_text()
+    assert (tmp_path / "merged" / "report.html").exists()

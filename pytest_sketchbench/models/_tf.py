@@ -10,6 +10,11 @@ def import_tensorflow(threads: int | None = None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    for gpu in tf.config.list_physical_devices("GPU"):  # allocate as needed: two workers can share a card
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised by an earlier model
+            pass
     if threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
@@ -39,3 +44,9 @@ class TensorFlowCalls:
     def infer(self, prepared):
         with self.tf.device(self.tf_device):
             return self._call(prepared).numpy()  # .numpy() waits for the device
+
+    def gpu_memory_peak_bytes(self) -> int | None:
+        """TensorFlow's own allocator peak on the model's GPU."""
+        if "GPU" not in self.tf_device:
+            return None
+        return int(self.tf.config.experimental.get_memory_info(self.tf_device.strip("/"))["peak"])

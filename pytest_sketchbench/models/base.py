@@ -53,7 +53,8 @@ class ModelPlugin(ABC):
     #: Config keys this plugin understands besides the common ones.
     options: ClassVar[tuple[str, ...]] = ()
     common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads",
-                                                 "timeout_s", "strict_categories", "category_mode")
+                                                 "timeout_s", "strict_categories", "category_mode",
+                                                 "allow_cpu_fallback")
     local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
     profiler_name: ClassVar[str | None] = None  # the runtime's operator profiler, where profile_operators has one
 
@@ -140,6 +141,15 @@ class ModelPlugin(ABC):
 
     def synchronize(self) -> None:
         """Wait for queued device work (GPU runtimes override this)."""
+
+    def placement(self) -> str:
+        """Where the runtime says the model runs, in its own words (read back after loading, never assumed)."""
+        return self.device
+
+    def gpu_memory_peak_bytes(self) -> int | None:
+        """The runtime's own allocator peak on the GPU since loading, where it has one (else None: NVML's
+        per-process figure is reported alone)."""
+        return None
 
     def to_probabilities(self, raw: Any, batch_size: int) -> np.ndarray:
         """Turn raw outputs into probabilities; NaN/inf or a wrong shape is an error naming the model."""

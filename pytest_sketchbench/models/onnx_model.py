@@ -84,6 +84,9 @@ class OnnxModel(ModelPlugin):
             batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         return {self.input_name: batch}
 
+    def placement(self) -> str:
+        return f"ONNX Runtime providers {self.session.get_providers()}"
+
     def infer(self, prepared: dict) -> np.ndarray:
         return self.session.run([self.output_name], prepared)[0]
 

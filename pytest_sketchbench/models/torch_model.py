@@ -41,6 +41,8 @@ class TorchScriptModel(ModelPlugin):
         self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
         self.categories = self.sidecar_categories()
         self.torch = torch
+        if self.device == "cuda":  # the peak from here on is this model's
+            torch.cuda.reset_peak_memory_stats(self.torch_device)
 
     def input_size(self) -> tuple[int, int]:
         return int(self.shape[1]), int(self.shape[2])
@@ -56,6 +58,12 @@ class TorchScriptModel(ModelPlugin):
     def synchronize(self) -> None:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
+
+    def placement(self) -> str:
+        return str(next(iter(self.module.parameters())).device) if self.module is not None else self.device
+
+    def gpu_memory_peak_bytes(self) -> int | None:
+        return int(self.torch.cuda.max_memory_allocated(self.torch_device)) if self.device == "cuda" else None
 
     def to_probabilities(self, raw, batch_size: int) -> np.ndarray:
         if not isinstance(raw, np.ndarray):

@@ -21,7 +21,7 @@ from pytest_sketchbench.report.analysis import (
     fmt,
     speed_index_text,
 )
-from pytest_sketchbench.report.html_sections import category_heatmap, model_details, pairs_table
+from pytest_sketchbench.report.html_sections import category_heatmap, machines_table, model_details, pairs_table
 from pytest_sketchbench.report.tables import result_row
 
 STYLE = """
@@ -164,6 +164,7 @@ def standalone_html(report: dict, results: dict, images=None) -> str:
 <h2>comparison</h2><p id='comparison'>best accuracy: <b>{_e(summary['best_accuracy'])}</b> · fastest:
 <b>{_e(summary['fastest'])}</b> · most consistent: <b>{_e(summary['most_consistent'])}</b></p>
 {_img(charts.scatter_png(points), 'accuracy vs latency')}
+{machines_table(report.get("speed_by_machine") or [])}
 {pairs_table(summary)}
 {category_heatmap(summary.get("category_by_model") or {})}
 {'<p>categories the models disagree on most:</p><ul>' + variance + '</ul>' if variance else ''}

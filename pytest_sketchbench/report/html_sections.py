@@ -36,6 +36,21 @@ def pairs_table(summary: dict) -> str:
             + "".join(rows) + "</table>")
 
 
+def machines_table(rows: list[dict]) -> str:
+    """Merged runs: each model's batch-1 p50 on each machine, and in calibration calls (× the speed index)."""
+    if not rows:
+        return ""
+    body = "".join(f"<tr><td>{_e(r['model'])}</td><td>{_e(r['machine'])}</td><td class=num>{r['p50_ms']:.3f}</td>"
+                   f"<td class=num>{'—' if not r['speed_index'] else format(r['speed_index'], ',.0f')}</td>"
+                   f"<td class=num>{'—' if not r['calibration_calls'] else format(r['calibration_calls'], '.1f')}</td>"
+                   "</tr>" for r in rows)
+    return ("<h3>speed by machine</h3><p class=note>p50 in calibration calls = p50 × the machine's speed index: "
+            "how many calls of the calibration workload fit in one call of the model on that machine — the figure "
+            "to compare across machines</p><table id='speed-by-machine'><tr><th>model</th><th>machine</th>"
+            "<th>p50 @1 (ms)</th><th>speed index (calls/s)</th><th>p50 in calibration calls</th></tr>"
+            f"{body}</table>")
+
+
 def _heat(value: float | None) -> str:
     if value is None:
         return "<td class=num>—</td>"

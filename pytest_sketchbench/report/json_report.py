@@ -50,37 +50,47 @@ def _clean(value):
     return value
 
 
+# record key → JSON key, in the order the JSON lists them (a record key missing here is not reported);
+# the same table reads a JSON report back into records (``sketchbench report`` / ``merge``)
+RESULT_KEYS: dict[str, str] = {
+    "outcomes": "outcomes", "skipped": "skipped", "category_limits": "category_limits",
+    "category_mapping": "category_mapping", "categories_left_out": "categories_left_out", "model_info": "model_info",
+    "device_profile": "device_profile", "device": "device", "hardware": "hardware", "accuracy": "accuracy_results",
+    "accuracy_pass": "accuracy_pass", "relative_speed": "relative_speed", "end_to_end": "end_to_end",
+    "cold_start": "cold_start", "batch_sweep": "batch_sweep", "parity": "parity", "profile": "profile",
+    "memory": "memory", "gpu_memory": "gpu_memory", "placement": "placement", "memory_context": "memory_context",
+    "load_s": "load_time_s", "api": "api_results",
+    "verdicts": "threshold_verdicts", "errors": "errors", "parallel": "parallel", "predicted": "predicted",
+    "dataset_fingerprint": "dataset_fingerprint",
+}
+
+
 def model_result(record: dict) -> dict:
-    timing = {batch: {k: v for k, v in stats.items() if k != "samples_s"}
-              for batch, stats in sorted(record.get("timing", {}).items(), key=lambda kv: int(kv[0]))}
-    return {
-        "status": model_status(record),
-        "outcomes": record.get("outcomes", {}),
-        "skipped": record.get("skipped", []),
-        "category_limits": record.get("category_limits"),
-        "category_mapping": record.get("category_mapping"),
-        "model_info": record.get("model_info"),
-        "device_profile": record.get("device_profile"),
-        "device": record.get("device"),
-        "hardware": record.get("hardware"),
-        "accuracy_results": record.get("accuracy"),
-        "accuracy_pass": record.get("accuracy_pass"),
-        "timing_results": timing,
-        "relative_speed": record.get("relative_speed", {}),
-        "end_to_end": record.get("end_to_end"),
-        "cold_start": record.get("cold_start"),
-        "batch_sweep": record.get("batch_sweep"),
-        "parity": record.get("parity", {}),
-        "profile": record.get("profile"),
-        "memory": record.get("memory"),
-        "memory_context": record.get("memory_context"),
-        "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
-        "load_time_s": record.get("load_s"),
-        "api_results": record.get("api"),
-        "threshold_verdicts": record.get("verdicts", []),
-        "errors": record.get("errors", []),
-        "parallel": record.get("parallel"),
-    }
+    """One model's record as the JSON report has it: timing statistics without the raw samples, which are
+    kept apart (``latency_samples_s``) so that a later ``sketchbench compare`` can test them."""
+    ordered = sorted(record.get("timing", {}).items(), key=lambda kv: int(kv[0]))
+    result = {"status": model_status(record),
+              **{json_key: record.get(key) for key, json_key in RESULT_KEYS.items()},
+              "timing_results": {b: {k: v for k, v in stats.items() if k != "samples_s"} for b, stats in ordered},
+              "latency_samples_s": {b: stats.get("samples_s", []) for b, stats in ordered},
+              "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes")}
+    for key, empty in (("outcomes", {}), ("skipped", []), ("relative_speed", {}), ("parity", {}),
+                       ("verdicts", []), ("errors", [])):
+        if result[RESULT_KEYS[key]] is None:
+            result[RESULT_KEYS[key]] = empty
+    return result
+
+
+def record_from_result(name: str, result: dict) -> dict:
+    """The inverse of :func:`model_result`: a JSON report's model back into the record every reporter reads."""
+    record = {key: result[json_key] for key, json_key in RESULT_KEYS.items() if result.get(json_key) is not None}
+    samples = result.get("latency_samples_s") or {}
+    record["timing"] = {b: {**stats, "samples_s": samples.get(b, [])}
+                        for b, stats in (result.get("timing_results") or {}).items()}
+    record.setdefault("verdicts", [])
+    record.setdefault("errors", [])
+    record["model"] = name
+    return record
 
 
 def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
@@ -93,6 +103,7 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
         "categories": dataset.categories if dataset is not None else [],
         "dataset": {"source": dataset.source if dataset is not None else None,
                     "fingerprint": dataset.fingerprint() if dataset is not None else None,
+                    "labels": dataset.labels.tolist() if dataset is not None else None,
                     "samples_per_category": sketch.options.samples_per_category or None},
         "models": sketch.selected,
         "hardware": sketch.hardware,

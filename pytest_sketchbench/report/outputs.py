@@ -19,12 +19,12 @@ from pytest_sketchbench.errors import SketchBenchError
 
 def check_output_paths(paths: dict[str, str | None]) -> None:
     """Create the folders of every requested output now and refuse one that cannot be written,
-    before any test runs (``paths``: option name → file or folder, ``--sketch-report-dir`` a folder)."""
+    before any test runs (``paths``: option name → file or folder; a ``…report-dir`` option names a folder)."""
     for option, value in paths.items():
         if not value:
             continue
         path = Path(value)
-        is_folder = option == "--sketch-report-dir"
+        is_folder = option.endswith("report-dir")
         folder = path if is_folder else path.parent
         if not is_folder and path.is_dir():
             raise SketchBenchError(f"{option}={value}", "is a folder", "give a file path")

@@ -43,6 +43,8 @@ def accuracy_pair(a: str, b: str, results: dict, labels: np.ndarray) -> dict:
 def latency_pair(a: str, b: str, results: dict) -> dict | None:
     """a's batch-1 latency ÷ b's: interleaved in this run where it was (either direction), else the
     separately timed samples with a two-sided Mann–Whitney U; None when neither exists."""
+    if results[a].get("machine") != results[b].get("machine"):  # merged runs: times from two machines
+        return None
     key_ab, key_ba = f"{b}@1", f"{a}@1"
     side_by_side = results[a].get("relative_speed", {}).get(key_ab)
     if side_by_side is not None:
