@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 import pytest
 
@@ -20,6 +21,11 @@ REPORT_ATTR = "sketchbench_record"
 def worker_id(config: pytest.Config) -> str | None:
     workerinput = getattr(config, "workerinput", None)
     return workerinput["workerid"] if workerinput else None
+
+
+def distributed(config: pytest.Config) -> bool:
+    """Tests run on xdist workers: ``-n N`` on this host, or ``--tx`` gateways (other hosts over ssh)."""
+    return bool(getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None))
 
 
 def assign_gpu(worker_index: int, visible: str | None, gpu_count: int) -> str | None:
@@ -54,7 +60,7 @@ def configure(config: pytest.Config) -> None:
         config.option.loadgroup = True
     index = int(worker.lstrip("gw") or 0)
     count = int(config.workerinput.get("workercount", 1))
-    placement: dict = {"worker": worker, "workers": count}
+    placement: dict = {"worker": worker, "workers": count, "host": socket.gethostname(), "pid": os.getpid()}
     from pytest_sketchbench import hardware
 
     gpus = hardware.detect()["gpus"]
@@ -98,8 +104,11 @@ def placement(config: pytest.Config) -> dict | None:
 
 def header_notes(config: pytest.Config) -> list[str]:
     count = getattr(config.option, "numprocesses", None)
-    if not count or worker_id(config):
+    gateways = getattr(config.option, "tx", None) or []
+    if worker_id(config) or not (count or gateways):
         return []
+    if gateways and not count:
+        return [f"parallel: {len(gateways)} worker(s) on --tx gateways (each reports its own host's hardware)"]
     try:
         import psutil
 

@@ -76,7 +76,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Validate options and config now (cheap); the measuring session waits for a sketch test."""
     config = session.config
     config.stash[SETUP_KEY] = _prepare(config)
-    if getattr(config.option, "numprocesses", None) and not parallel.worker_id(config):
+    if parallel.distributed(config) and not parallel.worker_id(config):
         collected: dict = {"results": {}, "notes": []}
         config.stash[COLLECTED_KEY] = collected
         config.pluginmanager.register(parallel.ResultCollector(collected["results"], collected["notes"]),

@@ -119,7 +119,7 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
         capture_output=True, text=True, timeout=120)
 
 
-browser = pytest.mark.skipif(shutil.which("chromium") is None, reason="run tests/setup-browser.sh for Chromium")
+browser = pytest.mark.skipif(shutil.which("chromium") is None, reason="run tests/setup-system.sh for Chromium")
 
 
 @pytest.mark.slow

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages some tests use (Debian's): Chromium for the HTML report checks, the OpenSSH server and
+# client for the remote-worker tests (an sshd the tests start on 127.0.0.1). Without them (no apt, no root)
+# those tests skip with a reason; everything else still runs.
+wanted=()
+command -v chromium >/dev/null 2>&1 || wanted+=(chromium)
+{ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || wanted+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || wanted+=(openssh-client)
+if [ "${#wanted[@]}" -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -q "${wanted[@]}" >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 &&
+   apt-get install -y -q "${wanted[@]}" >/dev/null 2>&1)) ||
+    echo "could not install ${wanted[*]}: the tests that need them will skip" >&2
+fi
+exit 0
