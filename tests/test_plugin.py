@@ -198,6 +198,8 @@ def test_config_errors_name_file_table_key(pytester, body, expected):
 def test_profile_override_applies(centroid_project):
     centroid_project.makeconftest(REGISTER_BY_DECORATOR)
     centroid_project.makefile(".toml", thresholds='''
+        [models.centroid]
+        allow_cpu_fallback = true   # a CPU model under a forced GPU profile
         [centroid]
         min_accuracy = 0.99
         [centroid.profile.cpu]
