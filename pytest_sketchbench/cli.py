@@ -109,10 +109,12 @@ def compare(args) -> int:
     from pytest_sketchbench.report.run_comparison import compare_reports
 
     settings = {}
-    if args.config:
+    config = args.config or ("thresholds.toml" if Path("thresholds.toml").is_file() else None)
+    if config:  # the [baseline] settings the gate used, so that the verdicts are the gate's
         from pytest_sketchbench.config import load_config
 
-        settings = load_config(Path(args.config)).baseline
+        settings = load_config(Path(config)).baseline
+    print(f"[baseline] settings from {config or 'the defaults (no --config, no ./thresholds.toml)'}")
     rows = compare_reports((args.base, read_report(args.base)), (args.new, read_report(args.new)), settings)
     for row in rows:
         p_value = f", p={row['p_value']} ({row.get('p_test', 'test')})" if row.get("p_value") else ""
@@ -154,7 +156,8 @@ def parser() -> argparse.ArgumentParser:
     compared = commands.add_parser("compare", help="the --sketch-baseline verdicts between two runs")
     compared.add_argument("base", metavar="BASE.json")
     compared.add_argument("new", metavar="NEW.json")
-    compared.add_argument("--config", help="a thresholds.toml whose [baseline] settings to use")
+    compared.add_argument("--config", help="a thresholds.toml whose [baseline] settings to use "
+                                           "(default: ./thresholds.toml where there is one)")
     rendered = commands.add_parser("report", help="re-render a run's report")
     rendered.add_argument("run", metavar="RUN.json")
     for command in (merged, compared):

@@ -1,6 +1,6 @@
 """Figures for the scale-out issue, measured on this machine and printed as Markdown.
 
-    python scripts/measure_scale_out.py
+    python scripts/measure_scale_out.py [merge] [compare]
 
 1. Three runs of the shipped models as three CI jobs would make them — ``cnn,onnx`` serial, ``mobilenet``
    with ``-n 2``, ``torch`` with ``--sketch-threads=1`` — merged by ``sketchbench merge`` into one report.
@@ -46,20 +46,24 @@ def compared(tmp: Path) -> list[str]:
         subprocess.run([*PYTEST, "--sketch-models=onnx,onnx-int8", *extra, f"--sketch-json={tmp}/{name}.json"],
                        cwd=REPO, capture_output=True, text=True)
     gate = json.loads((tmp / "b.json").read_text())["comparison_to_baseline"]["rows"]
-    result = subprocess.run([*CLI, "compare", f"{tmp}/a.json", f"{tmp}/b.json", "--json", f"{tmp}/rows.json"],
-                            capture_output=True, text=True)
+    result = subprocess.run([*CLI, "compare", f"{tmp}/a.json", f"{tmp}/b.json", "--json", f"{tmp}/rows.json",
+                             "--config", str(REPO / "thresholds.toml")], capture_output=True, text=True)
     rows = json.loads((tmp / "rows.json").read_text())["rows"]
     key = lambda row: (row["model"], row["metric"])  # noqa: E731
     by_gate = {key(r): r["verdict"] for r in gate}
     same = [r for r in rows if by_gate.get(key(r)) == r["verdict"]]
+    differ = [f"- {r['model']} {r['metric']}: compare says {r['verdict']}, the gate said {by_gate.get(key(r))}"
+              for r in rows if r not in same]
     return ["", f"`sketchbench compare a.json b.json` exit {result.returncode}: {len(same)} of {len(rows)} rows give "
-                f"the gate's verdict ({len(gate)} rows from --sketch-baseline)", "", "```", result.stdout.strip(),
-            "```"]
+                f"the gate's verdict ({len(gate)} rows from --sketch-baseline)", *differ, "", "```",
+            result.stdout.strip(), "```"]
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        print("\n".join(merged(Path(tmp)) + compared(Path(tmp))))
+        parts = sys.argv[1:] or ["merge", "compare"]
+        lines = (merged(Path(tmp)) if "merge" in parts else []) + (compared(Path(tmp)) if "compare" in parts else [])
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -61,13 +61,14 @@ def test_compare_reproduces_the_baseline_gate_verdicts(project, tmp_path):
     expected = {(r["metric"], r["verdict"]) for r in
                 json.loads((tmp_path / "b.json").read_text())["comparison_to_baseline"]["rows"]
                 if "same run" not in r["metric"]}
-    result = sketchbench("compare", tmp_path / "a.json", tmp_path / "b.json", "--json", tmp_path / "rows.json")
+    result = sketchbench("compare", tmp_path / "a.json", tmp_path / "b.json", "--json", tmp_path / "rows.json",
+                         cwd=project.path)  # no thresholds.toml there: the defaults, as the gate had
     assert result.returncode == 1, result.stdout + result.stderr
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert {(r["metric"], r["verdict"]) for r in rows} == expected
     regressions = sum(verdict == "regression" for _, verdict in expected)
     assert ("accuracy", "regression") in expected and f"{regressions} gated regression(s)" in result.stdout
-    same = sketchbench("compare", tmp_path / "a.json", tmp_path / "a.json")
+    same = sketchbench("compare", tmp_path / "a.json", tmp_path / "a.json", cwd=project.path)
     assert same.returncode == 0 and "no significant change" in same.stdout
 
 
