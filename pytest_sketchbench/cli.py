@@ -63,10 +63,10 @@ def _assemble(metadata: dict, records: dict) -> dict:
     import numpy as np
 
     from pytest_sketchbench.report.analysis import comparison
-    from pytest_sketchbench.report.json_report import _clean, model_result
+    from pytest_sketchbench.report.json_report import json_safe, model_result
 
     labels = (metadata.get("dataset") or {}).get("labels")
-    return _clean({"benchmark_metadata": metadata,
+    return json_safe({"benchmark_metadata": metadata,
                    "model_results": {name: model_result(record) for name, record in records.items()},
                    "comparison_analysis": comparison(records, None if labels is None else np.asarray(labels))})
 

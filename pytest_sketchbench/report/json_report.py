@@ -39,14 +39,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _clean(value):
+def json_safe(value):
     """JSON-safe: NaN/inf become null (strict JSON has neither); secrets never leave."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: ("<redacted>" if k.lower() in SECRET_KEYS else _clean(v)) for k, v in value.items()}
+        return {k: ("<redacted>" if k.lower() in SECRET_KEYS else json_safe(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -123,7 +123,7 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
     comparison_rows = baseline_rows(sketch)
     if comparison_rows is not None:
         report["comparison_to_baseline"] = comparison_rows
-    return _clean(report)
+    return json_safe(report)
 
 
 def baseline_rows(sketch) -> dict | None:
