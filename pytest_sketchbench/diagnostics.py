@@ -64,6 +64,8 @@ class Diagnostics:
         if other in self._predictions:
             done = self._predictions[other]
             return done.predicted, done.probabilities
+        if other in self._followed:  # several exports follow one model: its pass runs once
+            return self._followed[other]
         if other not in self.registry.specs:
             raise SketchBenchError(f"parity limit 'with = \"{other}\"'", "names no registered model",
                                    f"known models: {', '.join(self.registry.specs)}")
@@ -74,7 +76,8 @@ class Diagnostics:
             raise ModelUnavailable(f"model '{other}'", "lacks some of the dataset's categories: parity not judged", "")
         with quiet_process(self._trackers.values(), settle_s=0):
             result = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns)
-        return result.predicted, result.probabilities
+        self._followed[other] = (result.predicted, result.probabilities)
+        return self._followed[other]
 
     # -- end to end and cold start -------------------------------------------------------------
     def end_to_end(self, name: str) -> dict:

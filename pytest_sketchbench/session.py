@@ -81,6 +81,7 @@ class SketchSession(SideBySide, Diagnostics):
         self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
         self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
         self._comparison: dict | None = None
+        self._followed: dict[str, tuple] = {}  # model followed by a parity limit → its answers (one pass each)
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
