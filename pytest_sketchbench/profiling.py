@@ -11,15 +11,13 @@ session of its own where the runtime needs one, and no gate ever reads it.
 from __future__ import annotations
 
 import html
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from pytest_sketchbench.measure import quiet_process, time_end_to_end
 from pytest_sketchbench.models.base import ModelPlugin
+from pytest_sketchbench.report.outputs import StagedFiles
 
 PROFILE_CALLS = 50
 
@@ -44,19 +42,12 @@ def kernel_totals(events: list[dict]) -> dict[str, tuple[int, float]]:
     return {op: (calls, seconds) for op, (calls, seconds) in totals.items()}
 
 
-def write_json_atomically(path: Path, value) -> None:
-    """A trace viewer never sees half a file (another worker may be writing beside it)."""
-    handle, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(value, out)
-    os.replace(staged, path)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    handle, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(staged, path)
+def write_file(path: Path, data: str) -> None:
+    """Through the reports' staged files (a temporary file, then a rename): a trace viewer never sees half
+    a file, and another worker writing beside it never mixes with it."""
+    files = StagedFiles()
+    files.add(path, data)
+    files.commit()
 
 
 def merged_tree(frame) -> dict:
@@ -144,9 +135,9 @@ def profile_model(plugin: ModelPlugin, images: np.ndarray, folder: Path, tracker
     root = profiler.last_session.root_frame()
     if root is not None:
         flame = folder / "flamegraph.svg"
-        write_text_atomically(flame, flamegraph_svg(root, f"{plugin.name}: {calls} calls end to end, batch "
+        write_file(flame, flamegraph_svg(root, f"{plugin.name}: {calls} calls end to end, batch "
                                                           f"{len(images)}"))
         page = folder / "pyinstrument.html"
-        write_text_atomically(page, profiler.output_html())
+        write_file(page, profiler.output_html())
         result.update(flamegraph=str(flame), python_profile=str(page))
     return result

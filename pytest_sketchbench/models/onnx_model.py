@@ -60,14 +60,14 @@ class OnnxModel(ModelPlugin):
 
     def profile_operators(self, prepared: dict, calls: int, trace_path: Path) -> dict[str, tuple[int, float]]:
         """A session of its own with ONNX Runtime's profiler on (the timed session never profiles)."""
-        from pytest_sketchbench.profiling import kernel_totals, write_json_atomically
+        from pytest_sketchbench.profiling import kernel_totals, write_file
 
         with tempfile.TemporaryDirectory() as folder:
             session = self._session(profile_prefix=str(Path(folder) / "ort"))
             for _ in range(calls):
                 session.run([self.output_name], prepared)
             events = json.loads(Path(session.end_profiling()).read_text())
-        write_json_atomically(trace_path, {"traceEvents": events, "displayTimeUnit": "ms"})
+        write_file(trace_path, json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
         return kernel_totals(events)
 
     def _metadata_categories(self) -> list[str] | None:

@@ -95,6 +95,11 @@ def model_pairs(results: dict, labels: np.ndarray | None) -> list[dict]:
     return rows
 
 
+def pair_statements(pair: dict) -> list[str]:
+    """The accuracy and latency sentences of one pair, as the terminal and ``summary.md`` print them."""
+    return [text for text in (pair.get("accuracy_text"), (pair.get("latency") or {}).get("text")) if text]
+
+
 def tied_with_best(best: str, pairs: list[dict], significant_key: str) -> list[str]:
     """``best`` and every model not significantly different from it."""
     tied = [best]

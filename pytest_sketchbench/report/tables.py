@@ -18,6 +18,7 @@ from pytest_sketchbench.report.analysis import (
     largest_batch_throughput,
     model_status,
 )
+from pytest_sketchbench.report.pairwise import pair_statements
 
 RESULT_COLUMNS = ["model", "status", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy",
                   "macro_f1", "p50_ms_batch1", "p95_ms_batch1", "throughput_batch", "throughput_per_s",
@@ -112,8 +113,7 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
     if len(results) > 1:
         lines += ["", f"**Best accuracy:** {summary['best_accuracy']} · **fastest:** {summary['fastest']} · "
                       f"**most consistent:** {summary['most_consistent']}"]
-    pairs = [" · ".join(t for t in (pair.get("accuracy_text"), (pair.get("latency") or {}).get("text")) if t)
-             for pair in summary.get("pairs", [])]
+    pairs = [" · ".join(pair_statements(pair)) for pair in summary.get("pairs", [])]
     if pairs:
         lines += ["", "**Every pair** (McNemar exact p for accuracy; batch-1 latency ratio timed side by side):", "",
                   *[f"- {pair}" for pair in pairs], ""]

@@ -13,6 +13,7 @@ from pytest_sketchbench.report.analysis import (
     largest_batch_throughput,
     model_status,
 )
+from pytest_sketchbench.report.pairwise import pair_statements
 
 
 def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None,
@@ -67,8 +68,7 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
                  if summary.get(key)]
         reporter.write_line("comparison: " + "; ".join(parts))
         for pair in summary.get("pairs", []):
-            said = [text for text in (pair.get("accuracy_text"), pair.get("latency", {}).get("text")) if text]
-            reporter.write_line("  " + "; ".join(said))
+            reporter.write_line("  " + "; ".join(pair_statements(pair)))
     rows = [row for record in results.values() for row in record.get("baseline_rows", [])]
     if rows:
         reporter.write_line("compared with the baseline:")
