@@ -30,21 +30,21 @@ from recipe_common import (  # noqa: E402
 WORK = MODELS_DIR / ".work"
 
 
-def build_cnn(n_classes: int) -> keras.Model:
-    """Four convolutional blocks (conv-BN-ReLU), then a small dense head."""
+def build_cnn(n_classes: int, width: float = 1.0, dropout: tuple[float, float] = (0.4, 0.3)) -> keras.Model:
+    """Four convolutional blocks (conv-BN-ReLU), then a small dense head; ``width`` scales every layer."""
     inputs = keras.Input((28, 28, 1), name="image")
     x = inputs
     for filters, convs, pool in ((32, 2, True), (64, 2, True), (128, 1, True), (192, 1, False)):
         for _ in range(convs):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.Conv2D(round(filters * width), 3, padding="same", use_bias=False)(x)
             x = layers.BatchNormalization()(x)
             x = layers.ReLU()(x)
         if pool:
             x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
-    x = layers.Dropout(0.4)(x)
-    x = layers.Dense(256, activation="relu")(x)
-    x = layers.Dropout(0.3)(x)
+    x = layers.Dropout(dropout[0])(x)
+    x = layers.Dense(round(256 * width), activation="relu")(x)
+    x = layers.Dropout(dropout[1])(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="sketch_cnn")
 
@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--limit", type=int, default=0, help="train on this many drawings (smoke test)")
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+    parser.add_argument("--width", type=float, default=1.0, help="scale every layer's filters and units")
+    parser.add_argument("--dropout", type=float, nargs=2, default=(0.4, 0.3), metavar=("FLATTEN", "DENSE"))
     parser.add_argument("--out", default=str(MODELS_DIR / "cnn.h5"))
     args = parser.parse_args()
     limit_threads(args.threads)
@@ -71,9 +73,11 @@ def main() -> None:
     log(f"train {x_train.shape}, validation {x_val.shape}, {len(categories)} categories")
 
     train_ds, val_ds = training_datasets(x_train, y_train, x_val, y_val, len(categories), args.batch_size)
-    checkpoint = WORK / ("cnn_ckpt.keras" if not args.limit else "cnn_smoke.keras")
-    model = fit_resumable(lambda: build_cnn(len(categories)), 2e-3, args, train_ds, val_ds, len(y_train),
-                          checkpoint, log)
+    tag = "" if args.width == 1.0 else f"_w{args.width:g}"
+    checkpoint = WORK / (f"cnn{tag}_ckpt.keras" if not args.limit else "cnn_smoke.keras")
+    log(f"width {args.width:g}, dropout {tuple(args.dropout)}, {args.epochs} epochs, checkpoint {checkpoint.name}")
+    model = fit_resumable(lambda: build_cnn(len(categories), args.width, tuple(args.dropout)), 2e-3, args,
+                          train_ds, val_ds, len(y_train), checkpoint, log)
 
     x_test, y_test = data["test"]
     test_accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=512, verbose=0), 1) == y_test))

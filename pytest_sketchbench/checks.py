@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pytest_sketchbench import loadgen
 from pytest_sketchbench.config import Limits, ParityLimit, RatioLimit
 from pytest_sketchbench.stats import min_samples_for
 
@@ -240,6 +241,37 @@ class ThresholdChecker:
                 "max_cost_per_1000", per_1000, f"estimated cost ${per_1000:.4f} per 1,000 drawings",
                 f"({api.get('tokens_in', 0):,} input, {api.get('tokens_out', 0):,} output tokens)"))
         self._all_of(checks)
+
+    # -- load scenarios (MLPerf LoadGen) -------------------------------------------------------
+    def check_loadgen(self, result, accuracy_pass: float | None = None) -> None:
+        """A LoadGen run's gate: LoadGen must call the run valid (duration, query count, latency bound, early
+        stopping) and its figure must meet the limit; accuracy mode must give the accuracy pass's answers."""
+        table = self.limits.loadgen
+        where = f"{self.model} {result.describe()}"
+        logs = f" — LoadGen's logs: {result.log_dir}"
+        if result.mode == "AccuracyOnly":
+            differs = result.differs_from_accuracy_pass or 0
+            self._verdict("loadgen_accuracy", result.accuracy, accuracy_pass, differs == 0,
+                          f"{where} (accuracy pass {accuracy_pass:.4f}; {differs:,} drawings answered differently)"
+                          + ("" if differs == 0 else logs))
+            return
+        key, measured, lower = {
+            "SingleStream": ("single_stream_max_p90_ms", result.p90_ms, False),
+            "MultiStream": ("multi_stream_max_p99_ms", result.p99_ms, False),
+            "Server": ("min_server_peak_qps", result.peak_qps, True) if result.peak_qps is not None
+            else ("server_max_p99_ms", result.p99_ms, False),
+            "Offline": ("min_offline_qps", result.qps, True),
+        }[result.scenario]
+        limit = table.get(key, loadgen.DEFAULT_SERVER_P99_MS if key == "server_max_p99_ms" else None)
+        within = measured is not None and limit is not None and (measured >= limit if lower else measured <= limit)
+        relation = (">=" if lower else "<=") if within else ("<" if lower else ">")
+        shown = "none" if measured is None else f"{measured:.2f}"
+        message = f"{where}: {shown} {relation} {key} {limit:g}"
+        if within and not result.valid:
+            message += " — but LoadGen calls the run INVALID: raise min_query_count or min_duration_ms in " \
+                       f"[{self.model}.loadgen], or lower the load"
+        self._verdict(f"loadgen_{result.scenario.lower()}" + ("_peak" if result.peak_qps is not None else ""),
+                      measured, limit, within and result.valid, message + ("" if within and result.valid else logs))
 
     # -- resources -----------------------------------------------------------------------------
     def check_memory(self, memory: dict) -> None:

@@ -7,6 +7,9 @@
     pizza = 0.6
     [cnn.profile.cpu]                     # overrides on the "cpu" device profile
     max_latency_ms = 1.5
+    [onnx.loadgen]                        # MLPerf LoadGen scenarios and their gates (loadgen.SETTINGS)
+    server_target_qps = 200
+    server_max_p99_ms = 5
 
     [models.mine]               # register a model from a file (or plugin = "pkg.mod:Class")
     path = "models/mine.onnx"
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.loadgen import check_table as check_loadgen_table
 
 # key → (type, meaning); the meaning is shown in messages and the README.
 LIMITS: dict[str, tuple[type, str]] = {
@@ -90,6 +94,7 @@ class Limits:
     source: str = ""
     ratios: list[RatioLimit] = field(default_factory=list)
     parity: list[ParityLimit] = field(default_factory=list)
+    loadgen: dict[str, float | int | bool] = field(default_factory=dict)  # [model.loadgen], see loadgen.SETTINGS
 
     def get(self, key: str) -> float | None:
         return self.values.get(key)
@@ -128,8 +133,9 @@ class SketchConfig:
             ratios.update({k: v for k, v in override.items() if k in RATIO_LIMITS})
             parity.update({k: v for k, v in override.items() if k in PARITY_LIMITS})
             source = f"{self.path} [{model}.profile.{profile}]"
+        loadgen = {**table.get("loadgen", {}), **override.get("loadgen", {})}
         return Limits(model, values, categories, source, [limit for group in ratios.values() for limit in group],
-                      [limit for group in parity.values() for limit in group])
+                      [limit for group in parity.values() for limit in group], loadgen)
 
     def category_limits(self) -> list[tuple[str, str]]:
         """(table, category) of every per-category limit: checked against the dataset's categories."""
@@ -199,7 +205,7 @@ def _parity_limits(key: str, value, where: str) -> list[ParityLimit]:
 
 
 def _check_limits_table(table: dict, where: str, allow_profiles: bool) -> dict:
-    allowed = (set(LIMITS) | set(RATIO_LIMITS) | set(PARITY_LIMITS) | {"category_accuracy"}
+    allowed = (set(LIMITS) | set(RATIO_LIMITS) | set(PARITY_LIMITS) | {"category_accuracy", "loadgen"}
                | ({"profile"} if allow_profiles else set()))
     for key, value in table.items():
         if key not in allowed:
@@ -217,6 +223,11 @@ def _check_limits_table(table: dict, where: str, allow_profiles: bool) -> dict:
                 raise SketchBenchError(where, f"'{key}' = {value} is out of range",
                                        "accuracies, rates and shares are fractions in [0, 1]; other limits are "
                                        "positive")
+        elif key == "loadgen":
+            if not isinstance(value, dict):
+                raise SketchBenchError(where, "'loadgen' must be a table of scenario settings and gates",
+                                       f"use [{where.split('[')[-1].rstrip(']')}.loadgen]")
+            table[key] = check_loadgen_table(dict(value), f"{where[:-1]}.loadgen]")
         elif key == "category_accuracy":
             if not isinstance(value, dict):
                 raise SketchBenchError(where, "'category_accuracy' must be a table of category = number",

@@ -22,6 +22,11 @@ class ModelUnavailable(SketchBenchError):
     """The model cannot run here for a reason the user chose (e.g. no API key): skip, do not fail."""
 
 
+class ServerUnreachable(SketchBenchError):
+    """Nothing answers at a served model's URL: an error when the model was asked for by name, a skip when it
+    only came with ``--sketch-models=all`` (like an API model without its key)."""
+
+
 class ModelFailure(SketchBenchError):
     """An exception that is not ours (a runtime, numpy, a user's plugin) raised while one model ran.
 

@@ -46,10 +46,7 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int,
     (closed-set), and where the model knows more classes the open-set answer is kept beside them.
     """
     outputs, open_labels = [], []
-    to_dataset = None
-    if columns is not None:  # model label → dataset label, -1 for a class outside the dataset
-        to_dataset = np.full(max(len(model.categories or ()), int(columns.max()) + 1), -1, dtype=np.int64)
-        to_dataset[columns] = np.arange(len(columns))
+    to_dataset = None if columns is None else _to_dataset(model, columns)
     started = time.perf_counter()
     for start in range(0, len(dataset), batch_size):
         images = dataset.images[start:start + batch_size]
@@ -73,6 +70,25 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int,
     extra_classes = to_dataset is not None and len(to_dataset) > len(columns)
     return AccuracyPass(probabilities, probabilities.argmax(axis=1), seconds,
                         np.concatenate(open_labels) if extra_classes else None)
+
+
+def classify(model: ModelPlugin, images: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """The dataset label of each drawing, as the accuracy pass scores it (closed-set over the dataset's
+    categories where ``columns`` maps them): what a load scenario's answers are checked against."""
+    raw = model.infer(model.prepare(images))
+    model.synchronize()
+    if not model.outputs_probabilities:
+        labels = model.to_labels(raw)
+        return labels if columns is None else _mapped(labels, _to_dataset(model, columns))
+    probabilities = model.to_probabilities(raw, len(images))
+    return (probabilities if columns is None else probabilities[:, columns]).argmax(axis=1)
+
+
+def _to_dataset(model: ModelPlugin, columns: np.ndarray) -> np.ndarray:
+    """Model label → dataset label, -1 for a class outside the dataset."""
+    to_dataset = np.full(max(len(model.categories or ()), int(columns.max()) + 1), -1, dtype=np.int64)
+    to_dataset[columns] = np.arange(len(columns))
+    return to_dataset
 
 
 def _mapped(labels: np.ndarray, to_dataset: np.ndarray) -> np.ndarray:

@@ -326,6 +326,17 @@ def sketch_profile(request: pytest.FixtureRequest, sketch_model: ModelPlugin, sk
 
 
 @pytest.fixture
+def sketch_loadgen(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
+                   sketch_session: SketchSession) -> Callable[[str], object]:
+    """``run(scenario)`` → the model under MLPerf LoadGen (``SingleStream``, ``MultiStream``, ``Server``,
+    ``ServerPeak``, ``Offline`` or ``Accuracy``), as ``[<model>.loadgen]`` configures it; skips when that table
+    asks for no such run. LoadGen's logs go to ``--sketch-report-dir/<model>/loadgen/<run>/``."""
+    folder = request.config.getoption("sketch_report_dir")
+    report_dir = Path(request.config.invocation_params.dir) / folder if folder else None
+    return lambda run: _fail_on_user_error(lambda: sketch_session.loadgen_run(sketch_model.name, run, report_dir))
+
+
+@pytest.fixture
 def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
                             sketch_session: SketchSession, sketch_latency) -> Callable[[int], None]:
     """``check(batch_size)``: the latency gate against the baseline. With ``--sketch-baseline-models`` the

@@ -19,8 +19,16 @@ from pytest_sketchbench.baseline import BaselineComparison, load_baseline, setti
 from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.data import Dataset, category_columns, load_dataset, subsample
 from pytest_sketchbench.diagnostics import Diagnostics
-from pytest_sketchbench.errors import ModelFailure, ModelTimeout, ModelUnavailable, SketchBenchError, redact
+from pytest_sketchbench.errors import (
+    ModelFailure,
+    ModelTimeout,
+    ModelUnavailable,
+    ServerUnreachable,
+    SketchBenchError,
+    redact,
+)
 from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S, deadline
+from pytest_sketchbench.load_runs import LoadRuns
 from pytest_sketchbench.measure import (
     MB,
     AccuracyPass,
@@ -51,7 +59,7 @@ class Predictions:
     throughput: float
 
 
-class SketchSession(SideBySide, Diagnostics):
+class SketchSession(SideBySide, Diagnostics, LoadRuns):
     def __init__(self, setup: RunSetup):
         self.setup = setup
         self.options = setup.options
@@ -155,7 +163,12 @@ class SketchSession(SideBySide, Diagnostics):
             self._runtimes_used.add(plugin.runtime)
             tracker = MemoryTracker().__enter__()
             started = time.perf_counter()
-            plugin.load()
+            try:
+                plugin.load()
+            except ServerUnreachable as exc:
+                if self.setup.options.models.strip() != "all":
+                    raise
+                raise ModelUnavailable(exc.subject, exc.problem, exc.fix) from None
             load_s = time.perf_counter() - started
             record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device,
                            "placement": plugin.placement()})
@@ -214,7 +227,8 @@ class SketchSession(SideBySide, Diagnostics):
         spec = self.registry.specs.get(name)
         if spec is None or not getattr(spec.plugin_class(), "local", True):
             return None
-        return float(spec.config.get("timeout_s", DEFAULT_TIMEOUT_S))
+        option = getattr(spec.plugin_class(), "stage_timeout_option", "timeout_s")
+        return float(spec.config.get(option, DEFAULT_TIMEOUT_S))
 
     def _note(self, name: str, key: str, message: str) -> None:
         entries = self.record(name).setdefault(key, [])
@@ -260,7 +274,7 @@ class SketchSession(SideBySide, Diagnostics):
                 finally:
                     extra = plugin.extra_results()
                     if extra is not None:
-                        self.record(name)["api"] = extra
+                        self.record(name)[plugin.results_key] = extra
                 plugin.after_accuracy_pass()
         finally:
             self.finish_memory(name)
@@ -338,6 +352,9 @@ class SketchSession(SideBySide, Diagnostics):
                 samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
         stats = latency_stats(samples, batch_size)
         stats["timer"] = timer
+        extra = plugin.extra_results()  # a served model splits its requests' time: refresh it
+        if extra is not None:
+            self.record(name)[plugin.results_key] = extra
         if fresh and known is not None:
             stats["remeasured"] = True
         if benchmark is not None:

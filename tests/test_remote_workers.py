@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-
 import pytest
+
 from conftest import BUNDLED, NUMPY_PLUGIN, REPO
 
 pytestmark = pytest.mark.slow

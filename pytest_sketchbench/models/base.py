@@ -56,7 +56,10 @@ class ModelPlugin(ABC):
                                                  "timeout_s", "strict_categories", "category_mode",
                                                  "allow_cpu_fallback")
     local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
+    #: The option holding the per-stage deadline (a served model's ``timeout_s`` bounds each request instead).
+    stage_timeout_option: ClassVar[str] = "timeout_s"
     profiler_name: ClassVar[str | None] = None  # the runtime's operator profiler, where profile_operators has one
+    results_key: ClassVar[str] = "api"  # where ``extra_results`` lands in the model's record
 
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name

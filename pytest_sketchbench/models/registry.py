@@ -23,6 +23,7 @@ RUNTIMES = {
     "torch": "pytest_sketchbench.models.torch_model:TorchScriptModel",
     "tfjs": "pytest_sketchbench.models.tfjs_model:TfjsGraphModel",
     "gemini": "pytest_sketchbench.models.gemini_model:GeminiModel",
+    "v2": "pytest_sketchbench.models.v2_model:OpenInferenceModel",
 }
 
 # Built-in names → (runtime, file relative to the models folder, extra options).
@@ -53,7 +54,8 @@ class ModelSpec:
             module = importlib.import_module(module_name)
             return getattr(module, class_name)
         except ModuleNotFoundError as exc:
-            extra = {"tensorflow": "keras", "onnxruntime": "onnx", "torch": "torch", "google": "gemini"}
+            extra = {"tensorflow": "keras", "onnxruntime": "onnx", "torch": "torch", "google": "gemini",
+                     "httpx": "serve"}
             hint = extra.get((exc.name or "").split(".")[0])
             fix = f"pip install 'pytest-sketchbench[{hint}]'" if hint else "install the module that provides it"
             raise SketchBenchError(f"model '{self.name}'", f"cannot import {module_name} ({exc})", fix) from None

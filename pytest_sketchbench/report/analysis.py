@@ -162,6 +162,26 @@ def api_text(record: dict) -> str | None:
             + (f", ≈ ${per_1000:.4f} per 1,000 drawings" if per_1000 is not None else ""))
 
 
+def served_text(record: dict) -> str | None:
+    """A served model's request time split into server and network, one drawing per request where timed."""
+    served = record.get("served")
+    if not served or not served.get("by_batch"):
+        return None
+    size, split = min(served["by_batch"].items(), key=lambda item: int(item[0]))
+    where = f"served by {served['url']} ({served['tensor_format']} tensors, {served['requests']:,} requests)"
+    if split.get("server_p50_ms") is None:
+        return f"{where}: client p50 {split['client_p50_ms']:.2f} ms per request of {size} (no server time reported)"
+    return (f"{where}: p50 per request of {size}: client {split['client_p50_ms']:.2f} ms = server "
+            f"{split['server_p50_ms']:.2f} ms + network {split['network_p50_ms']:.2f} ms")
+
+
+def loadgen_texts(record: dict) -> list[str]:
+    """One line per LoadGen run: scenario, load, its figure and LoadGen's verdict."""
+    from pytest_sketchbench.loadgen import ScenarioResult
+
+    return [ScenarioResult.from_dict(run).describe() for run in (record.get("loadgen") or {}).values()]
+
+
 def cost_per_1000(api: dict) -> float | None:
     """Estimated cost per 1,000 drawings sent (retries included in the cost, as they are billed)."""
     drawings = api.get("successes", 0) + api.get("invalid", 0) + api.get("failed", 0)
@@ -190,7 +210,8 @@ def profile_text(record: dict) -> str | None:
 
 def detail_lines(record: dict, verbose: bool = False) -> list[str]:
     """The per-model lines beside the summary row, shared by the terminal, the HTML and ``summary.md``."""
-    lines = [category_mapping_text(record), end_to_end_text(record), api_text(record), *parity_texts(record),
+    lines = [category_mapping_text(record), end_to_end_text(record), api_text(record), served_text(record),
+             *loadgen_texts(record), *parity_texts(record),
              profile_text(record)]
     if verbose:
         lines.append(batch_sweep_text(record))

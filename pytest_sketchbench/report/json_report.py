@@ -59,7 +59,7 @@ RESULT_KEYS: dict[str, str] = {
     "accuracy_pass": "accuracy_pass", "relative_speed": "relative_speed", "end_to_end": "end_to_end",
     "cold_start": "cold_start", "batch_sweep": "batch_sweep", "parity": "parity", "profile": "profile",
     "memory": "memory", "gpu_memory": "gpu_memory", "placement": "placement", "memory_context": "memory_context",
-    "load_s": "load_time_s", "api": "api_results",
+    "load_s": "load_time_s", "api": "api_results", "served": "served_results", "loadgen": "loadgen",
     "verdicts": "threshold_verdicts", "errors": "errors", "parallel": "parallel", "predicted": "predicted",
     "dataset_fingerprint": "dataset_fingerprint",
 }

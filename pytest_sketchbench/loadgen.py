@@ -1,0 +1,342 @@
+"""MLPerf LoadGen scenarios over any model plugin: latency under a target load, not one call after another.
+
+The real ``mlcommons-loadgen`` package schedules the queries (SingleStream, MultiStream, Poisson
+arrivals for Server, one big query for Offline), decides whether a run is valid (minimum duration and
+query count, the latency bound, its early-stopping estimate) and writes its summary and detail logs;
+this module only supplies the query sample library (the test drawings, already in memory) and the SUT
+(system under test): a pool of ``concurrency`` threads calling the model. Results are read back from
+LoadGen's own detail log, so every figure here is LoadGen's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from pytest_sketchbench.errors import SketchBenchError
+
+SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+PERCENTILE_OF = {"SingleStream": 90, "MultiStream": 99, "Server": 99, "Offline": None}  # MLPerf's own metric
+
+# [model.loadgen] keys → (type, meaning)
+SETTINGS: dict[str, tuple[type, str]] = {
+    "single_stream_max_p90_ms": (float, "SingleStream: p90 latency of one drawing (ms)"),
+    "multi_stream_max_p99_ms": (float, "MultiStream: p99 latency of a query of samples_per_query drawings (ms)"),
+    "multi_stream_samples_per_query": (int, "MultiStream: drawings per query (MLPerf: 8)"),
+    "server_target_qps": (float, "Server: Poisson arrivals at this rate (queries/s)"),
+    "server_max_p99_ms": (float, "Server: the p99 bound a valid run must keep (ms)"),
+    "min_server_peak_qps": (float, "Server: the highest valid rate LoadGen finds must reach this (queries/s)"),
+    "min_offline_qps": (float, "Offline: drawings per second, all queued at once"),
+    "offline_batch_size": (int, "Offline: drawings per model call"),
+    "min_duration_ms": (int, "each run lasts at least this long (MLPerf: 600,000)"),
+    "min_query_count": (int, "each run issues at least this many queries"),
+    "concurrency": (int, "queries the SUT runs at once (default: the model's concurrency option, else 1)"),
+    "accuracy": (bool, "also run LoadGen's accuracy mode; its answers must equal the accuracy pass"),
+}
+DEFAULT_SERVER_P99_MS = 10.0  # the Server bound when a table gives a target rate but no server_max_p99_ms
+DEFAULTS = {"multi_stream_samples_per_query": 8, "offline_batch_size": 64, "min_duration_ms": 2000,
+            "min_query_count": 1024, "accuracy": True}
+
+
+def check_table(table: dict, where: str) -> dict:
+    """Validate ``[model.loadgen]``: known keys, right types, a Server bound with its target."""
+    for key, value in table.items():
+        if key not in SETTINGS:
+            raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(SETTINGS)}")
+        kind = SETTINGS[key][0]
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise SketchBenchError(where, f"'{key}' must be true or false", f"e.g. {key} = true")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or (
+                kind is int and not isinstance(value, int)):
+            raise SketchBenchError(where, f"'{key}' must be a positive {'integer' if kind is int else 'number'}",
+                                   f"got {value!r}")
+    if "server_max_p99_ms" in table and "server_target_qps" not in table and "min_server_peak_qps" not in table:
+        raise SketchBenchError(where, "server_max_p99_ms needs server_target_qps (or min_server_peak_qps)",
+                               "e.g. server_target_qps = 200 — the load at which the p99 bound must hold")
+    return table
+
+
+def planned_runs(table: dict) -> list[str]:
+    """The scenarios a table asks for (a gate's key names its scenario); accuracy mode comes last."""
+    runs = [name for name, key in (("SingleStream", "single_stream_max_p90_ms"),
+                                   ("MultiStream", "multi_stream_max_p99_ms"), ("Server", "server_target_qps"),
+                                   ("ServerPeak", "min_server_peak_qps"), ("Offline", "min_offline_qps"))
+            if key in table]
+    if runs and table.get("accuracy", DEFAULTS["accuracy"]):
+        runs.append("Accuracy")
+    return runs
+
+
+@dataclass
+class ScenarioResult:
+    """One LoadGen run, as LoadGen's detail log states it."""
+
+    scenario: str
+    mode: str
+    valid: bool
+    early_stopping_met: bool | None
+    early_stopping: str
+    invalid_reason: str
+    qps: float | None  # completed samples/s (Server), samples/s (Offline), queries/s (Single/MultiStream)
+    target_qps: float | None
+    target_latency_ms: float | None
+    mean_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    query_count: int | None
+    samples_per_query: int | None
+    concurrency: int
+    log_dir: str
+    min_duration_met: bool | None = None
+    peak_qps: float | None = None  # ServerPeak: the highest rate LoadGen's search found within the bound
+    accuracy: float | None = None  # Accuracy mode: top-1 of LoadGen's answers …
+    differs_from_accuracy_pass: int | None = None  # … and the drawings where they differ from the accuracy pass
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScenarioResult:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+    @property
+    def metric_ms(self) -> float | None:
+        """MLPerf's latency metric for the scenario: p90 (SingleStream) or p99 (MultiStream, Server)."""
+        return {90: self.p90_ms, 99: self.p99_ms}.get(PERCENTILE_OF.get(self.scenario))
+
+    def describe(self) -> str:
+        """One line: scenario, load, the figure, LoadGen's verdict."""
+        if self.mode == "AccuracyOnly":
+            return f"LoadGen accuracy mode: top-1 {self.accuracy:.4f} over every drawing" if self.accuracy is not None \
+                else "LoadGen accuracy mode"
+        load = f" at {self.target_qps:g} QPS" if self.target_qps and self.scenario == "Server" else ""
+        figure = (f"peak {self.peak_qps:.1f} QPS" if self.peak_qps is not None
+                  else f"{self.qps:,.1f} drawings/s" if self.scenario == "Offline" and self.qps
+                  else f"p{PERCENTILE_OF[self.scenario]} {self.metric_ms:.2f} ms" if self.metric_ms is not None
+                  else "no latency")
+        verdict = "VALID" if self.valid else f"INVALID ({self.why_invalid()})"
+        return f"LoadGen {self.scenario}{load}: {figure}, {verdict}"
+
+    def why_invalid(self) -> str:
+        reasons = []
+        if self.early_stopping_met is False:
+            reasons.append("early stopping not met: " + " ".join(self.early_stopping.replace("*", "").split()))
+        if self.invalid_reason:
+            reasons.append(self.invalid_reason.strip())
+        return "; ".join(reasons) or "see mlperf_log_summary.txt"
+
+
+def read_detail_log(path: Path) -> dict:
+    """``:::MLLOG {json}`` lines → {key: value} (the last value of a key wins)."""
+    entries = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith(":::MLLOG "):
+            try:
+                entry = json.loads(line[len(":::MLLOG "):])
+            except ValueError:
+                continue
+            if entry.get("key") == "generic_message":  # many: the peak search reports through them
+                entries.setdefault("generic_messages", []).append(str(entry.get("value")))
+            else:
+                entries[entry.get("key")] = entry.get("value")
+    return entries
+
+
+def result_from_log(entries: dict, scenario: str, mode: str, concurrency: int, log_dir: str) -> ScenarioResult:
+    """The figures of one run from its detail log's entries."""
+    def ms(key: str) -> float | None:
+        value = entries.get(key)
+        return None if value is None else float(value) / 1e6
+
+    per_query = "_per_query" if scenario == "MultiStream" else ""
+    qps_key = {"Server": "result_completed_samples_per_sec", "Offline": "result_samples_per_second"}.get(
+        scenario, "result_qps_with_loadgen_overhead")
+    peak = None
+    for message in entries.get("generic_messages", []):
+        match = re.search(r"Found peak performance field: ([0-9.]+)", message)
+        peak = float(match.group(1)) if match else peak
+    target_latency = entries.get("effective_target_latency_ns")
+    return ScenarioResult(
+        scenario=scenario, mode=mode, valid=entries.get("result_validity") == "VALID",
+        early_stopping_met=entries.get("early_stopping_met"),
+        early_stopping=str(entries.get("early_stopping_result") or ""),
+        invalid_reason=str(entries.get("result_invalid_reason") or ""),
+        qps=None if entries.get(qps_key) is None else float(entries[qps_key]),
+        target_qps=entries.get("effective_target_qps") if scenario == "Server" else None,
+        target_latency_ms=None if not target_latency else float(target_latency) / 1e6,
+        mean_ms=ms(f"result_mean{'_query' if per_query else ''}_latency_ns"),
+        p50_ms=ms(f"result_50.00_percentile{per_query}_latency_ns"),
+        p90_ms=ms(f"result_90.00_percentile{per_query}_latency_ns"),
+        p99_ms=ms(f"result_99.00_percentile{per_query}_latency_ns"),
+        max_ms=ms("result_max_query_latency_ns" if per_query else "result_max_latency_ns"),
+        query_count=entries.get("result_query_count"), samples_per_query=entries.get("effective_samples_per_query"),
+        concurrency=concurrency, log_dir=log_dir, min_duration_met=entries.get("result_min_duration_met"),
+        peak_qps=peak)
+
+
+class SketchSUT:
+    """LoadGen's system under test: each query's drawings classified by ``classify`` on a thread pool,
+    the answers (int64 labels) handed back to LoadGen for its accuracy log."""
+
+    def __init__(self, lg, classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, concurrency: int,
+                 batch_size: int):
+        self.lg, self.classify, self.images, self.batch_size = lg, classify, images, batch_size
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="loadgen-sut")
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def issue_queries(self, samples) -> None:
+        for start in range(0, len(samples), self.batch_size):
+            self.pool.submit(self._run, samples[start:start + self.batch_size])
+
+    def _run(self, samples) -> None:
+        labels = np.zeros(len(samples), dtype=np.int64)
+        try:
+            if self.error is None:
+                labels = np.ascontiguousarray(self.classify(self.images[[s.index for s in samples]]), dtype=np.int64)
+        except BaseException as exc:  # noqa: BLE001 — kept, re-raised after LoadGen returns
+            with self._lock:
+                self.error = self.error or exc
+        pointer, _ = labels.__array_interface__["data"]
+        responses = [self.lg.QuerySampleResponse(s.id, pointer + i * 8, 8) for i, s in enumerate(samples)]
+        self.lg.QuerySamplesComplete(responses)  # always: LoadGen must never wait for a failed query
+
+    def flush_queries(self) -> None:
+        pass
+
+
+def expected_seconds(classify: Callable, images: np.ndarray, batch: int, calls: int = 10) -> float:
+    """A quick probe of one call's time: LoadGen sizes its pre-generated queries from the expected latency."""
+    sample = images[:batch]
+    classify(sample)
+    started = time.perf_counter()
+    for _ in range(calls):
+        classify(sample)
+    return (time.perf_counter() - started) / calls
+
+
+def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, run: str, table: dict,
+                 log_dir: Path, concurrency: int = 1) -> tuple[ScenarioResult, dict[int, int] | None]:
+    """One planned run (a scenario, ``ServerPeak`` or ``Accuracy``); returns its result and, in accuracy mode,
+    each drawing's answer (QSL index → label).
+
+    ``ServerPeak`` is LoadGen's own search (FindPeakPerformance: boundaries, then a binary search on the rate
+    whose p99 keeps the bound), then a performance run at the rate found, whose early-stopping verdict says
+    whether that rate is a valid claim.
+    """
+    settings = {**DEFAULTS, **table}
+    if run == "Accuracy":
+        result = _start_test(classify, images, "Offline", "AccuracyOnly", settings, log_dir, concurrency)
+        return result, read_accuracy_log(log_dir / "mlperf_log_accuracy.json")
+    if run != "ServerPeak":
+        return _start_test(classify, images, run, "PerformanceOnly", settings, log_dir, concurrency), None
+    search = _start_test(classify, images, "Server", "FindPeakPerformance",
+                         {**settings, "server_target_qps": settings["min_server_peak_qps"]}, log_dir / "search",
+                         concurrency)
+    if search.peak_qps is None:
+        raise SketchBenchError("LoadGen Server peak search", "found no rate that keeps the p99 bound, not even "
+                               f"min_server_peak_qps = {settings['min_server_peak_qps']:g} "
+                               f"(p99 {search.p99_ms:.2f} ms there)",
+                               f"see {log_dir / 'search' / 'mlperf_log_summary.txt'}")
+    confirm = _start_test(classify, images, "Server", "PerformanceOnly",
+                          {**settings, "server_target_qps": search.peak_qps}, log_dir, concurrency)
+    confirm.peak_qps = search.peak_qps
+    return confirm, None
+
+
+def _start_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, log_dir: Path,
+                concurrency: int, attempts: int = 3) -> ScenarioResult:
+    """One LoadGen test. LoadGen pre-generates its queries from the expected latency (or offline rate), so a
+    first guess that was too slow leaves a run shorter than ``min_duration_ms``, which LoadGen calls invalid:
+    then the expectation is re-set from what that run measured and the test repeated (as a submitter would)."""
+    expected = _first_expectation(classify, images, scenario, settings, concurrency)
+    for attempt in range(attempts):
+        result = _one_test(classify, images, scenario, mode, settings, expected, log_dir, concurrency)
+        if result.min_duration_met is not False or mode != "PerformanceOnly" or attempt == attempts - 1:
+            return result
+        if scenario == "Offline" and result.qps:
+            expected = 1.5 * result.qps
+        elif scenario in ("SingleStream", "MultiStream") and result.mean_ms:
+            expected = result.mean_ms / 1e3 / 1.5
+        else:
+            return result
+    return result
+
+
+def _first_expectation(classify, images: np.ndarray, scenario: str, settings: dict, concurrency: int) -> float:
+    """Seconds per query (Single/MultiStream) or drawings per second (Offline) from a quick probe."""
+    if scenario == "SingleStream":
+        return expected_seconds(classify, images, 1)
+    if scenario == "MultiStream":
+        return expected_seconds(classify, images, int(settings["multi_stream_samples_per_query"]))
+    if scenario == "Offline":
+        batch = int(settings["offline_batch_size"])
+        return 2 * batch / expected_seconds(classify, images, batch, calls=3) * concurrency
+    return 0.0
+
+
+def _one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, expected: float,
+              log_dir: Path, concurrency: int) -> ScenarioResult:
+    try:
+        import mlperf_loadgen as lg
+    except ImportError:
+        raise SketchBenchError("LoadGen scenarios", "the mlcommons-loadgen package is not installed",
+                               "pip install 'pytest-sketchbench[loadgen]'") from None
+    test = lg.TestSettings()
+    test.scenario = getattr(lg.TestScenario, scenario)
+    test.mode = getattr(lg.TestMode, mode)
+    test.min_duration_ms = int(settings["min_duration_ms"])
+    test.min_query_count = int(settings["min_query_count"])
+    batch = 1
+    if scenario == "SingleStream":
+        test.single_stream_expected_latency_ns = max(1, int(expected * 1e9))
+    elif scenario == "MultiStream":
+        batch = int(settings["multi_stream_samples_per_query"])
+        test.multi_stream_samples_per_query = batch
+        test.multi_stream_expected_latency_ns = max(1, int(expected * 1e9))
+    elif scenario == "Server":
+        test.server_target_latency_ns = int(settings.get("server_max_p99_ms", DEFAULT_SERVER_P99_MS) * 1e6)
+        test.server_target_latency_percentile = 0.99
+        test.server_target_qps = float(settings["server_target_qps"])
+        test.server_find_peak_qps_decimals_of_precision = 0
+    else:
+        batch = int(settings["offline_batch_size"])
+        test.offline_expected_qps = expected
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logs = lg.LogSettings()
+    logs.log_output.outdir = str(log_dir)
+    logs.log_output.copy_summary_to_stdout = False
+    logs.enable_trace = False
+    sut = SketchSUT(lg, classify, images, concurrency, batch)
+    handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
+    qsl = lg.ConstructQSL(len(images), len(images), lambda _: None, lambda _: None)
+    try:
+        lg.StartTestWithLogSettings(handle, qsl, test, logs)
+    finally:
+        sut.pool.shutdown(wait=True)
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(handle)
+    if sut.error is not None:
+        raise sut.error
+    return result_from_log(read_detail_log(log_dir / "mlperf_log_detail.txt"), scenario, mode, concurrency,
+                           str(log_dir))
+
+
+def read_accuracy_log(path: Path) -> dict[int, int]:
+    """LoadGen's accuracy log (hex-encoded response bytes per sample) → QSL index → label."""
+    answers = {}
+    for entry in json.loads(path.read_text() or "[]"):
+        data = bytes.fromhex(entry["data"])
+        answers[int(entry["qsl_idx"])] = int(np.frombuffer(data[:8], dtype=np.int64)[0]) if len(data) >= 8 else -1
+    return answers

@@ -1,0 +1,85 @@
+"""Serve a shipped ONNX model over the Open Inference Protocol (KServe v2) with MLServer, on 127.0.0.1.
+
+    python scripts/serve_model.py                       # cnn.onnx as model "cnn" on http://127.0.0.1:8080
+    python scripts/serve_model.py --port 9000 --delay-ms 5   # a deliberately slower server
+    python scripts/serve_model.py --install-only        # just make the server's virtual environment
+
+MLServer lives in its own virtual environment (``.venv-mlserver``, pinned by
+``servers/mlserver/constraints.txt``) because its pins conflict with the plugin's; the first call
+makes it (about a minute). The server runs in the foreground until interrupted; then benchmark it with
+``pytest benchmarks/ --sketch-models=served-cnn``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER_DIR = REPO / "servers" / "mlserver"
+VENV = REPO / ".venv-mlserver"
+
+
+def server_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def ensure_environment() -> Path:
+    """The server's venv, made on first use from its own constraints."""
+    mlserver = VENV / "bin" / "mlserver"
+    if not mlserver.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(server_python()), "-m", "pip", "install", "-q", "-c",
+                        str(SERVER_DIR / "constraints.txt"), "mlserver", "onnxruntime"], check=True)
+    return mlserver
+
+
+def write_repository(folder: Path, model: Path, name: str, port: int) -> None:
+    """A model repository MLServer can start from: server settings, one model's settings, the runtime."""
+    (folder / "settings.json").write_text(json.dumps({
+        "http_port": port, "grpc_port": 0, "metrics_port": 0, "metrics_endpoint": None,
+        "parallel_workers": 0, "host": "127.0.0.1", "debug": False,
+    }))
+    model_folder = folder / name
+    model_folder.mkdir()
+    shutil.copy(SERVER_DIR / "runtime.py", model_folder / "sketch_runtime.py")
+    (model_folder / "model-settings.json").write_text(json.dumps({
+        "name": name, "implementation": "sketch_runtime.OnnxSketchRuntime",
+        "inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 28, 28, 1]}],
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, -1]}],
+        "parameters": {"uri": str(model.resolve())},
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(REPO / "models" / "cnn.onnx"))
+    parser.add_argument("--name", default="cnn", help="the model name clients ask for")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="sleep added to every request")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads in the server")
+    parser.add_argument("--install-only", action="store_true")
+    args = parser.parse_args()
+    mlserver = ensure_environment()
+    if args.install_only:
+        return
+    if not Path(args.model).is_file():
+        sys.exit(f"{args.model}: model file not found — pass --model with an .onnx file")
+    folder = Path(tempfile.mkdtemp(prefix="sketch-mlserver-"))
+    write_repository(folder, Path(args.model), args.name, args.port)
+    env = {**os.environ, "SKETCH_SERVER_DELAY_MS": str(args.delay_ms), "SKETCH_SERVER_THREADS": str(args.threads)}
+    try:
+        os.chdir(folder)
+        os.execve(str(mlserver), [str(mlserver), "start", str(folder)], env)
+    except OSError as exc:
+        sys.exit(f"{mlserver}: cannot start MLServer ({exc}) — remove {VENV} and run again to reinstall it")
+
+
+if __name__ == "__main__":
+    main()
