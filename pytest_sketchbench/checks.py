@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_sketchbench import loadgen
-from pytest_sketchbench.config import Limits, ParityLimit, RatioLimit
+from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, Limits, ParityLimit, RatioLimit
 from pytest_sketchbench.stats import min_samples_for
 
 
@@ -64,11 +63,16 @@ class ThresholdChecker:
 
     # -- accuracy ------------------------------------------------------------------------------
     def check_accuracy(self, predictions) -> None:
+        """Top-1 against ``min_accuracy``; near chance, the message adds what the input probe found."""
+        from pytest_sketchbench.input_probe import diagnosis_text
+
         report = predictions.report
         low, high = report["accuracy_ci95"]
+        diagnosis = self.record.get("input_diagnosis")
         self._compare("min_accuracy", report["accuracy"],
                       f"accuracy {report['accuracy']:.3f} (95% CI {low:.3f}–{high:.3f})",
-                      f"on {_fmt_int(report['n_samples'])} drawings")
+                      f"on {_fmt_int(report['n_samples'])} drawings"
+                      + (diagnosis_text(self.model, diagnosis) if diagnosis else ""))
 
     def check_top5(self, predictions) -> None:
         top5 = predictions.report["top5_accuracy"]
@@ -258,11 +262,11 @@ class ThresholdChecker:
         key, measured, lower = {
             "SingleStream": ("single_stream_max_p90_ms", result.p90_ms, False),
             "MultiStream": ("multi_stream_max_p99_ms", result.p99_ms, False),
-            "Server": ("min_server_peak_qps", result.peak_qps, True) if result.peak_qps is not None
+            "Server": ("min_server_peak_qps", result.valid_qps, True) if result.peak_qps is not None
             else ("server_max_p99_ms", result.p99_ms, False),
             "Offline": ("min_offline_qps", result.qps, True),
         }[result.scenario]
-        limit = table.get(key, loadgen.DEFAULT_SERVER_P99_MS if key == "server_max_p99_ms" else None)
+        limit = table.get(key, DEFAULT_SERVER_P99_MS if key == "server_max_p99_ms" else None)
         within = measured is not None and limit is not None and (measured >= limit if lower else measured <= limit)
         relation = (">=" if lower else "<=") if within else ("<" if lower else ">")
         shown = "none" if measured is None else f"{measured:.2f}"

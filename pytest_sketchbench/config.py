@@ -7,7 +7,7 @@
     pizza = 0.6
     [cnn.profile.cpu]                     # overrides on the "cpu" device profile
     max_latency_ms = 1.5
-    [onnx.loadgen]                        # MLPerf LoadGen scenarios and their gates (loadgen.SETTINGS)
+    [onnx.loadgen]                        # MLPerf LoadGen scenarios and their gates (config.LOADGEN_SETTINGS)
     server_target_qps = 200
     server_max_p99_ms = 5
 
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.loadgen import check_table as check_loadgen_table
 
 # key → (type, meaning); the meaning is shown in messages and the README.
 LIMITS: dict[str, tuple[type, str]] = {
@@ -65,6 +64,45 @@ PARITY_LIMITS: dict[str, tuple[str, str]] = {
 }
 
 
+# [model.loadgen]: MLPerf LoadGen scenarios (loadgen.py) and their gates — key → (type, meaning)
+LOADGEN_SETTINGS: dict[str, tuple[type, str]] = {
+    "single_stream_max_p90_ms": (float, "SingleStream: p90 latency of one drawing (ms)"),
+    "multi_stream_max_p99_ms": (float, "MultiStream: p99 latency of a query of samples_per_query drawings (ms)"),
+    "multi_stream_samples_per_query": (int, "MultiStream: drawings per query (MLPerf: 8)"),
+    "server_target_qps": (float, "Server: Poisson arrivals at this rate (queries/s)"),
+    "server_max_p99_ms": (float, "Server: the p99 bound a valid run must keep (ms)"),
+    "min_server_peak_qps": (float, "Server: the highest valid rate LoadGen finds must reach this (queries/s)"),
+    "min_offline_qps": (float, "Offline: drawings per second, all queued at once"),
+    "offline_batch_size": (int, "Offline: drawings per model call"),
+    "min_duration_ms": (int, "each run lasts at least this long (MLPerf: 600,000)"),
+    "min_query_count": (int, "each run issues at least this many queries"),
+    "concurrency": (int, "queries the SUT runs at once (default: the model's concurrency option, else 1)"),
+    "accuracy": (bool, "also run LoadGen's accuracy mode; its answers must equal the accuracy pass"),
+}
+DEFAULT_SERVER_P99_MS = 10.0  # the Server bound when a table gives a target rate but no server_max_p99_ms
+LOADGEN_DEFAULTS = {"multi_stream_samples_per_query": 8, "offline_batch_size": 64, "min_duration_ms": 2000,
+                    "min_query_count": 1024, "accuracy": True}
+
+
+def _check_loadgen_table(table: dict, where: str) -> dict:
+    """Validate ``[model.loadgen]``: known keys, right types, a Server bound with its target."""
+    for key, value in table.items():
+        if key not in LOADGEN_SETTINGS:
+            raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(LOADGEN_SETTINGS)}")
+        kind = LOADGEN_SETTINGS[key][0]
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise SketchBenchError(where, f"'{key}' must be true or false", f"e.g. {key} = true")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or (
+                kind is int and not isinstance(value, int)):
+            raise SketchBenchError(where, f"'{key}' must be a positive {'integer' if kind is int else 'number'}",
+                                   f"got {value!r}")
+    if "server_max_p99_ms" in table and "server_target_qps" not in table and "min_server_peak_qps" not in table:
+        raise SketchBenchError(where, "server_max_p99_ms needs server_target_qps (or min_server_peak_qps)",
+                               "e.g. server_target_qps = 200 — the load at which the p99 bound must hold")
+    return table
+
+
 @dataclass(frozen=True)
 class ParityLimit:
     """``min_agreement = { with = "cnn", min = 0.99 }`` — an export must follow its source model."""
@@ -94,7 +132,7 @@ class Limits:
     source: str = ""
     ratios: list[RatioLimit] = field(default_factory=list)
     parity: list[ParityLimit] = field(default_factory=list)
-    loadgen: dict[str, float | int | bool] = field(default_factory=dict)  # [model.loadgen], see loadgen.SETTINGS
+    loadgen: dict[str, float | int | bool] = field(default_factory=dict)  # [model.loadgen], see LOADGEN_SETTINGS
 
     def get(self, key: str) -> float | None:
         return self.values.get(key)
@@ -227,7 +265,7 @@ def _check_limits_table(table: dict, where: str, allow_profiles: bool) -> dict:
             if not isinstance(value, dict):
                 raise SketchBenchError(where, "'loadgen' must be a table of scenario settings and gates",
                                        f"use [{where.split('[')[-1].rstrip(']')}.loadgen]")
-            table[key] = check_loadgen_table(dict(value), f"{where[:-1]}.loadgen]")
+            table[key] = _check_loadgen_table(dict(value), f"{where[:-1]}.loadgen]")
         elif key == "category_accuracy":
             if not isinstance(value, dict):
                 raise SketchBenchError(where, "'category_accuracy' must be a table of category = number",

@@ -21,49 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, LOADGEN_DEFAULTS
 from pytest_sketchbench.errors import SketchBenchError
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+PEAK_CONFIRMATIONS, PEAK_STEP_DOWN = 4, 0.85  # the highest valid Server rate: at most 4 runs, 15 % apart
 PERCENTILE_OF = {"SingleStream": 90, "MultiStream": 99, "Server": 99, "Offline": None}  # MLPerf's own metric
-
-# [model.loadgen] keys → (type, meaning)
-SETTINGS: dict[str, tuple[type, str]] = {
-    "single_stream_max_p90_ms": (float, "SingleStream: p90 latency of one drawing (ms)"),
-    "multi_stream_max_p99_ms": (float, "MultiStream: p99 latency of a query of samples_per_query drawings (ms)"),
-    "multi_stream_samples_per_query": (int, "MultiStream: drawings per query (MLPerf: 8)"),
-    "server_target_qps": (float, "Server: Poisson arrivals at this rate (queries/s)"),
-    "server_max_p99_ms": (float, "Server: the p99 bound a valid run must keep (ms)"),
-    "min_server_peak_qps": (float, "Server: the highest valid rate LoadGen finds must reach this (queries/s)"),
-    "min_offline_qps": (float, "Offline: drawings per second, all queued at once"),
-    "offline_batch_size": (int, "Offline: drawings per model call"),
-    "min_duration_ms": (int, "each run lasts at least this long (MLPerf: 600,000)"),
-    "min_query_count": (int, "each run issues at least this many queries"),
-    "concurrency": (int, "queries the SUT runs at once (default: the model's concurrency option, else 1)"),
-    "accuracy": (bool, "also run LoadGen's accuracy mode; its answers must equal the accuracy pass"),
-}
-DEFAULT_SERVER_P99_MS = 10.0  # the Server bound when a table gives a target rate but no server_max_p99_ms
-DEFAULTS = {"multi_stream_samples_per_query": 8, "offline_batch_size": 64, "min_duration_ms": 2000,
-            "min_query_count": 1024, "accuracy": True}
-
-
-def check_table(table: dict, where: str) -> dict:
-    """Validate ``[model.loadgen]``: known keys, right types, a Server bound with its target."""
-    for key, value in table.items():
-        if key not in SETTINGS:
-            raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(SETTINGS)}")
-        kind = SETTINGS[key][0]
-        if kind is bool:
-            if not isinstance(value, bool):
-                raise SketchBenchError(where, f"'{key}' must be true or false", f"e.g. {key} = true")
-        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or (
-                kind is int and not isinstance(value, int)):
-            raise SketchBenchError(where, f"'{key}' must be a positive {'integer' if kind is int else 'number'}",
-                                   f"got {value!r}")
-    if "server_max_p99_ms" in table and "server_target_qps" not in table and "min_server_peak_qps" not in table:
-        raise SketchBenchError(where, "server_max_p99_ms needs server_target_qps (or min_server_peak_qps)",
-                               "e.g. server_target_qps = 200 — the load at which the p99 bound must hold")
-    return table
-
 
 def planned_runs(table: dict) -> list[str]:
     """The scenarios a table asks for (a gate's key names its scenario); accuracy mode comes last."""
@@ -71,7 +34,7 @@ def planned_runs(table: dict) -> list[str]:
                                    ("MultiStream", "multi_stream_max_p99_ms"), ("Server", "server_target_qps"),
                                    ("ServerPeak", "min_server_peak_qps"), ("Offline", "min_offline_qps"))
             if key in table]
-    if runs and table.get("accuracy", DEFAULTS["accuracy"]):
+    if runs and table.get("accuracy", LOADGEN_DEFAULTS["accuracy"]):
         runs.append("Accuracy")
     return runs
 
@@ -99,7 +62,8 @@ class ScenarioResult:
     concurrency: int
     log_dir: str
     min_duration_met: bool | None = None
-    peak_qps: float | None = None  # ServerPeak: the highest rate LoadGen's search found within the bound
+    peak_qps: float | None = None  # ServerPeak: the highest rate LoadGen's search found within the bound …
+    valid_qps: float | None = None  # … and the highest rate from there down that a full run confirmed valid
     accuracy: float | None = None  # Accuracy mode: top-1 of LoadGen's answers …
     differs_from_accuracy_pass: int | None = None  # … and the drawings where they differ from the accuracy pass
 
@@ -121,7 +85,8 @@ class ScenarioResult:
             return f"LoadGen accuracy mode: top-1 {self.accuracy:.4f} over every drawing" if self.accuracy is not None \
                 else "LoadGen accuracy mode"
         load = f" at {self.target_qps:g} QPS" if self.target_qps and self.scenario == "Server" else ""
-        figure = (f"peak {self.peak_qps:.1f} QPS" if self.peak_qps is not None
+        confirmed = f"valid at {self.valid_qps:.1f} QPS" if self.valid_qps else "no rate confirmed valid"
+        figure = (f"search peak {self.peak_qps:.1f} QPS, {confirmed}" if self.peak_qps is not None
                   else f"{self.qps:,.1f} drawings/s" if self.scenario == "Offline" and self.qps
                   else f"p{PERCENTILE_OF[self.scenario]} {self.metric_ms:.2f} ms" if self.metric_ms is not None
                   else "no latency")
@@ -232,10 +197,10 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
     each drawing's answer (QSL index → label).
 
     ``ServerPeak`` is LoadGen's own search (FindPeakPerformance: boundaries, then a binary search on the rate
-    whose p99 keeps the bound), then a performance run at the rate found, whose early-stopping verdict says
-    whether that rate is a valid claim.
+    whose p99 keeps the bound), then performance runs from the rate found down in 15 % steps until LoadGen
+    (early stopping included) calls one valid: that rate is the claim, ``valid_qps``.
     """
-    settings = {**DEFAULTS, **table}
+    settings = {**LOADGEN_DEFAULTS, **table}
     if run == "Accuracy":
         result = _start_test(classify, images, "Offline", "AccuracyOnly", settings, log_dir, concurrency)
         return result, read_accuracy_log(log_dir / "mlperf_log_accuracy.json")
@@ -249,9 +214,15 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
                                f"min_server_peak_qps = {settings['min_server_peak_qps']:g} "
                                f"(p99 {search.p99_ms:.2f} ms there)",
                                f"see {log_dir / 'search' / 'mlperf_log_summary.txt'}")
-    confirm = _start_test(classify, images, "Server", "PerformanceOnly",
-                          {**settings, "server_target_qps": search.peak_qps}, log_dir, concurrency)
+    rate = search.peak_qps
+    for _ in range(PEAK_CONFIRMATIONS):  # the search's edge often fails a second run: step down until one holds
+        confirm = _start_test(classify, images, "Server", "PerformanceOnly", {**settings, "server_target_qps": rate},
+                              log_dir, concurrency)
+        if confirm.valid:
+            break
+        rate = round(rate * PEAK_STEP_DOWN, 1)
     confirm.peak_qps = search.peak_qps
+    confirm.valid_qps = confirm.target_qps if confirm.valid else None
     return confirm, None
 
 

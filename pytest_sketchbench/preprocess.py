@@ -12,6 +12,9 @@ import io
 import numpy as np
 
 FORMATS = ("grayscale", "rgb", "png")
+INKS = ("white-on-black", "black-on-white")  # Google's bitmaps are white ink on black; a canvas is the other way
+VALUE_RANGES = {"0-1": (1.0, 0.0), "0-255": (255.0, 0.0), "-1-1": (2.0, -1.0)}  # scale, offset from [0, 1]
+NATURAL_INK = {"grayscale": "white-on-black", "rgb": "black-on-white"}
 
 
 def to_grayscale(images: np.ndarray) -> np.ndarray:
@@ -60,3 +63,15 @@ def to_png_base64(images: np.ndarray, scale: int = 4) -> list[str]:
         canvas.save(buffer, format="PNG", optimize=False)
         encoded.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
     return encoded
+
+
+def apply_contract(batch: np.ndarray, input_format: str, ink: str | None = None,
+                   value_range: str | None = None) -> np.ndarray:
+    """A [0, 1] batch in the format's natural polarity turned into what a model says it expects: the other
+    ink polarity (``1 - x``) and/or another value range (``0-255``, ``-1-1``)."""
+    if ink and ink != NATURAL_INK.get(input_format, ink):
+        batch = 1.0 - batch
+    scale, offset = VALUE_RANGES[value_range or "0-1"]
+    if (scale, offset) != (1.0, 0.0):
+        batch = batch * np.float32(scale) + np.float32(offset)
+    return batch

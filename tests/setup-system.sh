@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # System packages some tests use (Debian's): Chromium for the HTML report checks, the OpenSSH server and
 # client for the remote-worker tests (an sshd the tests start on 127.0.0.1). Without them (no apt, no root)
-# those tests skip with a reason; everything else still runs.
+# those tests skip with a reason; everything else still runs. Also the model server's own virtual environment
+# (MLServer, pinned apart from the plugin: servers/mlserver/constraints.txt) for the served-model tests.
+python "$(dirname "$0")/../scripts/serve_model.py" --install-only ||
+  echo "could not make .venv-mlserver: the served-model tests will make it on first use" >&2
 wanted=()
 command -v chromium >/dev/null 2>&1 || wanted+=(chromium)
 { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || wanted+=(openssh-server)

@@ -1,6 +1,6 @@
-"""Each runtime loader on a tiny model the test builds itself: Keras .h5, ONNX, TorchScript, TF.js graph.
+"""Each runtime loader on a tiny model the test builds itself: Keras .h5, ONNX, TorchScript, TF.js graph, LiteRT.
 
-All four carry the same nearest-centroid weights, so their predictions must agree exactly
+All of them carry the same nearest-centroid weights, so their predictions must agree exactly
 (up to float rounding) — and differ from nothing but the runtime.
 """
 
@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import BUNDLED, REPO
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models.registry import RUNTIMES, ModelSpec, runtime_for_path
 
@@ -134,7 +135,78 @@ def test_tfjs_truncated_shard(tmp_path, centroid_weights):
         read_manifest(path)
 
 
-@pytest.mark.parametrize("runtime, name", [("keras", "bad.h5"), ("onnx", "bad.onnx"), ("torch", "bad.pt")])
+def test_tfjs_layers_model_keras3_config(tmp_path, centroid_weights, bundled, expected):
+    from pytest_sketchbench.models.tfjs_format import write_layers_model
+
+    path = write_layers_model(_keras_model(centroid_weights), tmp_path / "layers", {"categories": bundled.categories})
+    assert runtime_for_path(path) == "tfjs-layers" and runtime_for_path(tmp_path / "layers") == "tfjs-layers"
+    plugin = _load("tfjs-layers", path)
+    assert plugin.categories == bundled.categories and plugin.describe().parameter_count == 785 * 23
+    np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
+
+
+def test_tfjs_layers_model_keras2_config_as_tensorflowjs_writes_it(tmp_path, centroid_weights, bundled, expected):
+    """The topology tensorflowjs' converter writes (Keras 2: batch_input_shape, no module names)."""
+    w, b = centroid_weights
+    folder = tmp_path / "doodle"
+    folder.mkdir()
+    (folder / "group1-shard1of1.bin").write_bytes(w.tobytes() + b.tobytes())
+    topology = {"keras_version": "2.4.0", "backend": "tensorflow", "model_config": {"class_name": "Sequential",
+                "config": {"name": "sequential", "layers": [
+                    {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 28, 28, 1], "dtype": "float32",
+                                                             "sparse": False, "name": "input_1"}},
+                    {"class_name": "Flatten", "config": {"name": "flatten", "trainable": True, "dtype": "float32",
+                                                         "data_format": "channels_last"}},
+                    {"class_name": "Dense", "config": {"name": "dense", "trainable": True, "dtype": "float32",
+                                                       "units": w.shape[1], "activation": "softmax", "use_bias": True,
+                                                       "kernel_initializer": {"class_name": "Zeros", "config": {}},
+                                                       "bias_initializer": {"class_name": "Zeros", "config": {}}}}]}}}
+    manifest = [{"paths": ["group1-shard1of1.bin"], "weights": [
+        {"name": "dense/kernel", "shape": list(w.shape), "dtype": "float32"},
+        {"name": "dense/bias", "shape": list(b.shape), "dtype": "float32"}]}]
+    (folder / "model.json").write_text(json.dumps({"format": "layers-model", "modelTopology": topology,
+                                                   "weightsManifest": manifest}))
+    plugin = _load("tfjs-layers", folder / "model.json", bundled.categories)
+    np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
+    with pytest.raises(SketchBenchError, match='a TF.js layers-model, read as a graph-model — set runtime = '
+                                               '"tfjs-layers"'):
+        _load("tfjs", folder / "model.json")
+    manifest[0]["weights"][0]["name"] = "dense_9/kernel"
+    (folder / "model.json").write_text(json.dumps({"format": "layers-model", "modelTopology": topology,
+                                                   "weightsManifest": manifest}))
+    with pytest.raises(SketchBenchError, match="no weight for 'sequential/dense/kernel'|no weight for 'dense/kernel'"):
+        _load("tfjs-layers", folder / "model.json", bundled.categories)
+
+
+def _tflite(model, path, calibration=None) -> None:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8  # integer edges
+    path.write_bytes(converter.convert())
+
+
+def test_litert_float_and_int8_with_integer_edges(tmp_path, centroid_weights, bundled, expected):
+    model = _keras_model(centroid_weights)
+    _tflite(model, tmp_path / "tiny.tflite")
+    plugin = _load("tflite", tmp_path / "tiny.tflite", bundled.categories)
+    assert plugin.describe().input_shape == [-1, 28, 28, 1] and plugin.input_format == "grayscale"
+    np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
+    assert plugin.predict(bundled.images[:3]).shape == (3, len(bundled.categories))  # another batch size
+    calibration = bundled.images[::50, ..., None].astype(np.float32) / 255.0
+    _tflite(model, tmp_path / "tiny-int8.tflite", calibration)
+    quantized = _load("tflite", tmp_path / "tiny-int8.tflite", bundled.categories)
+    assert quantized.describe().extra["input_dtype"] == "int8"  # the plugin quantizes the input itself
+    agreement = np.mean(quantized.predict(bundled.images[:64]).argmax(1) == expected.argmax(1))
+    assert agreement >= 0.9
+
+
+@pytest.mark.parametrize("runtime, name", [("keras", "bad.h5"), ("onnx", "bad.onnx"), ("torch", "bad.pt"),
+                                           ("tflite", "bad.tflite")])
 def test_corrupt_model_file_is_named(tmp_path, runtime, name):
     path = tmp_path / name
     path.write_bytes(b"this is not a model")
@@ -144,7 +216,7 @@ def test_corrupt_model_file_is_named(tmp_path, runtime, name):
 
 
 @pytest.mark.parametrize("name, runtime", [("a.h5", "keras"), ("a.keras", "keras"), ("a.onnx", "onnx"),
-                                           ("a.pt", "torch"), ("model.json", "tfjs")])
+                                           ("a.pt", "torch"), ("model.json", "tfjs"), ("a.tflite", "tflite")])
 def test_runtime_detection_from_path(name, runtime):
     assert runtime_for_path(name) == runtime
 
@@ -152,3 +224,42 @@ def test_runtime_detection_from_path(name, runtime):
 def test_unknown_extension_is_explained():
     with pytest.raises(SketchBenchError, match="cannot tell the runtime from 'a.bin'"):
         runtime_for_path("a.bin")
+
+
+def test_a_345_class_layers_model_is_scored_closed_and_open_set_from_path_and_categories(
+        pytester, tmp_path, centroid_weights, bundled):
+    """A public-style TF.js layers model: 345 classes in its own order, a class_names.txt, nothing else."""
+    from pytest_sketchbench.models.tfjs_format import write_layers_model
+
+    w, b = centroid_weights
+    names = bundled.categories + [f"other_{i}" for i in range(345 - len(bundled.categories))]
+    order = np.random.default_rng(1).permutation(len(names))
+    kernel = np.random.default_rng(2).normal(0, 0.01, (784, 345)).astype(np.float32)  # others rarely win
+    bias = np.zeros(345, np.float32)
+    for column, index in enumerate(order):
+        if index < len(bundled.categories):
+            kernel[:, column], bias[column] = w[:, index] * 20, b[index] * 20
+    decoys = [c for c, i in enumerate(order) if i >= len(bundled.categories)][:5]
+    kernel[:, decoys] += w[:, :5] * 21  # five outside classes that beat five real ones: open-set < closed-set
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(345, activation="softmax")])
+    model.layers[-1].set_weights([kernel, bias])
+    write_layers_model(model, pytester.path / "doodle")
+    (pytester.path / "doodle" / "class_names.txt").write_text(
+        "\n".join(names[i].upper().replace("_", " ") for i in order) + "\n")  # matched by normalised name
+    pytester.makefile(".toml", thresholds='[models.doodle]\npath = "doodle/model.json"\n'
+                                          'categories = "doodle/class_names.txt"\n')
+    pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = pytester.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20",
+                                           "--sketch-models=doodle", "-v", "-p", "no:cacheprovider",
+                                           f"--sketch-json={tmp_path}/r.json", f"--sketch-html={tmp_path}/r.html")
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    text = result.stdout.str()
+    assert "closed-set" in text and "open-set acc" in text and "outside the dataset's categories" in text
+    record = json.loads((tmp_path / "r.json").read_text())["model_results"]["doodle"]
+    closed, open_set = record["accuracy_results"]["accuracy"], record["accuracy_results"]["open_set"]
+    assert record["model_info"]["runtime"].startswith("tfjs-layers") and len(record["model_info"]["categories"]) == 345
+    assert open_set["accuracy"] < closed and 0 < open_set["outside_rate"] < 1
+    assert "open-set acc" in (tmp_path / "r.html").read_text()

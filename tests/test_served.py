@@ -193,8 +193,8 @@ def test_a_detail_log_is_read_into_loadgens_own_verdict(tmp_path):
     result = loadgen.result_from_log(loadgen.read_detail_log(log), "Server", "PerformanceOnly", 2, str(tmp_path))
     assert result.p99_ms == pytest.approx(4.69685) and result.qps == 296.7 and result.peak_qps == 238.77
     assert not result.valid and result.target_latency_ms == 5.0
-    assert result.describe() == ("LoadGen Server at 300 QPS: peak 238.8 QPS, INVALID (early stopping not met: "
-                                 "Run unsuccessful. Processed 595 queries.)")
+    assert result.describe() == ("LoadGen Server at 300 QPS: search peak 238.8 QPS, no rate confirmed valid, INVALID "
+                                 "(early stopping not met: Run unsuccessful. Processed 595 queries.)")
     assert loadgen.ScenarioResult.from_dict(result.to_dict()) == result
 
 

@@ -3,8 +3,12 @@ disabled gate or a nonsense measurement (from the fault catalogue of issue #13).
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
+from conftest import BUNDLED, REPO
 from pytest_sketchbench.baseline import settings_from
 from pytest_sketchbench.errors import SketchBenchError
 
@@ -59,3 +63,44 @@ def test_the_shipped_baseline_settings_pass():
 
     settings = settings_from(tomllib.loads((REPO / "thresholds.toml").read_text())["baseline"], "thresholds.toml")
     assert settings["gate"] == ["accuracy", "latency", "memory", "size"]
+
+
+# -- input contracts: ink polarity and value range, and the near-chance diagnosis ------------------
+def test_contracts_turn_the_natural_input_into_the_stated_one():
+    from pytest_sketchbench.preprocess import apply_contract
+
+    batch = np.array([[0.0, 0.25, 1.0]], dtype=np.float32)
+    assert apply_contract(batch, "grayscale") is batch  # nothing stated: no copy, no cost
+    np.testing.assert_allclose(apply_contract(batch, "grayscale", ink="black-on-white"), [[1.0, 0.75, 0.0]])
+    np.testing.assert_allclose(apply_contract(batch, "rgb", ink="black-on-white"), batch)  # rgb is already so
+    np.testing.assert_allclose(apply_contract(batch, "grayscale", value_range="0-255"), [[0.0, 63.75, 255.0]])
+    np.testing.assert_allclose(apply_contract(batch, "grayscale", "black-on-white", "-1-1"), [[1.0, 0.5, -1.0]])
+
+
+@pytest.mark.parametrize("option, problem", [({"ink": "white"}, "ink = 'white'"),
+                                             ({"value_range": "0-256"}, "value_range = '0-256'")])
+def test_contract_options_are_validated(option, problem):
+    from pytest_sketchbench.models.onnx_model import OnnxModel
+
+    with pytest.raises(SketchBenchError, match=problem):
+        OnnxModel("m", {"path": "m.onnx", **option})
+
+
+def test_a_model_fed_the_wrong_polarity_fails_near_chance_naming_the_fix(centroid_project, tmp_path):
+    centroid_project.makeconftest("""
+        from centroid_plugin import CentroidModel
+        from pytest_sketchbench import register_model
+
+        register_model("inverted", weights="centroid.npz", ink="black-on-white")(CentroidModel)
+    """)
+    centroid_project.makefile(".toml", thresholds="[inverted]\nmin_accuracy = 0.3\n")
+    centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=40", "-p",
+                                        "no:cacheprovider", "--sketch-models=inverted", "-k", "test_accuracy[",
+                                        f"--sketch-json={tmp_path}/r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines([r".*inverted accuracy 0\.0\d\d .* < min_accuracy 0\.300 on 920 drawings ≈ chance "
+                                  r"\(1/23\): with ink = \"white-on-black\" it scores 0\.[3-6]\d on 207 drawings — "
+                                  r"set ink in \[models\.inverted\]"])
+    diagnosis = json.loads((tmp_path / "r.json").read_text())["model_results"]["inverted"]["input_diagnosis"]
+    assert len(diagnosis["tried"]) == 6 and diagnosis["fix"] == {"ink": "white-on-black"}

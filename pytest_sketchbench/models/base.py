@@ -54,7 +54,7 @@ class ModelPlugin(ABC):
     options: ClassVar[tuple[str, ...]] = ()
     common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads",
                                                  "timeout_s", "strict_categories", "category_mode",
-                                                 "allow_cpu_fallback")
+                                                 "allow_cpu_fallback", "ink", "value_range")
     local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
     #: The option holding the per-stage deadline (a served model's ``timeout_s`` bounds each request instead).
     stage_timeout_option: ClassVar[str] = "timeout_s"
@@ -80,6 +80,12 @@ class ModelPlugin(ABC):
         if config.get("category_mode", "closed") not in ("closed", "open"):
             raise SketchBenchError(f"{cls.__name__} config", f"category_mode = {config['category_mode']!r}",
                                    'use "closed" (the best of the dataset\'s categories) or "open"')
+        if config.get("ink", preprocess.INKS[0]) not in preprocess.INKS:
+            raise SketchBenchError(f"{cls.__name__} config", f"ink = {config['ink']!r}",
+                                   f"use one of {', '.join(map(repr, preprocess.INKS))}")
+        if config.get("value_range", "0-1") not in preprocess.VALUE_RANGES:
+            raise SketchBenchError(f"{cls.__name__} config", f"value_range = {config['value_range']!r}",
+                                   f"use one of {', '.join(map(repr, preprocess.VALUE_RANGES))}")
         timeout = config.get("timeout_s")
         if timeout is not None and not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
                                         and math.isfinite(timeout) and timeout > 0):
@@ -129,10 +135,11 @@ class ModelPlugin(ABC):
 
     def prepare(self, images: np.ndarray) -> Any:
         """Preprocess a batch of uint8 drawings (N, 28, 28) into the runtime's input."""
-        if self.input_format == "grayscale":
-            return preprocess.to_grayscale(images)
-        if self.input_format == "rgb":
-            return preprocess.to_rgb(images, *self.checked_input_size())
+        if self.input_format in ("grayscale", "rgb"):
+            batch = (preprocess.to_grayscale(images) if self.input_format == "grayscale"
+                     else preprocess.to_rgb(images, *self.checked_input_size()))
+            return preprocess.apply_contract(batch, self.input_format, self.config.get("ink"),
+                                             self.config.get("value_range"))
         if self.input_format == "png":
             return preprocess.to_png_base64(images)
         raise SketchBenchError(f"model '{self.name}'", f"unknown input format '{self.input_format}'",

@@ -22,8 +22,10 @@ RUNTIMES = {
     "onnx": "pytest_sketchbench.models.onnx_model:OnnxModel",
     "torch": "pytest_sketchbench.models.torch_model:TorchScriptModel",
     "tfjs": "pytest_sketchbench.models.tfjs_model:TfjsGraphModel",
+    "tfjs-layers": "pytest_sketchbench.models.tfjs_model:TfjsLayersModel",
     "gemini": "pytest_sketchbench.models.gemini_model:GeminiModel",
     "v2": "pytest_sketchbench.models.v2_model:OpenInferenceModel",
+    "tflite": "pytest_sketchbench.models.tflite_model:LiteRTModel",
 }
 
 # Built-in names → (runtime, file relative to the models folder, extra options).
@@ -33,6 +35,8 @@ BUILTINS: dict[str, tuple[str, str | None, dict]] = {
     "onnx": ("onnx", "cnn.onnx", {}),
     "onnx-int8": ("onnx", "cnn-int8.onnx", {}),
     "torch": ("torch", "cnn.pt", {}),
+    "tflite": ("tflite", "cnn.tflite", {}),
+    "tflite-int8": ("tflite", "cnn-int8.tflite", {}),
     "gemini": ("gemini", None, {}),
 }
 
@@ -55,7 +59,7 @@ class ModelSpec:
             return getattr(module, class_name)
         except ModuleNotFoundError as exc:
             extra = {"tensorflow": "keras", "onnxruntime": "onnx", "torch": "torch", "google": "gemini",
-                     "httpx": "serve"}
+                     "httpx": "serve", "ai_edge_litert": "litert"}
             hint = extra.get((exc.name or "").split(".")[0])
             fix = f"pip install 'pytest-sketchbench[{hint}]'" if hint else "install the module that provides it"
             raise SketchBenchError(f"model '{self.name}'", f"cannot import {module_name} ({exc})", fix) from None
@@ -104,12 +108,16 @@ def runtime_for_path(path: str | Path) -> str:
         return "keras"
     if suffix == ".onnx":
         return "onnx"
+    if suffix == ".tflite":
+        return "tflite"
     if suffix in (".pt", ".pth", ".torchscript", ".ts"):
         return "torch"
     if path.name == "model.json" or (path.is_dir() and (path / "model.json").exists()):
-        return "tfjs"
+        from pytest_sketchbench.models.tfjs_format import FORMATS, model_json_format
+
+        return FORMATS[model_json_format(path)]
     raise SketchBenchError(str(path), f"cannot tell the runtime from '{path.name}'",
-                           "use .h5/.keras, .onnx, .pt or a TF.js model.json, or set runtime = \"...\"")
+                           "use .h5/.keras, .onnx, .pt, .tflite or a TF.js model.json, or set runtime = \"...\"")
 
 
 def _from_table(name: str, table: dict, base: Path, where: str) -> ModelSpec:

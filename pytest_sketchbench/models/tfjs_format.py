@@ -1,8 +1,11 @@
-"""Read and write TF.js *graph models* without the tensorflowjs package.
+"""Read and write TF.js *graph* and *layers* models without the tensorflowjs package.
 
 A graph model is ``model.json`` — ``modelTopology`` (a TensorFlow GraphDef written as
 protobuf JSON, weight constants left without values) and ``weightsManifest`` (which
 binary shards hold which weights, in order) — plus ``group1-shard{i}of{n}.bin`` files.
+A layers model (``"format": "layers-model"``) has the same manifest and shards, but its topology is a
+Keras model config (``{"model_config": {...}, "keras_version": ...}``) and its weights are named by layer
+(``conv2d/kernel``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,26 @@ from pytest_sketchbench.errors import SketchBenchError
 
 DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 SHARD_BYTES = 4 * 1024 * 1024  # tensorflowjs' default shard size
+FORMATS = {"graph-model": "tfjs", "layers-model": "tfjs-layers"}  # model.json "format" → our runtime name
 
 
-def read_manifest(model_json: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Parse model.json and its shards; return (model.json contents, weights by name)."""
+def model_json_format(path: Path) -> str:
+    """``graph-model`` or ``layers-model``, from the file (for picking the runtime); unreadable → graph-model,
+    whose loader then names the problem."""
+    path = Path(path)
+    try:
+        spec = json.loads((path / "model.json" if path.is_dir() else path).read_text())
+        topology = spec.get("modelTopology")
+        found = spec.get("format") or ("layers-model" if isinstance(topology, dict) and "model_config" in topology
+                                       else "graph-model")
+    except (OSError, ValueError, AttributeError):
+        return "graph-model"
+    return found if found in FORMATS else "graph-model"
+
+
+def read_manifest(model_json: Path, expected: str = "graph-model") -> tuple[dict, dict[str, np.ndarray]]:
+    """Parse model.json and its shards; return (model.json contents, weights by name). ``expected`` is the
+    format the caller reads: the other one is an error naming the runtime that reads it."""
     model_json = Path(model_json)
     if model_json.is_dir():
         model_json = model_json / "model.json"
@@ -30,9 +49,15 @@ def read_manifest(model_json: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise SketchBenchError(str(model_json), "file not found", "point the model at a TF.js model.json") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SketchBenchError(str(model_json), f"not valid JSON ({exc})", "re-export the TF.js model") from None
-    if spec.get("format") not in ("graph-model", None) or "modelTopology" not in spec:
-        raise SketchBenchError(str(model_json), f"not a TF.js graph model (format={spec.get('format')!r})",
-                               "layers models are not supported; convert to a graph model")
+    found = spec.get("format") if isinstance(spec, dict) else None
+    if found is None and isinstance(spec, dict) and isinstance(spec.get("modelTopology"), dict):
+        found = "layers-model" if "model_config" in spec["modelTopology"] else "graph-model"  # older exporters
+    if found not in FORMATS or "modelTopology" not in spec:
+        raise SketchBenchError(str(model_json), f"not a TF.js model (format={found!r})",
+                               "a model.json from tensorflowjs: a graph model or a layers model")
+    if found != expected:
+        raise SketchBenchError(str(model_json), f"a TF.js {found}, read as a {expected}",
+                               f'set runtime = "{FORMATS[found]}" in its [models.<name>] table, or leave runtime out')
     folder = model_json.parent.resolve()
     weights: dict[str, np.ndarray] = {}
     for group in spec.get("weightsManifest", []):
@@ -154,3 +179,26 @@ def freeze_keras(model):
     n_out = int(model.outputs[0].shape[-1])
     return graph_def, {"image": {"name": input_name, "shape": shape}}, \
         {"probabilities": {"name": output_name, "shape": [None, n_out]}}
+
+
+def write_layers_model(model, out_dir: Path, metadata: dict | None = None) -> Path:
+    """Write a Keras model as a TF.js layers model (topology = its config, weights named by layer path)."""
+    import keras
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest, blobs = [], []
+    for weight in model.weights:
+        value = np.asarray(keras.ops.convert_to_numpy(weight), dtype=np.float32)
+        manifest.append({"name": weight.path, "shape": list(value.shape), "dtype": "float32"})
+        blobs.append(value.tobytes())
+    (out_dir / "group1-shard1of1.bin").write_bytes(b"".join(blobs))
+    spec = {"format": "layers-model", "generatedBy": f"keras v{keras.__version__}",
+            "convertedBy": "pytest_sketchbench.models.tfjs_format",
+            "modelTopology": {"keras_version": keras.__version__, "backend": "tensor_flow.js",
+                              "model_config": json.loads(model.to_json())},
+            "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": manifest}],
+            "userDefinedMetadata": metadata or {}}
+    path = out_dir / "model.json"
+    path.write_text(json.dumps(spec))
+    return path

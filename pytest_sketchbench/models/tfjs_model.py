@@ -62,3 +62,82 @@ class TfjsGraphModel(TensorFlowCalls, ModelPlugin):
 
     def release(self) -> None:
         self._call = None
+
+
+class TfjsLayersModel(TensorFlowCalls, ModelPlugin):
+    """TF.js *layers* models: the Keras config in ``modelTopology`` rebuilt in Keras, the shards' weights set by
+    layer name — the same safety rules as graph models (no paths out of the folder, no truncated shards)."""
+
+    runtime = "tfjs-layers (keras)"
+
+    def import_runtime(self) -> None:
+        import_tensorflow(self.config.get("threads"))
+        import keras  # noqa: F401
+
+    def load(self) -> None:
+        tf = import_tensorflow(self.config.get("threads"))
+        path = self.require_file()
+        if path.is_dir():
+            path = path / "model.json"
+        spec, weights = read_manifest(path, expected="layers-model")
+        self.tf_device = tf_device(tf, self.config.get("device", "cpu"))
+        self.device = "gpu" if "GPU" in self.tf_device else "cpu"
+        with tf.device(self.tf_device):
+            self.model = _keras_from_topology(spec["modelTopology"], path)
+            _set_weights(self.model, weights, path)
+        self.shape = [None if d is None else int(d) for d in self.model.inputs[0].shape]
+        if len(self.shape) != 4:
+            raise SketchBenchError(str(path), f"input shape {self.shape} is not (N, H, W, C)",
+                                   "the model must take a batch of images")
+        self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
+        model = self.model
+        signature = [tf.TensorSpec([None, *self.shape[1:]], tf.float32)]
+        self._call = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        self.metadata = spec.get("userDefinedMetadata") or {}
+        self.categories = self.metadata.get("categories") or self.sidecar_categories()
+        self.spec_path = path
+        self.tf = tf
+
+    def describe(self) -> ModelInfo:
+        size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())
+        return ModelInfo(self.name, self.runtime, self.tf.__version__, self.input_format, self.shape,
+                         self.categories, str(self.spec_path), size, int(self.model.count_params()), self.device)
+
+    def release(self) -> None:
+        self.model = self._call = None
+
+
+def _keras_from_topology(topology: dict, path):
+    """A Keras model from a layers model's config: Keras 3 configs directly, Keras 2 ones (what tensorflowjs
+    writes) through Keras' own legacy loader, the one that reads Keras 2 ``.h5`` files."""
+    import keras
+    from keras.src.legacy.saving import saving_utils
+
+    config = topology.get("model_config", topology)
+    try:
+        if "module" in config:  # a Keras 3 serialisation
+            return keras.saving.deserialize_keras_object(config)
+        return saving_utils.model_from_config(config)
+    except Exception as exc:  # Keras raises ValueError/TypeError/KeyError for configs it cannot build
+        raise SketchBenchError(str(path), f"Keras cannot rebuild the layers model ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:160] if str(exc) else ''})",
+                               "custom layers are not supported; convert to a graph model or ONNX") from None
+
+
+def _set_weights(model, weights: dict[str, np.ndarray], path) -> None:
+    """Each model variable from the manifest entry of the same name (its full path, else ``layer/variable``
+    without the model's prefix or a ``:0`` suffix), in the variable's shape."""
+    def short(name: str) -> str:  # "sequential/dense/kernel:0" → "dense/kernel"
+        return "/".join(name.removesuffix(":0").split("/")[-2:])
+
+    by_name = {name.removesuffix(":0"): value for name, value in weights.items()}
+    by_short = {short(name): value for name, value in weights.items()}
+    for variable in model.weights:
+        value = by_name.get(variable.path, by_short.get(short(variable.path)))
+        if value is None:
+            raise SketchBenchError(str(path), f"no weight for '{variable.path}' in the manifest",
+                                   f"it lists {', '.join(list(by_name)[:4])}…; re-export the model")
+        if tuple(value.shape) != tuple(variable.shape):
+            raise SketchBenchError(str(path), f"weight '{variable.path}' has shape {list(value.shape)}, the layer "
+                                   f"needs {list(variable.shape)}", "the shards do not match the topology")
+        variable.assign(value)

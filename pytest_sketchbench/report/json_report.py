@@ -60,6 +60,7 @@ RESULT_KEYS: dict[str, str] = {
     "cold_start": "cold_start", "batch_sweep": "batch_sweep", "parity": "parity", "profile": "profile",
     "memory": "memory", "gpu_memory": "gpu_memory", "placement": "placement", "memory_context": "memory_context",
     "load_s": "load_time_s", "api": "api_results", "served": "served_results", "loadgen": "loadgen",
+    "input_diagnosis": "input_diagnosis",
     "verdicts": "threshold_verdicts", "errors": "errors", "parallel": "parallel", "predicted": "predicted",
     "dataset_fingerprint": "dataset_fingerprint",
 }

@@ -1,0 +1,83 @@
+"""LiteRT (TensorFlow Lite) models (``.tflite``) through ``ai-edge-litert``'s interpreter — no TensorFlow needed.
+
+The interpreter runs one batch shape at a time: a batch of another size resizes the input tensor and
+re-allocates (once per size; the timed call never includes it, ``prepare`` does it). Integer-quantized
+inputs or outputs (an int8 model without float32 edges) are (de)quantized with the tensor's own scale
+and zero point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+
+
+class LiteRTModel(ModelPlugin):
+    runtime = "litert"
+
+    def import_runtime(self) -> None:
+        try:
+            from ai_edge_litert import interpreter  # noqa: F401
+        except ImportError:
+            raise SketchBenchError(f"model '{self.name}'", "the LiteRT runtime (ai-edge-litert) is not installed",
+                                   "pip install 'pytest-sketchbench[litert]'") from None
+
+    def load(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = self.require_file()
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=int(self.config.get("threads") or 0)
+                                           or None)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:  # the interpreter's own errors for a bad flatbuffer
+            raise SketchBenchError(f"model '{self.name}'", f"LiteRT cannot load {path} "
+                                   f"({str(exc).splitlines()[0][:160]})",
+                                   "the file is corrupt or not a .tflite flatbuffer; re-export it") from None
+        self.input_detail = self.interpreter.get_input_details()[0]
+        self.output_detail = self.interpreter.get_output_details()[0]
+        self.shape = [int(d) for d in self.input_detail["shape_signature"]]
+        self.channels_first = len(self.shape) == 4 and self.shape[1] in (1, 3) and self.shape[3] not in (1, 3)
+        channels = self.shape[1] if self.channels_first else self.shape[-1]
+        self.input_format = "rgb" if channels == 3 else "grayscale"
+        self.categories = self.sidecar_categories()
+        self._batch = int(self.input_detail["shape"][0])
+
+    def input_size(self) -> tuple[int, int]:
+        return (self.shape[2], self.shape[3]) if self.channels_first else (self.shape[1], self.shape[2])
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        batch = super().prepare(images)
+        if self.channels_first:
+            batch = batch.transpose(0, 3, 1, 2)
+        if len(batch) != self._batch:  # one resize per batch size, outside the timed call
+            self.interpreter.resize_tensor_input(self.input_detail["index"], [len(batch), *batch.shape[1:]])
+            self.interpreter.allocate_tensors()
+            self._batch = len(batch)
+        scale, zero = self.input_detail["quantization"]
+        if self.input_detail["dtype"] != np.float32 and scale:
+            batch = np.round(batch / scale + zero)
+        return np.ascontiguousarray(batch.astype(self.input_detail["dtype"], copy=False))
+
+    def infer(self, prepared: np.ndarray) -> np.ndarray:
+        if len(prepared) != self._batch:  # a batch prepared for another size (e.g. by a reference run)
+            self.interpreter.resize_tensor_input(self.input_detail["index"], list(prepared.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = len(prepared)
+        self.interpreter.set_tensor(self.input_detail["index"], prepared)
+        self.interpreter.invoke()
+        output = self.interpreter.get_tensor(self.output_detail["index"])
+        scale, zero = self.output_detail["quantization"]
+        return (output.astype(np.float32) - zero) * scale if output.dtype != np.float32 and scale else output
+
+    def describe(self) -> ModelInfo:
+        from importlib.metadata import version
+
+        return ModelInfo(self.name, self.runtime, version("ai-edge-litert"), self.input_format, self.shape,
+                         self.categories, str(self.path), self.file_size(), None, "cpu",
+                         extra={"input_dtype": np.dtype(self.input_detail["dtype"]).name})
+
+    def release(self) -> None:
+        self.interpreter = None
