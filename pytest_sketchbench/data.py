@@ -113,16 +113,21 @@ def _load_npz(path: Path, categories: list[str] | None) -> Dataset:
         if key not in arrays:
             raise SketchBenchError(str(path), f"missing array '{key}' (has: {', '.join(arrays) or 'none'})",
                                    "an npz dataset needs 'images' (N,28,28) uint8 and 'labels' (N,) ints")
+    labels = arrays["labels"]
+    named = labels.dtype.kind in "US"  # a category name per drawing instead of an index
     if categories is None:
         if "categories" in arrays:
             categories = [str(c) for c in arrays["categories"]]
         elif (path.parent / "categories.json").exists():
             categories = read_category_file(path.parent / "categories.json")
+        elif named:
+            categories = sorted({str(name) for name in labels})
         else:
             raise SketchBenchError(str(path), "no category names found",
                                    "add a 'categories' array, a categories.json beside it, or --sketch-categories")
     images = _as_drawings(arrays["images"], str(path))
-    labels = arrays["labels"]
+    if named and labels.ndim == 1:
+        labels = _indices_of_names(labels, list(categories), path)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise SketchBenchError(str(path), f"'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}",
                                "store label indices into the category list")
@@ -132,6 +137,17 @@ def _load_npz(path: Path, categories: list[str] | None) -> Dataset:
                                "store one flag per drawing or drop the array")
     return Dataset(images, labels.astype(np.int64), list(categories),
                    None if exact is None else exact.astype(bool), source=str(path))
+
+
+def _indices_of_names(labels: np.ndarray, categories: list[str], path: Path) -> np.ndarray:
+    """String labels → indices into ``categories``, matched by normalised name; unknown names are an error."""
+    index = {normalised(c): i for i, c in enumerate(categories)}
+    keys = [normalised(str(name)) for name in labels]
+    unknown = sorted({str(name) for name, key in zip(labels, keys, strict=True) if key not in index})
+    if unknown:
+        raise SketchBenchError(str(path), f"labels name categories not in the category list: {', '.join(unknown[:5])}",
+                               f"the list has {', '.join(categories[:5])}…; fix the labels or the 'categories' array")
+    return np.array([index[key] for key in keys], dtype=np.int64)
 
 
 def _load_npy_folder(path: Path, categories: list[str] | None) -> Dataset:

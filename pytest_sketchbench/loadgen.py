@@ -25,7 +25,7 @@ from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, LOADGEN_DEFAULTS
 from pytest_sketchbench.errors import SketchBenchError
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
-PEAK_CONFIRMATIONS, PEAK_STEP_DOWN = 4, 0.85  # the highest valid Server rate: at most 4 runs, 15 % apart
+PEAK_CONFIRMATIONS, PEAK_STEP_DOWN = 6, 0.95  # the highest valid Server rate: at most 6 runs, 5 % apart
 PERCENTILE_OF = {"SingleStream": 90, "MultiStream": 99, "Server": 99, "Offline": None}  # MLPerf's own metric
 
 def planned_runs(table: dict) -> list[str]:
@@ -197,7 +197,7 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
     each drawing's answer (QSL index → label).
 
     ``ServerPeak`` is LoadGen's own search (FindPeakPerformance: boundaries, then a binary search on the rate
-    whose p99 keeps the bound), then performance runs from the rate found down in 15 % steps until LoadGen
+    whose p99 keeps the bound), then performance runs from the rate found down in 5 % steps until LoadGen
     (early stopping included) calls one valid: that rate is the claim, ``valid_qps``.
     """
     settings = {**LOADGEN_DEFAULTS, **table}

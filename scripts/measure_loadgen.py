@@ -3,13 +3,14 @@
     python scripts/measure_loadgen.py [--rounds 2]
 
 Starts the README's model server (``scripts/serve_model.py``) on a free port, then for the local
-``onnx`` model and the served ``served-cnn`` alternates (round by round) two ways of running the same
+``onnx`` model and the served ``served-cnn`` alternates (round by round, which goes first too) two ways of
+running the same
 scenarios with the settings of ``thresholds.toml``'s ``[<model>.loadgen]``:
 - *bare*: this script's own minimal LoadGen driver (SUT = a thread pool calling the model plugin's
   ``predict``; QSL = the test drawings), one core and one runtime thread as the plugin's runs have;
 - *plugin*: ``pytest benchmarks/test_loadgen.py --sketch-models=<model>``, figures read from its JSON.
 It prints, per model, the Server peak QPS LoadGen's search found under the p99 bound, the highest rate from
-there down (15 % steps) that a full run confirmed valid (early stopping included), the p99 there and the
+there down (5 % steps) that a full run confirmed valid (early stopping included), the p99 there and the
 Offline QPS, each as medians over the rounds with plugin ÷ bare.
 """
 
@@ -88,12 +89,12 @@ def bare_round(plugin, images, table: dict, outdir: Path) -> dict:
     search = bare_loadgen(plugin.predict, images, "Server", "FindPeakPerformance", table, outdir / "search",
                           concurrency, target_qps=table["min_server_peak_qps"])
     rate = search["peak"]
-    for _ in range(4):  # down in 15 % steps until a full run is valid, as the plugin does
+    for _ in range(6):  # down in 5 % steps until a full run is valid, as the plugin does
         at_peak = bare_loadgen(plugin.predict, images, "Server", "PerformanceOnly", table, outdir / "peak",
                                concurrency, target_qps=rate)
         if at_peak["result_validity"] == "VALID":
             break
-        rate = round(rate * 0.85, 1)
+        rate = round(rate * 0.95, 1)
     offline_qps = None
     expected = 2000.0
     for _attempt in range(3):  # the plugin re-sets LoadGen's expected rate the same way
@@ -124,6 +125,7 @@ def plugin_round(name: str, config: Path, outdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--models", default="onnx,served-cnn", help="comma list of onnx, served-cnn")
     args = parser.parse_args()
     from test_served import mlserver  # the tests' server helper: the README command on a free port
 
@@ -149,11 +151,16 @@ def main() -> None:
         for plugin in plugins.values():
             plugin.load()
         for round_number in range(args.rounds):
-            for name, plugin in plugins.items():
-                table = shipped[name]["loadgen"]
+            for name in args.models.split(","):
+                plugin, table = plugins[name], shipped[name]["loadgen"]
                 started = time.time()
-                bare = bare_round(plugin, images, table, work / f"bare-{name}-{round_number}")
-                via = plugin_round(name, config, work / f"plugin-{name}-{round_number}")
+                order = ("bare", "plugin") if round_number % 2 == 0 else ("plugin", "bare")  # no order effect
+                measured = {}
+                for way in order:
+                    folder = work / f"{way}-{name}-{round_number}"
+                    measured[way] = (bare_round(plugin, images, table, folder) if way == "bare"
+                                     else plugin_round(name, config, folder))
+                bare, via = measured["bare"], measured["plugin"]
                 results.setdefault(name, {"bare": [], "plugin": []})
                 results[name]["bare"].append(bare)
                 results[name]["plugin"].append(via)

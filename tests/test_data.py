@@ -305,3 +305,18 @@ def test_drawings_of_a_category_the_model_lacks_are_left_out_and_said(centroid_p
     strict = centroid_project.runpytest(*args)
     strict.assert_outcomes(errors=1)
     assert "the model has no class for: cat" in strict.stdout.str()
+
+
+def test_an_npz_with_category_names_as_labels_scores_like_the_bundled_split(tmp_path, bundled):
+    names = np.array([bundled.categories[label].upper() for label in bundled.labels])  # names, any case
+    np.savez(tmp_path / "named.npz", images=bundled.images, labels=names)
+    named = load_dataset(tmp_path / "named.npz")
+    assert named.categories == sorted(c.upper() for c in bundled.categories)  # no list given: sorted names
+    assert [named.categories[i].lower() for i in named.labels] == [bundled.categories[i] for i in bundled.labels]
+    np.savez(tmp_path / "listed.npz", images=bundled.images, labels=names, categories=np.array(bundled.categories))
+    listed = load_dataset(tmp_path / "listed.npz")
+    assert listed.categories == bundled.categories and np.array_equal(listed.labels, bundled.labels)
+    np.savez(tmp_path / "bad.npz", images=bundled.images[:2], labels=np.array(["cat", "unicorn"]),
+             categories=np.array(bundled.categories))
+    with pytest.raises(SketchBenchError, match="labels name categories not in the category list: unicorn"):
+        load_dataset(tmp_path / "bad.npz")

@@ -92,6 +92,56 @@ def test_torchscript(tmp_path, centroid_weights, bundled, expected):
     np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
 
 
+def test_torch_export_program_with_a_dynamic_batch(tmp_path, centroid_weights, bundled, expected):
+    import torch
+
+    w, b = centroid_weights
+    linear = torch.nn.Linear(784, len(bundled.categories))
+    linear.weight.data, linear.bias.data = torch.from_numpy(w.T.copy()), torch.from_numpy(b)
+    network = torch.nn.Sequential(torch.nn.Flatten(), linear).eval()
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(network, (torch.zeros(2, 28, 28, 1),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(tmp_path / "tiny.pt2"))
+    assert runtime_for_path(tmp_path / "tiny.pt2") == "torch-export"
+    plugin = _load("torch-export", tmp_path / "tiny.pt2", bundled.categories)
+    assert plugin.shape == [None, 28, 28, 1] and plugin.describe().parameter_count == 785 * len(bundled.categories)
+    np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
+    np.testing.assert_allclose(plugin.predict(bundled.images[:1]), _softmax(expected[:1]), atol=1e-5)
+
+
+def test_keras_native_file_and_savedmodel_folder(tmp_path, centroid_weights, bundled, expected):
+    model = _keras_model(centroid_weights)
+    model.save(tmp_path / "tiny.keras")
+    native = _load("keras", tmp_path / "tiny.keras", bundled.categories)
+    np.testing.assert_allclose(native.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
+    assert runtime_for_path(tmp_path / "saved") == "savedmodel"
+    plugin = _load("savedmodel", tmp_path / "saved", bundled.categories)
+    assert plugin.shape == [None, 28, 28, 1] and plugin.describe().parameter_count == 785 * len(bundled.categories)
+    np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
+    config = {"path": str(tmp_path / "saved"), "signature": "predict"}
+    with pytest.raises(SketchBenchError, match="no signature 'predict' in .* it has serve, serving_default"):
+        broken = ModelSpec("tiny", RUNTIMES["savedmodel"], config).create()
+        broken.import_runtime()
+        broken.load()
+
+
+def test_onnx_in_nchw_is_fed_channels_first(tmp_path, centroid_weights, bundled, expected):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w, b = centroid_weights
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["image"], ["flat"]), helper.make_node("Gemm", ["flat", "w", "b"], ["logits"])],
+        "nchw", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", w.shape[1]])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "nchw.onnx")
+    plugin = _load("onnx", tmp_path / "nchw.onnx", bundled.categories)
+    assert plugin.channels_first and plugin.input_size() == (28, 28)
+    np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
+
+
 def test_tfjs_graph_model(tmp_path, centroid_weights, bundled, expected):
     from pytest_sketchbench.models.tfjs_format import freeze_keras, write_graph_model
 
@@ -206,7 +256,7 @@ def test_litert_float_and_int8_with_integer_edges(tmp_path, centroid_weights, bu
 
 
 @pytest.mark.parametrize("runtime, name", [("keras", "bad.h5"), ("onnx", "bad.onnx"), ("torch", "bad.pt"),
-                                           ("tflite", "bad.tflite")])
+                                           ("tflite", "bad.tflite"), ("torch-export", "bad.pt2")])
 def test_corrupt_model_file_is_named(tmp_path, runtime, name):
     path = tmp_path / name
     path.write_bytes(b"this is not a model")

@@ -1,4 +1,4 @@
-"""Keras models (``.h5``, ``.keras``), called through a compiled ``tf.function``.
+"""Keras models (``.h5``, ``.keras``) and TensorFlow SavedModel folders, called through a ``tf.function``.
 
 Keras ``predict()`` costs milliseconds of overhead per call on single drawings; a traced
 function with a fixed input signature calls the graph directly.
@@ -54,3 +54,46 @@ def _keras_version() -> str:
     import keras
 
     return keras.__version__
+
+
+class SavedModel(TensorFlowCalls, ModelPlugin):
+    """A TensorFlow SavedModel folder, called through its serving signature (``signature``, default
+    ``serving_default``); the input shape comes from the signature, the output is ``output`` or the first."""
+
+    runtime = "tensorflow-savedmodel"
+    options = ("signature", "output")
+
+    def import_runtime(self) -> None:
+        import_tensorflow(self.config.get("threads"))
+
+    def load(self) -> None:
+        tf = import_tensorflow(self.config.get("threads"))
+        path = self.require_file()
+        self.tf_device = tf_device(tf, self.config.get("device", "cpu"))
+        self.device = "gpu" if "GPU" in self.tf_device else "cpu"
+        try:
+            with tf.device(self.tf_device):
+                self.loaded = tf.saved_model.load(str(path))
+        except Exception as exc:  # TensorFlow raises OSError/ValueError variants for bad folders
+            raise SketchBenchError(f"model '{self.name}'", f"TensorFlow cannot load the SavedModel {path} "
+                                   f"({exc.__class__.__name__})", "re-export it (model.export(path))") from None
+        wanted = self.config.get("signature", "serving_default")
+        if wanted not in self.loaded.signatures:
+            raise SketchBenchError(f"model '{self.name}'", f"no signature '{wanted}' in {path}",
+                                   f"it has {', '.join(self.loaded.signatures) or 'none'}; set signature = ...")
+        function = self.loaded.signatures[wanted]
+        (input_name, spec), = function.structured_input_signature[1].items()
+        output = self.config.get("output") or next(iter(function.structured_outputs))
+        self.shape = [None if d is None else int(d) for d in spec.shape]
+        self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
+        self._call = lambda x: function(**{input_name: x})[output]
+        self.categories = self.sidecar_categories()
+        self.tf = tf
+
+    def describe(self) -> ModelInfo:
+        count = sum(int(v.shape.num_elements()) for v in getattr(self.loaded, "variables", []))
+        return ModelInfo(self.name, self.runtime, self.tf.__version__, self.input_format, self.shape,
+                         self.categories, str(self.path), self.file_size(), count or None, self.device)
+
+    def release(self) -> None:
+        self.loaded = self._call = None

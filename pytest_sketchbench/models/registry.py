@@ -21,6 +21,8 @@ RUNTIMES = {
     "keras": "pytest_sketchbench.models.keras_model:KerasModel",
     "onnx": "pytest_sketchbench.models.onnx_model:OnnxModel",
     "torch": "pytest_sketchbench.models.torch_model:TorchScriptModel",
+    "torch-export": "pytest_sketchbench.models.torch_model:TorchExportModel",
+    "savedmodel": "pytest_sketchbench.models.keras_model:SavedModel",
     "tfjs": "pytest_sketchbench.models.tfjs_model:TfjsGraphModel",
     "tfjs-layers": "pytest_sketchbench.models.tfjs_model:TfjsLayersModel",
     "gemini": "pytest_sketchbench.models.gemini_model:GeminiModel",
@@ -112,12 +114,17 @@ def runtime_for_path(path: str | Path) -> str:
         return "tflite"
     if suffix in (".pt", ".pth", ".torchscript", ".ts"):
         return "torch"
+    if suffix == ".pt2":
+        return "torch-export"
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        return "savedmodel"
     if path.name == "model.json" or (path.is_dir() and (path / "model.json").exists()):
         from pytest_sketchbench.models.tfjs_format import FORMATS, model_json_format
 
         return FORMATS[model_json_format(path)]
     raise SketchBenchError(str(path), f"cannot tell the runtime from '{path.name}'",
-                           "use .h5/.keras, .onnx, .pt, .tflite or a TF.js model.json, or set runtime = \"...\"")
+                           "use .h5/.keras, .onnx, .pt, .pt2, .tflite, a SavedModel folder or a TF.js model.json, "
+                           "or set runtime = \"...\"")
 
 
 def _from_table(name: str, table: dict, base: Path, where: str) -> ModelSpec:

@@ -28,21 +28,25 @@ class TorchScriptModel(ModelPlugin):
         wants_cuda = self.config.get("device", "cpu") != "cpu" and torch.cuda.is_available()
         self.torch_device = torch.device("cuda" if wants_cuda else "cpu")
         self.device = self.torch_device.type
-        try:
-            with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the shipped format
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self.module = torch.jit.load(str(path), map_location=self.torch_device).eval()
-        except Exception as exc:  # torch raises RuntimeError/ValueError variants for bad archives
-            raise SketchBenchError(f"model '{self.name}'", f"torch cannot load {path} ({exc.__class__.__name__})",
-                                   "the file is corrupt or not TorchScript; re-export with torch.jit.save") from None
-        # The input shape (NHWC, batch first) is recorded on the module by our exporter.
-        shape = self.config.get("input_shape") or list(getattr(self.module, "input_shape", [-1, 28, 28, 1]))
+        self.module, recorded = self._load_module(torch, path)
+        shape = self.config.get("input_shape") or recorded
         self.shape = [None if d in (-1, None) else int(d) for d in shape]
         self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
         self.categories = self.sidecar_categories()
         self.torch = torch
         if self.device == "cuda":  # the peak from here on is this model's
             torch.cuda.reset_peak_memory_stats(self.torch_device)
+
+    def _load_module(self, torch, path: Path):
+        """The scripted module and its input shape (NHWC, batch first), which our exporter records on it."""
+        try:
+            with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the shipped format
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location=self.torch_device).eval()
+        except Exception as exc:  # torch raises RuntimeError/ValueError variants for bad archives
+            raise SketchBenchError(f"model '{self.name}'", f"torch cannot load {path} ({exc.__class__.__name__})",
+                                   "the file is corrupt or not TorchScript; re-export with torch.jit.save") from None
+        return module, list(getattr(module, "input_shape", [-1, 28, 28, 1]))
 
     def input_size(self) -> tuple[int, int]:
         return int(self.shape[1]), int(self.shape[2])
@@ -93,3 +97,28 @@ class TorchScriptModel(ModelPlugin):
         if self.device == "cuda":
             self.torch.cuda.empty_cache()
 
+
+
+class TorchExportModel(TorchScriptModel):
+    """``torch.export`` programs (``.pt2``), TorchScript's successor upstream: the input shape is read from the
+    program's first user input (a dynamic batch dimension reads as -1)."""
+
+    runtime = "torch-export"
+
+    def _load_module(self, torch, path: Path):
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors for bad archives
+            raise SketchBenchError(f"model '{self.name}'", f"torch.export cannot load {path} "
+                                   f"({exc.__class__.__name__})",
+                                   "the file is corrupt or not an exported program; save one with torch.export.save"
+                                   ) from None
+        if self.torch_device.type != "cpu":
+            from torch.export.passes import move_to_device_pass
+
+            program = move_to_device_pass(program, self.torch_device)
+        user_inputs = set(program.graph_signature.user_inputs)
+        value = next((node.meta.get("val") for node in program.graph.nodes
+                      if node.op == "placeholder" and node.name in user_inputs), None)
+        shape = [-1, 28, 28, 1] if value is None else [d if isinstance(d, int) else -1 for d in value.shape]
+        return program.module(), shape
