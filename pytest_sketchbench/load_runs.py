@@ -13,7 +13,7 @@ import numpy as np
 
 from pytest_sketchbench import loadgen
 from pytest_sketchbench.errors import ModelUnavailable
-from pytest_sketchbench.measure import classify
+from pytest_sketchbench.measure import classify, quiet_process
 
 
 class LoadRuns:
@@ -41,8 +41,9 @@ class LoadRuns:
         concurrency = int(table.get("concurrency") or plugin.config.get("concurrency") or 1)
         base = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="sketch-loadgen-"))
         log_dir = base / safe_name(name) / "loadgen" / run
-        result, answers = loadgen.run_scenario(lambda images: classify(plugin, images, columns), dataset.images,
-                                               run, table, log_dir, concurrency)
+        with quiet_process(self._trackers.values()):  # the memory sampler would take the GIL from the SUT
+            result, answers = loadgen.run_scenario(lambda images: classify(plugin, images, columns),
+                                                   dataset.images, run, table, log_dir, concurrency)
         if answers is not None:  # accuracy mode: LoadGen's answers against the accuracy pass, drawing by drawing
             by_index = np.array([answers.get(i, -1) for i in range(len(dataset))])
             result.accuracy = float(np.mean(by_index == dataset.labels))

@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--delay-ms", type=float, default=0.0, help="sleep added to every request")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads in the server")
+    parser.add_argument("--cpus", default="", help="pin the server to these cores (e.g. 1), away from the client")
     parser.add_argument("--install-only", action="store_true")
     args = parser.parse_args()
     mlserver = ensure_environment()
@@ -74,6 +75,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="sketch-mlserver-"))
     write_repository(folder, Path(args.model), args.name, args.port)
     env = {**os.environ, "SKETCH_SERVER_DELAY_MS": str(args.delay_ms), "SKETCH_SERVER_THREADS": str(args.threads)}
+    if args.cpus:
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
     try:
         os.chdir(folder)
         os.execve(str(mlserver), [str(mlserver), "start", str(folder)], env)

@@ -46,12 +46,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def mlserver(delay_ms: float = 0.0, log: Path | None = None):
+def mlserver(delay_ms: float = 0.0, log: Path | None = None, cpus: str = ""):
     """The README's server command on a free port; stopped (its whole process group) at the end."""
     port = free_port()
     out = open(log or os.devnull, "w")  # noqa: SIM115 — closed below
     process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "serve_model.py"), "--port", str(port),
-                                "--delay-ms", str(delay_ms)], stdout=out, stderr=subprocess.STDOUT,
+                                "--delay-ms", str(delay_ms), "--cpus", cpus], stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
