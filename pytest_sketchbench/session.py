@@ -273,9 +273,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
                 try:
                     result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns)
                 finally:
-                    extra = plugin.extra_results()
-                    if extra is not None:
-                        self.record(name)[plugin.results_key] = extra
+                    self._keep_extra_results(name, plugin)
                 plugin.after_accuracy_pass()
         finally:
             self.finish_memory(name)
@@ -310,6 +308,12 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         self._predictions[name] = predictions
         return predictions
 
+    def _keep_extra_results(self, name: str, plugin: ModelPlugin) -> None:
+        """The plugin's own figures (an API model's service levels, a served model's time split) on its record."""
+        extra = plugin.extra_results()
+        if extra is not None:
+            self.record(name)[plugin.results_key] = extra
+
     def finish_memory(self, name: str) -> dict:
         tracker = self._trackers.pop(name, None)
         record = self.record(name)
@@ -318,7 +322,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             record["memory"] = {"rss_before_mb": tracker.start_bytes / MB, "peak_rss_mb": tracker.peak_bytes / MB,
                                 "peak_growth_mb": tracker.growth_mb}
             plugin = self.loaded.get(name)
-            if plugin is not None and plugin.device != "cpu":
+            if plugin is not None and plugin.device not in ("cpu", "remote", "cloud"):  # served/API: no GPU here
                 record["gpu_memory"] = gpu_memory(plugin)
         return record.get("memory", {})
 
@@ -356,9 +360,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
                 samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
         stats = latency_stats(samples, batch_size)
         stats["timer"] = timer
-        extra = plugin.extra_results()  # a served model splits its requests' time: refresh it
-        if extra is not None:
-            self.record(name)[plugin.results_key] = extra
+        self._keep_extra_results(name, plugin)  # a served model splits its requests' time: refresh it
         if fresh and known is not None:
             stats["remeasured"] = True
         if benchmark is not None:

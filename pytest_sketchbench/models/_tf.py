@@ -32,7 +32,23 @@ def tf_device(tf, wanted: str) -> str:
 
 
 class TensorFlowCalls:
-    """Shared by the Keras and TF.js plugins: NHWC input on the chosen TF device, ``self._call`` timed."""
+    """Shared by the Keras, SavedModel and TF.js plugins: NHWC input on the chosen TF device, ``self._call``
+    timed. ``uses_keras`` plugins import Keras with TensorFlow (before memory tracking starts)."""
+
+    uses_keras = False
+
+    def import_runtime(self) -> None:
+        import_tensorflow(self.config.get("threads"))
+        if self.uses_keras:
+            import keras  # noqa: F401
+
+    def start_tensorflow(self):
+        """TensorFlow with the model's thread count, and the model's TF device chosen (``self.tf_device``)."""
+        tf = import_tensorflow(self.config.get("threads"))
+        self.tf_device = tf_device(tf, self.config.get("device", "cpu"))
+        self.device = "gpu" if "GPU" in self.tf_device else "cpu"
+        self.tf = tf
+        return tf
 
     def input_size(self) -> tuple[int, int]:
         return int(self.shape[1]), int(self.shape[2])

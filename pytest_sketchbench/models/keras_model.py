@@ -7,24 +7,19 @@ function with a fixed input signature calls the graph directly.
 from __future__ import annotations
 
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.models._tf import TensorFlowCalls, import_tensorflow, tf_device
+from pytest_sketchbench.models._tf import TensorFlowCalls
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 
 
 class KerasModel(TensorFlowCalls, ModelPlugin):
     runtime = "tensorflow"
-
-    def import_runtime(self) -> None:
-        import_tensorflow(self.config.get("threads"))
-        import keras  # noqa: F401
+    uses_keras = True
 
     def load(self) -> None:
-        tf = import_tensorflow(self.config.get("threads"))
+        tf = self.start_tensorflow()
         import keras
 
         path = self.require_file()
-        self.tf_device = tf_device(tf, self.config.get("device", "cpu"))
-        self.device = "gpu" if "GPU" in self.tf_device else "cpu"
         try:
             with tf.device(self.tf_device):
                 self.model = keras.models.load_model(str(path), compile=False)
@@ -39,7 +34,6 @@ class KerasModel(TensorFlowCalls, ModelPlugin):
         signature = [tf.TensorSpec([None, *self.shape[1:]], tf.float32)]
         self._call = tf.function(lambda x: model(x, training=False), input_signature=signature)
         self.categories = self.sidecar_categories()
-        self.tf = tf
 
     def describe(self) -> ModelInfo:
         return ModelInfo(self.name, self.runtime, self.tf.__version__, self.input_format, self.shape,
@@ -63,14 +57,9 @@ class SavedModel(TensorFlowCalls, ModelPlugin):
     runtime = "tensorflow-savedmodel"
     options = ("signature", "output")
 
-    def import_runtime(self) -> None:
-        import_tensorflow(self.config.get("threads"))
-
     def load(self) -> None:
-        tf = import_tensorflow(self.config.get("threads"))
+        tf = self.start_tensorflow()
         path = self.require_file()
-        self.tf_device = tf_device(tf, self.config.get("device", "cpu"))
-        self.device = "gpu" if "GPU" in self.tf_device else "cpu"
         try:
             with tf.device(self.tf_device):
                 self.loaded = tf.saved_model.load(str(path))
@@ -88,7 +77,6 @@ class SavedModel(TensorFlowCalls, ModelPlugin):
         self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
         self._call = lambda x: function(**{input_name: x})[output]
         self.categories = self.sidecar_categories()
-        self.tf = tf
 
     def describe(self) -> ModelInfo:
         count = sum(int(v.shape.num_elements()) for v in getattr(self.loaded, "variables", []))

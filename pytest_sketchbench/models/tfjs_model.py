@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.models._tf import TensorFlowCalls, import_tensorflow, tf_device
+from pytest_sketchbench.models._tf import TensorFlowCalls
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 from pytest_sketchbench.models.tfjs_format import graph_def_from_spec, read_manifest
 
@@ -13,11 +13,8 @@ from pytest_sketchbench.models.tfjs_format import graph_def_from_spec, read_mani
 class TfjsGraphModel(TensorFlowCalls, ModelPlugin):
     runtime = "tfjs-graph (tensorflow)"
 
-    def import_runtime(self) -> None:
-        import_tensorflow(self.config.get("threads"))
-
     def load(self) -> None:
-        tf = import_tensorflow(self.config.get("threads"))
+        tf = self.start_tensorflow()
         path = self.require_file()
         if path.is_dir():
             path = path / "model.json"
@@ -39,9 +36,6 @@ class TfjsGraphModel(TensorFlowCalls, ModelPlugin):
                                    "the model must take a batch of images")
         self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
 
-        self.tf_device = tf_device(tf, self.config.get("device", "cpu"))
-        self.device = "gpu" if "GPU" in self.tf_device else "cpu"
-
         def import_graph():
             tf.graph_util.import_graph_def(graph_def, name="")
 
@@ -53,7 +47,6 @@ class TfjsGraphModel(TensorFlowCalls, ModelPlugin):
         self.metadata = spec.get("userDefinedMetadata", {})
         self.categories = self.metadata.get("categories") or self.sidecar_categories()
         self.spec_path = path
-        self.tf = tf
 
     def describe(self) -> ModelInfo:
         size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())  # json + shards
@@ -69,19 +62,14 @@ class TfjsLayersModel(TensorFlowCalls, ModelPlugin):
     layer name — the same safety rules as graph models (no paths out of the folder, no truncated shards)."""
 
     runtime = "tfjs-layers (keras)"
-
-    def import_runtime(self) -> None:
-        import_tensorflow(self.config.get("threads"))
-        import keras  # noqa: F401
+    uses_keras = True
 
     def load(self) -> None:
-        tf = import_tensorflow(self.config.get("threads"))
+        tf = self.start_tensorflow()
         path = self.require_file()
         if path.is_dir():
             path = path / "model.json"
         spec, weights = read_manifest(path, expected="layers-model")
-        self.tf_device = tf_device(tf, self.config.get("device", "cpu"))
-        self.device = "gpu" if "GPU" in self.tf_device else "cpu"
         with tf.device(self.tf_device):
             self.model = _keras_from_topology(spec["modelTopology"], path)
             _set_weights(self.model, weights, path)
@@ -96,7 +84,6 @@ class TfjsLayersModel(TensorFlowCalls, ModelPlugin):
         self.metadata = spec.get("userDefinedMetadata") or {}
         self.categories = self.metadata.get("categories") or self.sidecar_categories()
         self.spec_path = path
-        self.tf = tf
 
     def describe(self) -> ModelInfo:
         size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())
