@@ -52,20 +52,21 @@ class LiteRTModel(ModelPlugin):
         batch = super().prepare(images)
         if self.channels_first:
             batch = batch.transpose(0, 3, 1, 2)
-        if len(batch) != self._batch:  # one resize per batch size, outside the timed call
-            self.interpreter.resize_tensor_input(self.input_detail["index"], [len(batch), *batch.shape[1:]])
-            self.interpreter.allocate_tensors()
-            self._batch = len(batch)
+        self._fit(batch.shape)  # one resize per batch size, outside the timed call
         scale, zero = self.input_detail["quantization"]
         if self.input_detail["dtype"] != np.float32 and scale:
             batch = np.round(batch / scale + zero)
         return np.ascontiguousarray(batch.astype(self.input_detail["dtype"], copy=False))
 
-    def infer(self, prepared: np.ndarray) -> np.ndarray:
-        if len(prepared) != self._batch:  # a batch prepared for another size (e.g. by a reference run)
-            self.interpreter.resize_tensor_input(self.input_detail["index"], list(prepared.shape))
+    def _fit(self, shape: tuple[int, ...]) -> None:
+        """Resize the interpreter's input to this batch size (re-allocating its tensors) when it differs."""
+        if shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self.input_detail["index"], list(shape))
             self.interpreter.allocate_tensors()
-            self._batch = len(prepared)
+            self._batch = shape[0]
+
+    def infer(self, prepared: np.ndarray) -> np.ndarray:
+        self._fit(prepared.shape)  # a no-op unless a batch was prepared for another size meanwhile
         self.interpreter.set_tensor(self.input_detail["index"], prepared)
         self.interpreter.invoke()
         output = self.interpreter.get_tensor(self.output_detail["index"])
