@@ -116,9 +116,9 @@ class OpenInferenceModel(ModelPlugin):
         except httpx.HTTPError as exc:
             error = ServerUnreachable if isinstance(exc, httpx.ConnectError) else SketchBenchError
             raise error(f"model '{self.name}'", f"{what}: cannot reach {url} "
-                                   f"({type(exc).__name__}: {redact(str(exc))[:120]})",
-                                   "start the server (python scripts/serve_model.py) or fix url in "
-                                   f"[models.{self.name}]") from None
+                        f"({type(exc).__name__}: {redact(str(exc))[:120]})",
+                        f"start the server (python scripts/serve_model.py) or fix url in [models.{self.name}]"
+                        ) from None
         return response
 
     def _get(self, path: str, what: str) -> dict:
