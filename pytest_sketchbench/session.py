@@ -174,6 +174,8 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device,
                            "placement": plugin.placement()})
             self._check_placement(name, plugin)
+            if plugin.categories is None and plugin.local:  # API models take the dataset's list themselves
+                raise no_category_list(name, plugin, self.dataset())
             self._columns[name] = category_columns(self.dataset(), name, plugin.categories,
                                                    bool(plugin.config.get("strict_categories")))
             self._describe_mapping(record, plugin.categories)
@@ -423,6 +425,18 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         for plugin in self._references.values():
             plugin.release()
         self._references.clear()
+
+
+def no_category_list(name: str, plugin: ModelPlugin, dataset: Dataset) -> SketchBenchError:
+    """A model that says nothing about its classes cannot be matched by name (a position is a guess): the error
+    names where it looked, the dataset's list, and how to give the model one."""
+    path = plugin.path
+    where = (f"{path} has none and no {path.name.split('.')[0]}.classes.json lies beside it" if path
+             else "its plugin sets none in load()")
+    return SketchBenchError(f"model '{name}'", f"no category list ({where}); the dataset {dataset.source} has "
+                            f"{len(dataset.categories)}",
+                            f'give the model\'s own, in its order: categories = "class_names.txt" (one name per '
+                            f"line, or a .json list) in [models.{name}]")
 
 
 def gpu_memory(plugin: ModelPlugin) -> dict:

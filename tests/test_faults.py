@@ -30,8 +30,7 @@ FAULTY_PLUGIN = textwrap.dedent('''
         def load(self):
             data = np.load(self.config["weights"])
             self.w = data["w"]
-            if self.config.get("fault") != "narrow":
-                self.categories = [str(c) for c in data["categories"]]
+            self.categories = [str(c) for c in data["categories"]]
             if self.config.get("fault") == "huge":  # declares a 2M x 2M RGB input: 48 TiB per batch of 1
                 self.input_format = "rgb"
 
@@ -118,7 +117,8 @@ def test_a_hanging_model_times_out_and_the_run_moves_on(faulty):
 
 def test_outputs_narrower_than_the_categories_are_an_error(faulty):
     result = faulty.runpytest_subprocess("--sketch-models=narrow", *FAST)
-    result.stdout.fnmatch_lines(["*model 'narrow': outputs 10 scores per drawing, but the dataset has 2? categories*"])
+    result.stdout.fnmatch_lines(["*model 'narrow': output shape (*, 10), expected (*, 2?) — the model must output one "
+                                 "score per category*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 

@@ -104,3 +104,38 @@ def test_a_model_fed_the_wrong_polarity_fails_near_chance_naming_the_fix(centroi
                                   r"set ink in \[models\.inverted\]"])
     diagnosis = json.loads((tmp_path / "r.json").read_text())["model_results"]["inverted"]["input_diagnosis"]
     assert len(diagnosis["tried"]) == 6 and diagnosis["fix"] == {"ink": "white-on-black"}
+
+
+def test_a_model_without_any_category_list_is_a_usage_error_saying_how_to_give_one(centroid_project, tmp_path):
+    """By position would be a guess: a file without a class list, and a plugin that sets none, are refused."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.zeros((784, 23), np.float32)
+    graph = helper.make_graph([helper.make_node("Flatten", ["image"], ["flat"]),
+                               helper.make_node("MatMul", ["flat", "w"], ["scores"])], "bare",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 28, 28, 1])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 23])],
+                              [numpy_helper.from_array(weights, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, centroid_project.path / "bare.onnx")
+    centroid_project.makeconftest("""
+        from centroid_plugin import CentroidModel
+        from pytest_sketchbench import register_model
+
+        @register_model("anonymous", weights="centroid.npz")
+        class Anonymous(CentroidModel):
+            def load(self):
+                super().load()
+                self.categories = None
+    """)
+    centroid_project.makefile(".toml", thresholds='[models.bare]\npath = "bare.onnx"\n')
+    centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "-p",
+                                        "no:cacheprovider", "--sketch-models=bare,anonymous", "-k", "test_accuracy[")
+    assert result.ret == 1
+    text = result.stdout.str()
+    assert (f"model 'bare': no category list ({centroid_project.path / 'bare.onnx'} has none and no bare.classes.json "
+            f"lies beside it); the dataset {BUNDLED} has 23 — give the model's own, in its order: categories = "
+            '"class_names.txt" (one name per line, or a .json list) in [models.bare]') in text
+    assert "model 'anonymous': no category list (its plugin sets none in load())" in text
