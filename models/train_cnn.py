@@ -45,7 +45,8 @@ def build_cnn(n_classes: int, width: float = 1.0, dropout: tuple[float, float] =
     x = layers.Dropout(dropout[0])(x)
     x = layers.Dense(round(256 * width), activation="relu")(x)
     x = layers.Dropout(dropout[1])(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    # float32 even under a mixed-precision policy: a softmax in bfloat16 rounds the probabilities
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="sketch_cnn")
 
 
@@ -58,8 +59,12 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0, help="scale every layer's filters and units")
     parser.add_argument("--dropout", type=float, nargs=2, default=(0.4, 0.3), metavar=("FLATTEN", "DENSE"))
     parser.add_argument("--out", default=str(MODELS_DIR / "cnn.h5"))
+    parser.add_argument("--bf16", action="store_true",
+                        help="train in mixed bfloat16 (about 1.3x faster on AVX512_BF16 CPUs); saves float32")
     args = parser.parse_args()
     limit_threads(args.threads)
+    if args.bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     keras.utils.set_random_seed(SEED)
     WORK.mkdir(exist_ok=True)
@@ -73,12 +78,16 @@ def main() -> None:
     log(f"train {x_train.shape}, validation {x_val.shape}, {len(categories)} categories")
 
     train_ds, val_ds = training_datasets(x_train, y_train, x_val, y_val, len(categories), args.batch_size)
-    tag = "" if args.width == 1.0 else f"_w{args.width:g}"
+    tag = ("" if args.width == 1.0 else f"_w{args.width:g}") + ("_bf16" if args.bf16 else "")
     checkpoint = WORK / (f"cnn{tag}_ckpt.keras" if not args.limit else "cnn_smoke.keras")
     log(f"width {args.width:g}, dropout {tuple(args.dropout)}, {args.epochs} epochs, checkpoint {checkpoint.name}")
     model = fit_resumable(lambda: build_cnn(len(categories), args.width, tuple(args.dropout)), 2e-3, args,
                           train_ds, val_ds, len(y_train), checkpoint, log)
 
+    if args.bf16:  # the shipped file computes in float32, like every export made from it
+        keras.mixed_precision.set_global_policy("float32")
+        trained, model = model, build_cnn(len(categories), args.width, tuple(args.dropout))
+        model.set_weights(trained.get_weights())
     x_test, y_test = data["test"]
     test_accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=512, verbose=0), 1) == y_test))
     log(f"test accuracy {test_accuracy:.4f}")

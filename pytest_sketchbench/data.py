@@ -62,24 +62,27 @@ class Dataset:
                        meta={**self.meta, "categories_left_out": [c for c in self.categories if c not in categories]})
 
 
-def load_dataset(path: str | Path, categories_path: str | Path | None = None) -> Dataset:
-    """Load a dataset from the bundled ``.npz`` or a folder of per-category ``.npy`` files."""
+def load_dataset(path: str | Path, categories_path: str | Path | None = None, per_category: int = 0,
+                 seed: int = 0) -> Dataset:
+    """Load a dataset — the bundled ``.npz``, or a folder of per-category ``.npy`` (numpy_bitmap) or
+    ``.ndjson`` (simplified / raw strokes) files — keeping at most ``per_category`` drawings of each
+    category (see :func:`subsample`; stroke files render only the drawings kept)."""
     path = Path(path)
     if not path.exists():
         raise SketchBenchError(
             str(path), "no such file or folder",
-            "pass --sketch-data a .npz test split or a folder of <category>.npy files",
+            "pass --sketch-data a .npz test split or a folder of <category>.npy or <category>.ndjson files",
         )
     categories = read_category_file(Path(categories_path)) if categories_path else None
     if path.is_dir():
-        dataset = _load_npy_folder(path, categories)
+        dataset = _load_folder(path, categories, per_category, seed)
     elif path.suffix == ".npz":
         dataset = _load_npz(path, categories)
     else:
         raise SketchBenchError(str(path), f"unsupported data file type '{path.suffix}'",
-                               "use a .npz split or a folder of numpy_bitmap .npy files")
+                               "use a .npz split or a folder of numpy_bitmap .npy or ndjson files")
     validate_dataset(dataset)
-    return dataset
+    return subsample(dataset, per_category, seed)
 
 
 def read_category_file(path: Path, text_lines: bool = False) -> list[str]:
@@ -150,35 +153,99 @@ def _indices_of_names(labels: np.ndarray, categories: list[str], path: Path) -> 
     return np.array([index[key] for key in keys], dtype=np.int64)
 
 
-def _load_npy_folder(path: Path, categories: list[str] | None) -> Dataset:
-    """Google's numpy_bitmap layout: one ``<category>.npy`` (N, 784) uint8 per category."""
-    files = {f.stem.replace("_", " "): f for f in sorted(path.glob("*.npy"))}
+# Google's download names: full_numpy_bitmap_cat.npy, full_simplified_cat.ndjson, full_raw_cat.ndjson
+_DOWNLOAD_PREFIXES = ("full_numpy_bitmap_", "full_simplified_", "full_raw_", "full/simplified/", "full/raw/")
+
+
+def _category_files(path: Path) -> dict[str, Path]:
+    """``<category>.npy`` / ``<category>.ndjson`` files by category name (download prefixes dropped)."""
+    files: dict[str, Path] = {}
+    for file in sorted([*path.glob("*.npy"), *path.glob("*.ndjson")]):
+        stem = file.stem
+        for prefix in _DOWNLOAD_PREFIXES:
+            stem = stem.removeprefix(prefix)
+        name = stem.replace("_", " ")
+        if name in files:
+            raise SketchBenchError(str(path), f"two files for category '{name}': {files[name].name} and {file.name}",
+                                   "keep one file per category")
+        files[name] = file
+    return files
+
+
+def _load_folder(path: Path, categories: list[str] | None, per_category: int, seed: int) -> Dataset:
+    """One file per category: Google's numpy_bitmap ``.npy`` (N, 784) uint8, or its stroke ``.ndjson``."""
+    files = _category_files(path)
     if categories is None:
         if (path / "categories.json").exists():
             categories = read_category_file(path / "categories.json")
         else:
             categories = sorted(files)
     if not categories:
-        raise SketchBenchError(str(path), "no <category>.npy files found",
-                               "download numpy_bitmap files from Quick, Draw! into this folder")
+        raise SketchBenchError(str(path), "no <category>.npy or <category>.ndjson files found",
+                               "download numpy_bitmap or simplified files from Quick, Draw! into this folder")
+    for name in categories:
+        if name not in files:
+            raise SketchBenchError(str(path / f"{name.replace(' ', '_')}.npy"), f"category '{name}' has no file",
+                                   "add the file or remove the category from categories.json")
+    strokes = {name: _StrokeFile(files[name]) for name in categories if files[name].suffix == ".ndjson"}
+    bitmaps = {name: _read_npy(files[name]) for name in categories if name not in strokes}
+    # the drawings subsample() would keep, decided before a stroke is drawn (rendering is the slow part)
+    counts = [strokes[name].count if name in strokes else len(bitmaps[name]) for name in categories]
+    picked = pick_per_category(counts, per_category, seed)
     images, labels = [], []
     for label, name in enumerate(categories):
-        file = files.get(name)
-        if file is None:
-            raise SketchBenchError(str(path / f"{name.replace(' ', '_')}.npy"),
-                                   f"category '{name}' has no file",
-                                   "add the file or remove the category from categories.json")
-        try:
-            rows = np.load(file, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise SketchBenchError(str(file), f"cannot read the .npy file ({exc})",
-                                   "the file is corrupt; download it again") from None
-        drawings = _as_drawings(rows, str(file))
+        if name in strokes:
+            drawings = strokes[name].render(picked[label])
+        else:
+            drawings = bitmaps[name] if picked[label] is None else bitmaps[name][picked[label]]
         if len(drawings) == 0:
-            raise SketchBenchError(str(file), f"category '{name}' has no drawings", "remove it or add drawings")
+            raise SketchBenchError(str(files[name]), f"category '{name}' has no drawings", "remove it or add drawings")
         images.append(drawings)
         labels.append(np.full(len(drawings), label, dtype=np.int64))
-    return Dataset(np.concatenate(images), np.concatenate(labels), list(categories), source=str(path))
+    meta = {"rendered_from_strokes": sorted(strokes)} if strokes else {}
+    if any(pick is not None for pick in picked):
+        meta.update(subsampled_per_category=per_category, seed=seed)
+    return Dataset(np.concatenate(images), np.concatenate(labels), list(categories), source=str(path), meta=meta)
+
+
+def _read_npy(file: Path) -> np.ndarray:
+    try:
+        rows = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SketchBenchError(str(file), f"cannot read the .npy file ({exc})",
+                               "the file is corrupt; download it again") from None
+    return _as_drawings(rows, str(file))
+
+
+class _StrokeFile:
+    """A Google ``simplified`` or ``raw`` ndjson file: one drawing per line, rendered on demand."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with path.open("rb") as handle:
+            self.count = sum(1 for line in handle if line.strip())
+
+    def render(self, rows: np.ndarray | None) -> np.ndarray:
+        """The 28×28 bitmaps of the drawings at ``rows`` (line order among non-empty lines; None: all)."""
+        from pytest_sketchbench.strokes import render_line
+
+        wanted = None if rows is None else set(rows.tolist())
+        out = []
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            index = 0
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                if wanted is None or index in wanted:
+                    try:
+                        out.append(render_line(line)[1])
+                    except (ValueError, TypeError, IndexError, KeyError) as exc:
+                        raise SketchBenchError(f"{self.path}:{number}", f"not a Quick, Draw! drawing record "
+                                               f"({exc.__class__.__name__}: {exc})",
+                                               "each line must be a JSON object with a 'drawing' list of "
+                                               "[xs, ys] strokes (Google's simplified or raw format)") from None
+                index += 1
+        return np.stack(out) if out else np.zeros((0, 28, 28), dtype=np.uint8)
 
 
 def _as_drawings(array: np.ndarray, where: str) -> np.ndarray:
@@ -244,17 +311,29 @@ def category_columns(dataset: Dataset, model_name: str, model_categories: list[s
     return np.array([index.get(normalised(c), -1) for c in dataset.categories], dtype=np.int64)
 
 
+def pick_per_category(counts: list[int], per_category: int, seed: int = 0) -> list[np.ndarray | None]:
+    """For each category of ``counts`` drawings, the sorted positions of the ones to keep (None: all).
+
+    Seeded and stratified; one random stream over the categories in order, so a folder of stroke
+    files keeps the very drawings that :func:`subsample` keeps of the same drawings as bitmaps.
+    """
+    rng = np.random.default_rng(seed)
+    picked: list[np.ndarray | None] = []
+    for count in counts:
+        if per_category > 0 and count > per_category:
+            picked.append(np.sort(rng.choice(count, per_category, replace=False)))
+        else:
+            picked.append(None)
+    return picked
+
+
 def subsample(dataset: Dataset, per_category: int, seed: int = 0) -> Dataset:
     """Keep at most ``per_category`` drawings of each category (stratified, seeded, order kept)."""
-    if per_category <= 0:
+    if per_category <= 0 or dataset.support().max() <= per_category:
         return dataset
-    rng = np.random.default_rng(seed)
-    keep = []
-    for label in range(len(dataset.categories)):
-        rows = np.flatnonzero(dataset.labels == label)
-        if len(rows) > per_category:
-            rows = rng.choice(rows, per_category, replace=False)
-        keep.append(rows)
+    rows_of = [np.flatnonzero(dataset.labels == label) for label in range(len(dataset.categories))]
+    picked = pick_per_category([len(rows) for rows in rows_of], per_category, seed)
+    keep = [rows if pick is None else rows[pick] for rows, pick in zip(rows_of, picked, strict=True)]
     index = np.sort(np.concatenate(keep))
     return Dataset(
         dataset.images[index], dataset.labels[index], dataset.categories,

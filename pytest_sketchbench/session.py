@@ -17,7 +17,7 @@ import numpy as np
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
 from pytest_sketchbench.config import SketchConfig
-from pytest_sketchbench.data import Dataset, category_columns, load_dataset, subsample
+from pytest_sketchbench.data import Dataset, category_columns, load_dataset
 from pytest_sketchbench.diagnostics import Diagnostics
 from pytest_sketchbench.errors import (
     ModelFailure,
@@ -95,8 +95,8 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            dataset = load_dataset(self.setup.data_path, self.options.categories or None)
-            self._dataset = subsample(dataset, self.options.samples_per_category, self.options.seed)
+            self._dataset = load_dataset(self.setup.data_path, self.options.categories or None,
+                                         self.options.samples_per_category, self.options.seed)
         return self._dataset
 
     def describe_setup(self) -> list[str]:

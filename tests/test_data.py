@@ -225,6 +225,25 @@ def test_a_folder_of_npy_files_in_alphabetical_order_scores_like_the_bundled_spl
     assert accuracy["folder"] == accuracy["bundled"]
 
 
+
+def test_googles_stroke_files_score_like_googles_bitmaps_of_the_same_drawings(centroid_project):
+    """A folder of simplified ndjson files (rendered by the plugin) against Google's rows of those drawings."""
+    import json as json_module
+
+    centroid_project.makeconftest("from centroid_plugin import CentroidModel\nfrom pytest_sketchbench import "
+                                  "register_model\nregister_model('centroid', weights='centroid.npz')(CentroidModel)\n")
+    centroid_project.makepyfile("def test_accuracy(sketch_predictions):\n    pass\n")
+    figures = {}
+    for name in ("ndjson", "numpy_bitmap"):
+        folder = REPO / "tests" / "data" / name
+        result = centroid_project.runpytest("--sketch-models=centroid", f"--sketch-data={folder}",
+                                            "-p", "no:cacheprovider", f"--sketch-json={name}.json")
+        result.assert_outcomes(passed=1)
+        record = json_module.loads((centroid_project.path / f"{name}.json").read_text())["model_results"]["centroid"]
+        figures[name] = (record["accuracy_results"]["accuracy"], record["accuracy_results"]["n_samples"])
+    assert figures["ndjson"] == figures["numpy_bitmap"] and figures["ndjson"][1] == 23
+
+
 WIDE_PLUGIN = '''
 import numpy as np
 from pytest_sketchbench import ModelInfo, ModelPlugin, register_model
