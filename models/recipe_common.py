@@ -117,6 +117,27 @@ def limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def mixed_bfloat16(enabled: bool) -> None:
+    """Train in mixed bfloat16 (float32 weights): about 1.3× faster on CPUs with AVX512_BF16."""
+    if enabled:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+
+def as_float32(model, build):
+    """The trained weights in a float32 copy of the network: what is saved and exported, so every
+    runtime computes in float32 (a mixed-precision graph would carry bfloat16 casts into the exports)."""
+    import keras
+
+    if keras.mixed_precision.global_policy().name == "float32":
+        return model
+    keras.mixed_precision.set_global_policy("float32")
+    copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def fit_resumable(build, learning_rate: float, args, train_ds, val_ds, n_train: int, checkpoint: Path, log: Log):
     """Compile (cosine-decayed Adam, label smoothing 0.1) or resume from ``checkpoint``; save after every epoch."""
     import keras

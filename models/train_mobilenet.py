@@ -22,9 +22,11 @@ from recipe_common import (  # noqa: E402
     MODELS_DIR,
     SEED,
     Log,
+    as_float32,
     fit_resumable,
     limit_threads,
     load_split_arrays,
+    mixed_bfloat16,
     training_datasets,
 )
 
@@ -42,7 +44,7 @@ def build_mobilenet(size: int, n_classes: int, alpha: float) -> keras.Model:
             layer.momentum = 0.99
     x = backbone(x)
     x = layers.Dropout(0.2)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"mobilenetv2_{alpha}_{size}")
 
 
@@ -61,8 +63,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="train on this many drawings (smoke test)")
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     parser.add_argument("--out", default=str(MODELS_DIR / "mobilenet"))
+    parser.add_argument("--bf16", action="store_true", help="train in mixed bfloat16; exports float32")
     args = parser.parse_args()
     limit_threads(args.threads)
+    mixed_bfloat16(args.bf16)
 
     keras.utils.set_random_seed(SEED)
     WORK.mkdir(exist_ok=True)
@@ -80,9 +84,10 @@ def main() -> None:
                                          to_input=lambda x: to_canvas(x, size))
 
     tag = "smoke" if args.limit else "ckpt"
-    checkpoint = WORK / f"mobilenet_{tag}.keras"
-    model = fit_resumable(lambda: build_mobilenet(size, len(categories), args.alpha), 3e-3, args, train_ds, val_ds,
-                          len(y_train), checkpoint, log)
+    variant = ("" if args.alpha == 0.5 else f"_a{args.alpha:g}") + ("_bf16" if args.bf16 else "")
+    checkpoint = WORK / f"mobilenet{variant}_{tag}.keras"
+    build = lambda: build_mobilenet(size, len(categories), args.alpha)  # noqa: E731
+    model = as_float32(fit_resumable(build, 3e-3, args, train_ds, val_ds, len(y_train), checkpoint, log), build)
 
     x_test, y_test = data["test"]
     test_ds = tf.data.Dataset.from_tensor_slices(x_test).batch(256).map(lambda x: to_canvas(x, size))
