@@ -22,6 +22,14 @@ from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
 MAX_INPUT_SIDE = 4096  # pixels per side of a model's input: far above any sketch model
 
 
+def image_layout(shape: list) -> tuple[bool, str]:
+    """(channels first?, "rgb" or "grayscale") from a model's 4-D input shape: NCHW when dimension 1
+    holds 1 or 3 channels and the last does not (dimensions may be symbolic: names or None)."""
+    channels_first = len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3)
+    channels = shape[1] if channels_first else shape[-1]
+    return channels_first, "rgb" if channels == 3 else "grayscale"
+
+
 @dataclass
 class ModelInfo:
     """What a model says about itself; lands in every report."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+from pytest_sketchbench.models.base import ModelInfo, ModelPlugin, image_layout
 
 
 class OnnxModel(ModelPlugin):
@@ -27,9 +27,7 @@ class OnnxModel(ModelPlugin):
         model_input = self.session.get_inputs()[0]
         self.input_name, self.output_name = model_input.name, self.session.get_outputs()[0].name
         self.shape = list(model_input.shape)
-        self.channels_first = len(self.shape) == 4 and self.shape[1] in (1, 3)
-        channels = self.shape[1] if self.channels_first else self.shape[-1]
-        self.input_format = "rgb" if channels == 3 else "grayscale"
+        self.channels_first, self.input_format = image_layout(self.shape)
         self.categories = self.sidecar_categories() or self._metadata_categories()
 
     def _session(self, profile_prefix: str | None = None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+from pytest_sketchbench.models.base import ModelInfo, ModelPlugin, image_layout
 
 
 class LiteRTModel(ModelPlugin):
@@ -39,9 +39,7 @@ class LiteRTModel(ModelPlugin):
         self.input_detail = self.interpreter.get_input_details()[0]
         self.output_detail = self.interpreter.get_output_details()[0]
         self.shape = [int(d) for d in self.input_detail["shape_signature"]]
-        self.channels_first = len(self.shape) == 4 and self.shape[1] in (1, 3) and self.shape[3] not in (1, 3)
-        channels = self.shape[1] if self.channels_first else self.shape[-1]
-        self.input_format = "rgb" if channels == 3 else "grayscale"
+        self.channels_first, self.input_format = image_layout(self.shape)
         self.categories = self.sidecar_categories()
         self._batch = int(self.input_detail["shape"][0])
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from pytest_sketchbench.errors import ModelOutputError, ServerUnreachable, SketchBenchError, redact, register_secret
-from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+from pytest_sketchbench.models.base import ModelInfo, ModelPlugin, image_layout
 
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "UINT8": np.uint8, "INT32": np.int32,
              "INT64": np.int64}
@@ -185,9 +185,7 @@ class OpenInferenceModel(ModelPlugin):
             raise SketchBenchError(f"model '{self.name}'", f"input shape {model_input['shape']} is not an image batch",
                                    "serve an input of shape [-1, H, W, C] or [-1, C, H, W]")
         self.shape = shape
-        self.channels_first = shape[1] in (1, 3) and shape[3] not in (1, 3)
-        channels = shape[1] if self.channels_first else shape[3]
-        self.input_format = "rgb" if channels == 3 else "grayscale"
+        self.channels_first, self.input_format = image_layout(shape)
         outputs = metadata.get("outputs") or [{}]
         self.output_name = self.setting("output") or outputs[0].get("name")
 
