@@ -49,19 +49,11 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int,
     to_dataset = None if columns is None else _to_dataset(model, columns)
     started = time.perf_counter()
     for start in range(0, len(dataset), batch_size):
-        images = dataset.images[start:start + batch_size]
-        raw = model.infer(model.prepare(images))
+        answers, open_set = _batch_answers(model, dataset.images[start:start + batch_size], columns, to_dataset)
         if model.outputs_probabilities:
-            probabilities = model.to_probabilities(raw, len(images))
-            if columns is not None:
-                open_labels.append(_mapped(probabilities.argmax(axis=1), to_dataset))
-                probabilities = probabilities[:, columns]
-                probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-300)
-            _check_width(model, probabilities.shape[1], dataset.categories)
-            outputs.append(probabilities)
-        else:
-            labels = model.to_labels(raw)
-            outputs.append(labels if to_dataset is None else _mapped(labels, to_dataset))
+            _check_width(model, answers.shape[1], dataset.categories)
+        outputs.append(answers)
+        open_labels.append(open_set)
     model.synchronize()
     seconds = time.perf_counter() - started
     if not model.outputs_probabilities:  # class-only models: -1 marks an invalid answer
@@ -75,13 +67,26 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int,
 def classify(model: ModelPlugin, images: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
     """The dataset label of each drawing, as the accuracy pass scores it (closed-set over the dataset's
     categories where ``columns`` maps them): what a load scenario's answers are checked against."""
-    raw = model.infer(model.prepare(images))
+    answers, _ = _batch_answers(model, images, columns, None if columns is None else _to_dataset(model, columns))
     model.synchronize()
+    return answers.argmax(axis=1) if model.outputs_probabilities else answers
+
+
+def _batch_answers(model: ModelPlugin, images: np.ndarray, columns: np.ndarray | None,
+                   to_dataset: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One batch in the dataset's categories: probabilities renormalised over them (closed-set) with the
+    open-set label beside them where ``columns`` maps them, or labels (-1: invalid) for class-only models."""
+    raw = model.infer(model.prepare(images))
     if not model.outputs_probabilities:
         labels = model.to_labels(raw)
-        return labels if columns is None else _mapped(labels, _to_dataset(model, columns))
+        return (labels if to_dataset is None else _mapped(labels, to_dataset)), None
     probabilities = model.to_probabilities(raw, len(images))
-    return (probabilities if columns is None else probabilities[:, columns]).argmax(axis=1)
+    if columns is None:
+        return probabilities, None
+    open_labels = _mapped(probabilities.argmax(axis=1), to_dataset)
+    probabilities = probabilities[:, columns]
+    probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-300)
+    return probabilities, open_labels
 
 
 def _to_dataset(model: ModelPlugin, columns: np.ndarray) -> np.ndarray:
