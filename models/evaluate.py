@@ -3,7 +3,8 @@
     python models/evaluate.py [--json models/evaluation.json]
 
 Prints accuracy (overall, per category, exact vs approximate renders), the agreement rate of
-runtimes that share one network (cnn.h5 / cnn.onnx / cnn-int8.onnx / cnn.pt), and single-drawing
+runtimes that share one network (cnn.h5 and its exports: cnn.onnx, cnn-int8.onnx, cnn.pt, cnn.tflite,
+cnn-int8.tflite), the largest probability difference of each fp32 export, and single-drawing
 latency p50 through each runtime — including a bare ``session.run`` loop for ONNX Runtime.
 """
 
@@ -25,7 +26,8 @@ from pytest_sketchbench.measure import accuracy_pass  # noqa: E402
 from pytest_sketchbench.metrics import accuracy_report  # noqa: E402
 from pytest_sketchbench.models.registry import BUILTINS, RUNTIMES, ModelSpec  # noqa: E402
 
-SHIPPED = ["cnn", "onnx", "onnx-int8", "torch", "mobilenet"]
+SHIPPED = ["cnn", "onnx", "onnx-int8", "torch", "tflite", "tflite-int8", "mobilenet"]
+EXPORTS_OF_CNN = ("onnx", "onnx-int8", "torch", "tflite", "tflite-int8")
 
 
 def single_drawing_p50_ms(plugin, image: np.ndarray, rounds: int = 500) -> float:
@@ -47,7 +49,7 @@ def main() -> None:
                         help="comma-separated subset; the others' entries in --json are kept")
     args = parser.parse_args()
     dataset = load_dataset(MODELS_DIR.parent / "pytest_sketchbench" / "bundled" / "quickdraw_test.npz")
-    results, predictions = {}, {}
+    results, predictions, probabilities = {}, {}, {}
     for name in [m for m in SHIPPED if m in args.models.split(",")]:
         runtime, relative, options = BUILTINS[name]
         path = MODELS_DIR / relative
@@ -72,6 +74,7 @@ def main() -> None:
             "accuracy_pass_throughput_per_s": result.throughput,
         }
         predictions[name] = result.predicted
+        probabilities[name] = result.probabilities
         print(f"{name:10s} acc {report['accuracy']:.4f} [{report['accuracy_ci95'][0]:.4f}–"
               f"{report['accuracy_ci95'][1]:.4f}] top5 {report['top5_accuracy']:.4f} "
               f"p50@1 {results[name]['p50_single_ms']:.3f} ms  ({info.runtime})")
@@ -85,11 +88,14 @@ def main() -> None:
             results[name]["bare_session_run_p50_ms"] = float(np.median(bare) * 1000)
         plugin.release()
     agreement = {}
-    for other in ("onnx", "onnx-int8", "torch"):
+    for other in EXPORTS_OF_CNN:
         if "cnn" in predictions and other in predictions:
             agreement[f"cnn vs {other}"] = float(np.mean(predictions["cnn"] == predictions[other]))
+            results[other]["max_probability_diff_vs_cnn"] = float(np.abs(probabilities["cnn"]
+                                                                         - probabilities[other]).max())
     for pair, rate in agreement.items():
-        print(f"agreement {pair}: {rate:.4f}")
+        print(f"agreement {pair}: {rate:.4f} (max |Δp| "
+              f"{results[pair.split(' vs ')[1]]['max_probability_diff_vs_cnn']:.1e})")
     previous = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
     if previous.get("test_samples") == len(dataset):  # same test split: keep the models not re-evaluated
         results = {**previous.get("models", {}), **results}
