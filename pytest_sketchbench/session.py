@@ -106,6 +106,10 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
                   "rootdir default": f"{setup.config.path} (rootdir default)",
                   "none": f"none (no thresholds.toml at {self.rootdir}: every model is measured, not gated)"}
         data = f"{setup.data_path} ({setup.data_origin})"
+        rendered = (self._dataset.meta.get("rendered_from_strokes") if self._dataset is not None else None) or []
+        if rendered:
+            data += f"; {len(rendered)} categories rendered from Google's stroke files ({', '.join(rendered[:4])}" \
+                    + (", …)" if len(rendered) > 4 else ")")
         lines = [f"models {', '.join(self.selected)}; config {config[setup.config_origin]}", f"data {data}"]
         if self.options.threads:
             cores = (self.placement or {}).get("cores")

@@ -239,6 +239,9 @@ def test_googles_stroke_files_score_like_googles_bitmaps_of_the_same_drawings(ce
         result = centroid_project.runpytest("--sketch-models=centroid", f"--sketch-data={folder}",
                                             "-p", "no:cacheprovider", f"--sketch-json={name}.json")
         result.assert_outcomes(passed=1)
+        if name == "ndjson":
+            result.stdout.fnmatch_lines(["*data *; 4 categories rendered from Google's stroke files (apple, bicycle, "
+                                         "cat, sun)*"])
         record = json_module.loads((centroid_project.path / f"{name}.json").read_text())["model_results"]["centroid"]
         figures[name] = (record["accuracy_results"]["accuracy"], record["accuracy_results"]["n_samples"])
     assert figures["ndjson"] == figures["numpy_bitmap"] and figures["ndjson"][1] == 23
