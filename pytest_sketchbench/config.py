@@ -185,12 +185,19 @@ class SketchConfig:
             found += [(where, category) for where, scope in scopes for category in scope.get("category_accuracy", {})]
         return found
 
-    def check_categories(self, categories: list[str]) -> None:
-        """A misspelt category would silently gate nothing: refuse it, naming the dataset's categories."""
+    def check_categories(self, categories: list[str], known: list[str] = ()) -> list[str]:
+        """A misspelt category would silently gate nothing: refuse it, naming the dataset's categories.
+        A category of ``known`` (the bundled split's) that this dataset lacks is not a typo — the shipped
+        limits on someone else's data: returned, sorted, so the run can say they are not applied."""
+        absent = set()
         for where, category in self.category_limits():
-            if category not in categories:
+            if category in categories:
+                continue
+            if category not in known:
                 raise SketchBenchError(f"{self.path} {where}", f"'{category}' is not a category of the dataset",
                                        f"use one of {', '.join(categories)}")
+            absent.add(category)
+        return sorted(absent)
 
     def references(self) -> set[str]:
         """Every model or workload named as a reference of a relative or parity limit."""

@@ -22,10 +22,17 @@ from pytest_sketchbench.models.registry import Registry
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED_TEST_SPLIT = BUNDLED_DIR / "quickdraw_test.npz"
 
+
+def bundled_categories() -> list[str]:
+    """The bundled split's categories: a limit naming one of them is known, not a typo, on other data."""
+    from pytest_sketchbench.data import read_category_file
+
+    return read_category_file(BUNDLED_DIR / "categories.json")
+
 # option name (without --sketch-) → (default, help)
 OPTIONS: dict[str, tuple[str, str]] = {
     "models": ("cnn", "models to benchmark: a comma list of names, or 'all' (see --sketch-list-models)"),
-    "data": ("", "test set: a .npz split or a folder of <category>.npy files (default: the bundled split)"),
+    "data": ("", "test set: a .npz split or a folder of <category>.npy / .ndjson files (default: the bundled split)"),
     "categories": ("", "a categories.json for --sketch-data (label index = position)"),
     "config": ("", "thresholds/config TOML (default: thresholds.toml at the rootdir, if there is one)"),
     "samples-per-category": ("0", "use at most N drawings per category (stratified, seeded); 0 = all"),

@@ -16,7 +16,15 @@ import pytest
 from pytest_sketchbench import parallel
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models import registry
-from pytest_sketchbench.options import RunSetup, addoptions, model_of, prepare_run, read_options, uses_sketchbench
+from pytest_sketchbench.options import (
+    RunSetup,
+    addoptions,
+    bundled_categories,
+    model_of,
+    prepare_run,
+    read_options,
+    uses_sketchbench,
+)
 from pytest_sketchbench.report.outputs import check_output_paths
 
 if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
@@ -115,12 +123,13 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
 
 def _check_config_against_data(sketch: SketchSession) -> None:
     """Loads the dataset now (so every process, the xdist controller too, knows it) and refuses category
-    limits that name no category of it. A bad data file is left to the tests that need it to report."""
+    limits that name no category of it (unless the bundled split has it: then the header says it is not
+    applied). A bad data file is left to the tests that need it to report."""
     try:
         categories = sketch.dataset().categories
     except SketchBenchError:
         return
-    sketch.config.check_categories(categories)
+    sketch.category_limits_not_applied = sketch.config.check_categories(categories, bundled_categories())
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:

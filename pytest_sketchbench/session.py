@@ -91,6 +91,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
         self._comparison: dict | None = None
         self._followed: dict[str, tuple] = {}  # model followed by a parity limit → its answers (one pass each)
+        self.category_limits_not_applied: list[str] = []  # the config's, for categories this dataset lacks
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
@@ -111,6 +112,9 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             data += f"; {len(rendered)} categories rendered from Google's stroke files ({', '.join(rendered[:4])}" \
                     + (", …)" if len(rendered) > 4 else ")")
         lines = [f"models {', '.join(self.selected)}; config {config[setup.config_origin]}", f"data {data}"]
+        if self.category_limits_not_applied:
+            lines.append(f"per-category limits not applied (no such category in this dataset): "
+                         f"{', '.join(self.category_limits_not_applied)}")
         if self.options.threads:
             cores = (self.placement or {}).get("cores")
             lines.append(f"threads: {self.options.threads} intra-op per runtime"
