@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench.data import category_columns
-from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
+from pytest_sketchbench.errors import ModelUnavailable, ServerUnreachable, SketchBenchError
 from pytest_sketchbench.measure import (
     STAGES,
     accuracy_pass,
@@ -127,10 +127,11 @@ class Diagnostics:
             spec = self.registry.specs.get(other)
             if spec is None or not getattr(spec.plugin_class(), "local", True):
                 continue
-            try:
-                measured.append(self.relative_speed(name, other, PAIR_BATCH))
-            except ModelUnavailable:  # e.g. the other model's runtime is not installed: that pair is left out
-                continue
+            try:  # loaded first, outside this model's guard: the other's trouble is not this model's
+                self.reference(other)
+            except (ModelUnavailable, ServerUnreachable):  # e.g. its runtime is not installed, or its server is
+                continue                                     # down (its own tests say so): that pair is left out
+            measured.append(self.relative_speed(name, other, PAIR_BATCH))
         return measured
 
     # -- profiling -----------------------------------------------------------------------------

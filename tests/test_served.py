@@ -160,6 +160,27 @@ def test_a_served_model_asked_for_by_name_fails_when_its_server_is_down_and_othe
     assert results["centroid"]["status"] == "passed" and results["served"]["status"] != "passed"
 
 
+
+def test_with_all_models_a_served_model_whose_server_is_down_is_left_out_of_the_side_by_side_timing(
+        centroid_project, tmp_path):
+    """`--sketch-models=all` skips a served model whose server is down; the models timed beside each other
+    must leave it out too, not error (the README's baseline command on a machine without the server)."""
+    centroid_project.makeconftest(CENTROID)
+    centroid_project.makefile(".toml", thresholds=f"""
+        [models.served]
+        runtime = "v2"
+        url = "http://127.0.0.1:{free_port()}"
+        model_name = "cnn"
+    """)
+    centroid_project.makepyfile(test_pairs="def test_pairs(sketch_pairwise):\n    assert sketch_pairwise == []\n")
+    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "-p",
+                                        "no:cacheprovider", "--sketch-models=all", "-v")
+    # (the built-in models error here: their files are not in this project)
+    result.stdout.fnmatch_lines(["*test_pairs.py::test_pairs[[]centroid[]] PASSED*",
+                                 "*test_pairs.py::test_pairs[[]served[]] SKIPPED*readiness*"],
+                                consecutive=False)
+
+
 # -- LoadGen: settings and its logs read back ------------------------------------------------------
 @pytest.mark.parametrize("table, problem", [
     ({"server_qps": 5}, "unknown key 'server_qps'"),
