@@ -29,6 +29,7 @@ def bundled_categories() -> list[str]:
 
     return read_category_file(BUNDLED_DIR / "categories.json")
 
+
 # option name (without --sketch-) → (default, help)
 OPTIONS: dict[str, tuple[str, str]] = {
     "models": ("cnn", "models to benchmark: a comma list of names, or 'all' (see --sketch-list-models)"),

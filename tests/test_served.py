@@ -160,9 +160,8 @@ def test_a_served_model_asked_for_by_name_fails_when_its_server_is_down_and_othe
     assert results["centroid"]["status"] == "passed" and results["served"]["status"] != "passed"
 
 
-
 def test_with_all_models_a_served_model_whose_server_is_down_is_left_out_of_the_side_by_side_timing(
-        centroid_project, tmp_path):
+        centroid_project):
     """`--sketch-models=all` skips a served model whose server is down; the models timed beside each other
     must leave it out too, not error (the README's baseline command on a machine without the server)."""
     centroid_project.makeconftest(CENTROID)
