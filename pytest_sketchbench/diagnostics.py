@@ -127,10 +127,12 @@ class Diagnostics:
             spec = self.registry.specs.get(other)
             if spec is None or not getattr(spec.plugin_class(), "local", True):
                 continue
-            try:  # loaded first, outside this model's guard: the other's trouble is not this model's
+            try:  # loaded first, outside this model's guard: the other's absence is not this model's error
                 self.reference(other)
             except (ModelUnavailable, ServerUnreachable):  # e.g. its runtime is not installed, or its server is
                 continue                                     # down (its own tests say so): that pair is left out
+            except SketchBenchError:  # a broken model: met again below, under this model's guard, and recorded
+                pass
             measured.append(self.relative_speed(name, other, PAIR_BATCH))
         return measured
 

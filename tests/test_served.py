@@ -140,15 +140,20 @@ def test_headers_come_from_the_environment_and_never_reach_a_message(bundled, mo
         model(fake.url, headers={"Authorization": "Bearer ${SERVING_TOKEN}"}).load()
 
 
-def test_a_served_model_asked_for_by_name_fails_when_its_server_is_down_and_others_still_run(centroid_project,
-                                                                                            tmp_path):
-    centroid_project.makeconftest(CENTROID)
-    centroid_project.makefile(".toml", thresholds=f"""
+def with_a_served_model_whose_server_is_down(project):
+    """The centroid model beside ``served``: a v2 model on a port where nothing listens."""
+    project.makeconftest(CENTROID)
+    project.makefile(".toml", thresholds=f"""
         [models.served]
         runtime = "v2"
         url = "http://127.0.0.1:{free_port()}"
         model_name = "cnn"
     """)
+
+
+def test_a_served_model_asked_for_by_name_fails_when_its_server_is_down_and_others_still_run(centroid_project,
+                                                                                            tmp_path):
+    with_a_served_model_whose_server_is_down(centroid_project)
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "-p",
                                         "no:cacheprovider", "--sketch-models=centroid,served",
@@ -164,16 +169,11 @@ def test_with_all_models_a_served_model_whose_server_is_down_is_left_out_of_the_
         centroid_project):
     """`--sketch-models=all` skips a served model whose server is down; the models timed beside each other
     must leave it out too, not error (the README's baseline command on a machine without the server)."""
-    centroid_project.makeconftest(CENTROID)
-    centroid_project.makefile(".toml", thresholds=f"""
-        [models.served]
-        runtime = "v2"
-        url = "http://127.0.0.1:{free_port()}"
-        model_name = "cnn"
-    """)
+    with_a_served_model_whose_server_is_down(centroid_project)
     centroid_project.makepyfile(test_pairs="def test_pairs(sketch_pairwise):\n    assert sketch_pairwise == []\n")
-    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "-p",
-                                        "no:cacheprovider", "--sketch-models=all", "-v")
+    # its own process: each in-process run re-imports httpcore, whose errors the first run's httpx then cannot map
+    result = centroid_project.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5",
+                                                   "-p", "no:cacheprovider", "--sketch-models=all", "-v")
     # (the built-in models error here: their files are not in this project)
     result.stdout.fnmatch_lines(["*test_pairs.py::test_pairs[[]centroid[]] PASSED*",
                                  "*test_pairs.py::test_pairs[[]served[]] SKIPPED*readiness*"],
