@@ -20,6 +20,7 @@ Anything unknown is a usage error naming the file, the table and the key.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,7 @@ class SketchConfig:
             found += [(where, category) for where, scope in scopes for category in scope.get("category_accuracy", {})]
         return found
 
-    def check_categories(self, categories: list[str], known: list[str] = ()) -> list[str]:
+    def check_categories(self, categories: list[str], known: Collection[str] = ()) -> list[str]:
         """A misspelt category would silently gate nothing: refuse it, naming the dataset's categories.
         A category of ``known`` (the bundled split's) that this dataset lacks is not a typo — the shipped
         limits on someone else's data: returned, sorted, so the run can say they are not applied."""
