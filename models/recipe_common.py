@@ -34,10 +34,11 @@ def load_split_arrays() -> dict:
     return out
 
 
-def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Square-root inverse-frequency weights: helps the small categories without drowning the large ones."""
+def class_weights(labels: np.ndarray, n_classes: int, power: float = 0.5) -> np.ndarray:
+    """Inverse-frequency weights to ``power`` (0.5, the default: helps the small categories without
+    drowning the large ones; 1.0 weighs every category equally)."""
     counts = np.bincount(labels, minlength=n_classes).astype(float)
-    weights = np.sqrt(counts.max() / np.maximum(counts, 1))
+    weights = (counts.max() / np.maximum(counts, 1)) ** power
     return (weights / weights.mean()).astype(np.float32)
 
 
@@ -82,7 +83,8 @@ def jitter_strokes(images, probability: float = 0.25):
     return tf.where(pick, thick, images)
 
 
-def training_datasets(x_train, y_train, x_val, y_val, n_classes: int, batch_size: int, to_input=None):
+def training_datasets(x_train, y_train, x_val, y_val, n_classes: int, batch_size: int, to_input=None,
+                      weight_power: float = 0.5):
     """tf.data pipelines: augmented, one-hot (for label smoothing) and class-weighted train; plain validation.
 
     ``to_input`` turns a batch of 28×28 grayscale drawings into the model's input (identity for cnn).
@@ -91,7 +93,7 @@ def training_datasets(x_train, y_train, x_val, y_val, n_classes: int, batch_size
 
     to_input = to_input or (lambda x: x)
     augment = augmenter()
-    weights = tf.constant(class_weights(y_train, n_classes))
+    weights = tf.constant(class_weights(y_train, n_classes, weight_power))
 
     def train_batch(x, y):
         return to_input(jitter_strokes(augment(x, training=True))), tf.one_hot(y, n_classes), tf.gather(weights, y)

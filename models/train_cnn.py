@@ -60,6 +60,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     parser.add_argument("--width", type=float, default=1.0, help="scale every layer's filters and units")
     parser.add_argument("--dropout", type=float, nargs=2, default=(0.4, 0.3), metavar=("FLATTEN", "DENSE"))
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak of the cosine schedule")
+    parser.add_argument("--class-weight-power", type=float, default=0.5,
+                        help="inverse-frequency class weights to this power (0.5: square root; 1: balanced)")
+    parser.add_argument("--init", default="", help="start from this trained .h5 (a second cosine cycle)")
     parser.add_argument("--out", default=str(MODELS_DIR / "cnn.h5"))
     parser.add_argument("--bf16", action="store_true",
                         help="train in mixed bfloat16 (about 1.3x faster on AVX512_BF16 CPUs); saves float32")
@@ -78,12 +82,25 @@ def main() -> None:
         x_train, y_train = x_train[pick], y_train[pick]
     log(f"train {x_train.shape}, validation {x_val.shape}, {len(categories)} categories")
 
-    train_ds, val_ds = training_datasets(x_train, y_train, x_val, y_val, len(categories), args.batch_size)
-    tag = ("" if args.width == 1.0 else f"_w{args.width:g}") + ("_bf16" if args.bf16 else "")
+    train_ds, val_ds = training_datasets(x_train, y_train, x_val, y_val, len(categories), args.batch_size,
+                                         weight_power=args.class_weight_power)
+    tag = (("" if args.width == 1.0 else f"_w{args.width:g}") + ("_bf16" if args.bf16 else "")
+           + ("" if args.class_weight_power == 0.5 else f"_cw{args.class_weight_power:g}")
+           + (f"_from_{Path(args.init).stem}" if args.init else ""))
     checkpoint = WORK / (f"cnn{tag}_ckpt.keras" if not args.limit else "cnn_smoke.keras")
-    log(f"width {args.width:g}, dropout {tuple(args.dropout)}, {args.epochs} epochs, checkpoint {checkpoint.name}")
-    build = lambda: build_cnn(len(categories), args.width, tuple(args.dropout))  # noqa: E731
-    model = as_float32(fit_resumable(build, 2e-3, args, train_ds, val_ds, len(y_train), checkpoint, log), build)
+    log(f"width {args.width:g}, dropout {tuple(args.dropout)}, {args.epochs} epochs, peak learning rate "
+        f"{args.learning_rate:g}, class weights ^{args.class_weight_power:g}, "
+        f"{'from ' + args.init if args.init else 'from scratch'}, checkpoint {checkpoint.name}")
+    initial = keras.models.load_model(args.init, compile=False).get_weights() if args.init else None
+
+    def build() -> keras.Model:
+        model = build_cnn(len(categories), args.width, tuple(args.dropout))
+        if initial is not None:
+            model.set_weights(initial)
+        return model
+
+    trained = fit_resumable(build, args.learning_rate, args, train_ds, val_ds, len(y_train), checkpoint, log)
+    model = as_float32(trained, build)
 
     x_test, y_test = data["test"]
     test_accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=512, verbose=0), 1) == y_test))

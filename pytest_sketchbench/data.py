@@ -18,8 +18,6 @@ import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
 
-BUNDLED_TEST_SPLIT = "quickdraw_test.npz"
-
 
 @dataclass(frozen=True)
 class Dataset:
