@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, Limits, ParityLimit, RatioLimit
+from pytest_sketchbench.metrics import wilson_interval
 from pytest_sketchbench.stats import min_samples_for
 
 
@@ -19,47 +20,110 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
+INCONCLUSIVE_POLICIES = ("skip", "fail", "warn")
+# wall-clock limits in milliseconds, seconds or drawings/s: they hold only where they were measured (a named
+# hardware profile) and only on a host the audit finds fit
+ABSOLUTE_TIME_LIMITS = frozenset({"max_latency_ms", "max_p95_latency_ms", "max_p99_latency_ms", "min_throughput",
+                                  "max_load_s", "max_end_to_end_ms", "max_cold_start_ms"})
+# wall-clock figures relative to the same run's own: they travel, but a busy host can still push one past its limit
+WALL_CLOCK_RELATIVE_LIMITS = frozenset({"max_load_ratio", "max_cold_start_ratio", "max_overhead_share"})
+
+
+def status_of(passed: bool | None, inconclusive: bool = False) -> str:
+    """One word per check: passed, failed, inconclusive (the evidence cannot tell), or measured (no limit)."""
+    return "inconclusive" if inconclusive else {True: "passed", False: "failed"}.get(passed, "measured")
+
+
+def apply_inconclusive_policy(message: str, policy: str) -> None:
+    """What an inconclusive check does to its test: skip it (default), fail it, or warn and let it pass."""
+    if policy == "fail":
+        pytest.fail(message, pytrace=False)
+    if policy == "skip":
+        pytest.skip(message)
+    warnings.warn(pytest.PytestWarning(message), stacklevel=3)
+
+
 class ThresholdChecker:
-    """Bound to one model and its resolved limits; used through the ``sketch_thresholds`` fixture."""
+    """Bound to one model and its resolved limits; used through the ``sketch_thresholds`` fixture.
+
+    A check passes or fails only when its evidence says so. When it cannot tell — an interval that still
+    straddles the limit after the budget, a wall-clock figure that misses its limit on an unfit host, too
+    few samples — it records *inconclusive* with the reason, and ``inconclusive`` (``--sketch-inconclusive``)
+    decides what the test does: ``skip`` (the default: not passed, not failed, counted), ``fail`` or ``warn``.
+    """
 
     def __init__(self, limits: Limits, record: dict, test_id: str = "",
-                 remeasure: Callable[[int], dict] | None = None):
+                 inconclusive: str = "skip",
+                 host: Callable[[], dict] | None = None, subsample: bool = False):
         self.limits = limits
         self.record = record
         self.test_id = test_id
         self.model = limits.model
-        self.remeasure = remeasure  # batch size → fresh latency statistics (for the re-measure-once rule)
+        self.inconclusive = inconclusive
+        self.host = host or (lambda: {"unfit": []})  # the host audit now: why wall-clock timing cannot be trusted
+        self.subsample = subsample  # accuracy on a sample of the test set: judged on its interval
 
-    def _verdict(self, check: str, measured, limit, passed: bool | None, message: str) -> None:
+    def _verdict(self, check: str, measured, limit, passed: bool | None, message: str,
+                 inconclusive: bool = False) -> None:
+        status = status_of(passed, inconclusive)
+        if inconclusive:
+            message = f"inconclusive: {message}"
         self.record["verdicts"].append({"test": self.test_id, "check": check, "measured": measured,
-                                        "limit": limit, "passed": passed, "message": message})
+                                        "limit": limit, "passed": passed, "status": status, "message": message})
         if passed is False:
             pytest.fail(message, pytrace=False)
+        if inconclusive:
+            apply_inconclusive_policy(message, self.inconclusive)
+
+    def _on_this_host(self, passed: bool, absolute: bool = False) -> tuple[bool | None, str]:
+        """A wall-clock figure and the host it was measured on: contention only slows a model down, so on an
+        unfit host a pass of a relative figure stands and a failure is inconclusive; an absolute limit (a
+        named hardware profile's) is judged only on a fit host."""
+        unfit = self.host()["unfit"]
+        if not unfit or (passed and not absolute):
+            return passed, ""
+        return None, f" — not judged on this host: {'; '.join(unfit)}"
 
     @staticmethod
     def _all_of(checks: list[Callable[[], None]]) -> None:
-        """Run every check (each records its verdict), then fail once with every failure's message."""
-        failures = []
+        """Run every check (each records its verdict), then fail once with every failure's message (or skip
+        with every inconclusive one's)."""
+        failures, skips = [], []
         for check in checks:
             try:
                 check()
             except pytest.fail.Exception as exc:
                 failures.append(str(exc.msg))
+            except pytest.skip.Exception as exc:
+                skips.append(str(exc.msg))
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
+        if skips:
+            pytest.skip("\n".join(skips))
 
-    def _compare(self, key: str, measured: float, describe: str, context: str = "") -> None:
-        """``min_*`` limits are lower bounds, ``max_*`` upper bounds."""
+    def _compare(self, key: str, measured: float, describe: str, context: str = "",
+                 interval: tuple[float, float] | None = None) -> None:
+        """``min_*`` limits are lower bounds, ``max_*`` upper bounds. With ``interval`` (a figure estimated
+        from a sample) the whole interval must lie on one side; a wall-clock figure is judged with the host."""
         limit = self.limits.get(key)
         context = f" {context}" if context else ""
         if limit is None:
             self._verdict(key, measured, None, None, f"{self.model} {describe}{context} (no {key} configured)")
             return
         lower = key.startswith("min_")
-        passed = measured >= limit if lower else measured <= limit
+        passed: bool | None = measured >= limit if lower else measured <= limit
         relation = (">=" if lower else "<=") if passed else ("<" if lower else ">")
+        why = ""
+        if interval is not None and interval[0] < limit < interval[1]:
+            passed, relation = None, "≈"
+            why = " — the interval straddles the limit on a sample of the test set: run the whole split to decide"
+        elif key in ABSOLUTE_TIME_LIMITS:
+            passed, why = self._on_this_host(bool(passed), absolute=True)
+        elif key in WALL_CLOCK_RELATIVE_LIMITS:
+            passed, why = self._on_this_host(bool(passed))
         shown = f"{limit:.3f}" if "accuracy" in key else f"{limit:g}"
-        self._verdict(key, measured, limit, passed, f"{self.model} {describe} {relation} {key} {shown}{context}")
+        self._verdict(key, measured, limit, passed, f"{self.model} {describe} {relation} {key} {shown}{context}{why}",
+                      inconclusive=passed is None)
 
     # -- accuracy ------------------------------------------------------------------------------
     def check_accuracy(self, predictions) -> None:
@@ -72,7 +136,8 @@ class ThresholdChecker:
         self._compare("min_accuracy", report["accuracy"],
                       f"accuracy {report['accuracy']:.3f} (95% CI {low:.3f}–{high:.3f})",
                       f"on {_fmt_int(report['n_samples'])} drawings"
-                      + (diagnosis_text(self.model, diagnosis) if diagnosis else ""))
+                      + (diagnosis_text(self.model, diagnosis) if diagnosis else ""),
+                      interval=(low, high) if self.subsample else None)
 
     def check_top5(self, predictions) -> None:
         top5 = predictions.report["top5_accuracy"]
@@ -80,17 +145,24 @@ class ThresholdChecker:
             self._verdict("min_top5_accuracy", None, self.limits.get("min_top5_accuracy"), None,
                           f"{self.model} returns classes, not probabilities: top-5 accuracy is not applicable")
             pytest.skip(f"{self.model} returns a class, not probabilities: top-5 accuracy is not applicable")
-        self._compare("min_top5_accuracy", top5, f"top-5 accuracy {top5:.3f}",
-                      f"on {_fmt_int(predictions.report['n_samples'])} drawings")
+        n = predictions.report["n_samples"]
+        low, high = wilson_interval(round(top5 * n), n)
+        self._compare("min_top5_accuracy", top5, f"top-5 accuracy {top5:.3f} (95% CI {low:.3f}–{high:.3f})",
+                      f"on {_fmt_int(n)} drawings", interval=(low, high) if self.subsample else None)
 
     def check_categories(self, predictions) -> None:
-        failing, checked = [], 0
+        """Every category against its limit; on a sample of the test set a category whose interval straddles
+        its limit is inconclusive (on the whole split the point estimate decides)."""
+        failing, unsure, checked = [], [], 0
         for category, row in predictions.report["per_category"].items():
             limit = self.limits.category_limit(category)
             if limit is None:
                 continue
             checked += 1
-            if row["accuracy"] < limit:
+            low, high = wilson_interval(round(row["accuracy"] * row["support"]), row["support"])
+            if self.subsample and low < limit < high:
+                unsure.append((category, row["accuracy"], limit, row["support"]))
+            elif (high if self.subsample else row["accuracy"]) < limit:
                 failing.append((category, row["accuracy"], limit, row["support"]))
         if not checked:
             self._verdict("min_category_accuracy", None, None, None,
@@ -100,39 +172,36 @@ class ThresholdChecker:
             detail = "; ".join(f"{c} {a:.3f} < {lim:g} (n={s})" for c, a, lim, s in failing)
             message = f"{self.model}: {len(failing)} of {checked} categories below their accuracy limit: {detail}"
             self._verdict("min_category_accuracy", {c: a for c, a, _, _ in failing}, None, False, message)
+        if unsure:
+            detail = "; ".join(f"{c} {a:.3f} vs {lim:g} (n={s})" for c, a, lim, s in unsure)
+            self._verdict("min_category_accuracy", {c: a for c, a, _, _ in unsure}, None, None,
+                          f"{self.model}: {len(unsure)} of {checked} categories too few drawings to tell (95% interval "
+                          f"straddles the limit on a sample of the test set): {detail}", inconclusive=True)
         self._verdict("min_category_accuracy", None, None, True,
                       f"{self.model}: all {checked} categories meet their accuracy limits")
 
     # -- speed ---------------------------------------------------------------------------------
     def check_latency(self, stats: dict) -> None:
-        """p50 (and p95/p99 where enough samples bound them) against their limits; a limit missed by less
-        than the figure's own interval is re-measured once before it fails."""
+        """p50 (and p95/p99) against their absolute limits (a named hardware profile's): judged only with
+        enough samples to estimate the percentile, on a fit host, and when its interval lies on one side."""
         for key, percentile in (("max_latency_ms", 50), ("max_p95_latency_ms", 95), ("max_p99_latency_ms", 99)):
             if key == "max_latency_ms" or self.limits.get(key) is not None:
-                stats = self._check_percentile(key, percentile, stats)
+                self._check_percentile(key, percentile, stats)
 
-    def _check_percentile(self, key: str, percentile: int, stats: dict) -> dict:
+    def _check_percentile(self, key: str, percentile: int, stats: dict) -> None:
         figure = "median_ms" if percentile == 50 else f"p{percentile}_ms"
         label = "p50" if percentile == 50 else f"p{percentile}"
         needed = min_samples_for(percentile) if percentile > 50 else 2
         where = f"at batch {stats['batch_size']} over {_fmt_int(stats['rounds'])} rounds"
+        limit = self.limits.get(key)
         if stats["rounds"] < needed:
-            message = (f"{self.model}: not enough samples for {label} (n={stats['rounds']}, need ≥ {needed}) — "
-                       "not judged; raise --sketch-latency-budget")
-            self._verdict(key, None, self.limits.get(key), None, message)
-            warnings.warn(pytest.PytestWarning(message), stacklevel=2)
-            return stats
-        limit, first = self.limits.get(key), None
-        interval = stats.get(f"p{percentile}_ci_ms")
-        if (limit is not None and stats[figure] > limit and interval and self.remeasure is not None
-                and stats[figure] - limit < interval[1] - interval[0]):
-            first = stats[figure]
-            stats = self.remeasure(stats["batch_size"])
+            self._verdict(key, None, limit, None, f"{self.model}: not enough samples for {label} (n={stats['rounds']}, "
+                          f"need ≥ {needed}); raise --sketch-latency-budget", inconclusive=limit is not None)
+            return
         interval = stats.get(f"p{percentile}_ci_ms")
         shown = f" (95% CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
-        again = f"; re-measured once, first run {first:.3f} ms" if first is not None else ""
-        self._compare(key, stats[figure], f"{label} latency {stats[figure]:.3f} ms{shown}", where + again)
-        return stats
+        self._compare(key, stats[figure], f"{label} latency {stats[figure]:.3f} ms{shown}", where,
+                      interval=tuple(interval) if interval else None)
 
     def check_ratios(self, measure: Callable[[RatioLimit], dict]) -> None:
         """Every relative speed limit of the model; all are measured and recorded before any fails."""
@@ -141,7 +210,10 @@ class ThresholdChecker:
         self._all_of([lambda limit=limit: self.check_ratio(limit, measure(limit)) for limit in self.limits.ratios])
 
     def check_ratio(self, limit: RatioLimit, result: dict) -> None:
-        """A relative speed limit: fails only when the whole interval lies past the limit."""
+        """A relative speed limit, decided sequentially (``SideBySide.relative_speed``): fails when the whole
+        interval lies past the limit, passes when it lies inside, and is inconclusive when the budget ran out
+        with the limit still inside the interval. On an unfit host a failure is inconclusive: contention moves
+        even a CPU-time ratio (scripts/measure_clock_bias.py)."""
         latency = limit.key == "max_latency_ratio"
         statistic = result.get("statistic", "p50")
         if latency:
@@ -151,18 +223,21 @@ class ThresholdChecker:
                 "throughput ratio" + (f" (from {statistic} times)" if statistic != "p50" else "")
         beyond = low > limit.bound if latency else high < limit.bound
         inside = high <= limit.bound if latency else low >= limit.bound
+        passed: bool | None = True if inside else False if beyond else None
         relation = (">" if latency else "<") if beyond else ("<=" if latency else ">=") if inside else "≈"
-        bound = "max" if latency else "min"
-        verdict = "" if beyond or inside else " — the interval straddles the limit: not failed"
-        oversubscribed = (f"; machine oversubscribed, load {result['load_average']:.1f}"
-                          if result.get("oversubscribed") else "")
-        message = (f"{self.model} {what} to {limit.reference} {ratio:.3g}× (95% CI {low:.3g}–{high:.3g}) "
-                   f"{relation} {bound} {limit.bound:g} at batch {result['batch_size']} "
-                   f"({_fmt_int(result['rounds'])} interleaved rounds; "
-                   f"{result['model_p50_ms']:.3f} vs "
-                   f"{result['reference_p50_ms']:.3f} ms{oversubscribed}){verdict}")
-        self._verdict(f"{limit.key}:{limit.reference}@{result['batch_size']}", ratio, limit.bound, not beyond,
-                      message)
+        why = ""
+        if passed is None:
+            why = f" — still straddles the limit after {_fmt_int(result['rounds'])} rounds"
+        if result.get("host_unfit") and passed is False:
+            passed, why = None, f" — not judged on this host: {'; '.join(result['host_unfit'])}"
+        elif passed is None and result.get("host_unfit"):
+            why += f": {'; '.join(result['host_unfit'])}"
+        message = (f"{self.model} {what} to {limit.reference} {ratio:.3g}× "
+                   f"({result.get('confidence', 0.95):.1%} CI {low:.3g}–{high:.3g}) "
+                   f"{relation} {'max' if latency else 'min'} {limit.bound:g} at batch {result['batch_size']} "
+                   f"({ratio_evidence(result)}){why}")
+        self._verdict(f"{limit.key}:{limit.reference}@{result['batch_size']}", ratio, limit.bound, passed,
+                      message, inconclusive=passed is None)
 
     def check_throughput(self, stats: dict) -> None:
         self._compare("min_throughput", stats["throughput_per_s"],
@@ -344,23 +419,43 @@ class BaselineGate:
         self._conclude(self.comparison.size_row(info.get("file_size_bytes")), "size", "model size")
 
 
-def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, test_id: str) -> None:
-    """The candidate timed interleaved with the baseline's file of the same model (``--sketch-baseline-models``):
-    a regression only when the whole interval of the p50 ratio lies above ``max_ratio``."""
+def ratio_evidence(result: dict) -> str:
+    """'182 interleaved rounds, 2 looks, CPU time decided; 2.480 vs 0.445 ms' — how a ratio was decided."""
+    clock = "CPU time" if result.get("clock") == "cpu" else "wall time"
+    looks = result.get("looks", 1)
+    return (f"{_fmt_int(result['rounds'])} interleaved rounds, {looks} look{'s' if looks > 1 else ''}, "
+            f"{clock} decided; {result['model_p50_ms']:.3f} vs {result['reference_p50_ms']:.3f} ms wall")
+
+
+def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, test_id: str,
+                     inconclusive: str = "skip") -> None:
+    """The candidate timed interleaved with the baseline's file of the same model (``--sketch-baseline-models``),
+    sequentially against ``max_ratio``: a regression when the whole interval lies above it, inconclusive
+    when the budget ran out with ``max_ratio`` inside it."""
     low, high = result["ci_low"], result["ci_high"]
-    verdict = "regression" if low > max_ratio else "improvement" if high < 1 / max_ratio else \
+    noisy_wall_clock = result.get("clock") == "wall" and result.get("host_unfit")  # same model: CPU time holds
+    verdict = "improvement" if high < 1 / max_ratio else \
+        "inconclusive" if low <= max_ratio < high or (low > max_ratio and noisy_wall_clock) else \
+        "regression" if low > max_ratio else \
         "no significant change" if low <= 1 <= high else "significant, within tolerance"
     row = {"model": model, "metric": f"p50 latency @{result['batch_size']} (ms), same run",
            "baseline": f"{result['reference_p50_ms']:.3f}", "current": f"{result['model_p50_ms']:.3f}",
-           "change": f"×{result['ratio']:.3f} (95% CI {low:.3f}–{high:.3f})", "p_value": None,
-           "p_test": f"paired bootstrap over {result['rounds']:,} interleaved rounds", "verdict": verdict,
+           "change": f"×{result['ratio']:.3f} ({result.get('confidence', 0.95):.1%} CI {low:.3f}–{high:.3f})",
+           "p_value": None, "p_test": f"sequential paired bootstrap ({ratio_evidence(result)})", "verdict": verdict,
            "test": test_id}
     record.setdefault("baseline_rows", []).append(row)
+    message = (f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
+               f"({result.get('confidence', 0.95):.1%} CI {low:.3g}–{high:.3g}) "
+               f"{'>' if verdict == 'regression' else '≈'} max {max_ratio:g} at batch {result['batch_size']} "
+               f"({ratio_evidence(result)})")
     if verdict == "regression":
-        pytest.fail(f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
-                    f"(95% CI {low:.3g}–{high:.3g}) "
-                    f"> max {max_ratio:g} at batch {result['batch_size']} ({result['rounds']:,} interleaved rounds)",
-                    pytrace=False)
+        pytest.fail(message, pytrace=False)
+    if verdict == "inconclusive":
+        message = f"inconclusive: {message} — still straddles the limit" + (
+            f": {'; '.join(result['host_unfit'])}" if result.get("host_unfit") else "")
+        record["verdicts"].append({"test": test_id, "check": "ab_latency_max_ratio", "measured": result["ratio"],
+                                   "limit": max_ratio, "passed": None, "status": "inconclusive", "message": message})
+        apply_inconclusive_policy(message, inconclusive)
 
 
 __all__ = ["BaselineGate", "ThresholdChecker", "check_ab_latency"]

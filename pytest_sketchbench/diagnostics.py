@@ -133,7 +133,7 @@ class Diagnostics:
                 continue                                     # down (its own tests say so): that pair is left out
             except SketchBenchError:  # a broken model: met again below, under this model's guard, and recorded
                 pass
-            measured.append(self.relative_speed(name, other, PAIR_BATCH))
+            measured.append(self.relative_speed(name, other, PAIR_BATCH, (1.0,)))  # which of the two is faster
         return measured
 
     # -- profiling -----------------------------------------------------------------------------

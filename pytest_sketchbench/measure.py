@@ -126,29 +126,51 @@ def time_calls(call: Callable[[], object], rounds: int, warmup: int = 0) -> list
     return samples
 
 
+@dataclass
+class Interleaved:
+    """Per-call seconds of two workloads timed in alternating blocks, on two clocks: wall time, and this
+    process's CPU time (all its threads), which a preemption by another process barely moves."""
+
+    wall_a: list[float]
+    wall_b: list[float]
+    cpu_a: list[float]
+    cpu_b: list[float]
+
+    def extend(self, more: Interleaved) -> None:
+        for name in ("wall_a", "wall_b", "cpu_a", "cpu_b"):
+            getattr(self, name).extend(getattr(more, name))
+
+    def clock(self, name: str) -> tuple[list[float], list[float]]:
+        return (self.wall_a, self.wall_b) if name == "wall" else (self.cpu_a, self.cpu_b)
+
+
 def time_interleaved(call_a: Callable[[], object], call_b: Callable[[], object], rounds: int,
-                     warmup: int = 0, block: int = 1) -> tuple[list[float], list[float]]:
-    """Raw seconds per call of two workloads timed in alternating rounds: ``block`` calls of A then of B,
-    then B first, and so on (ABBA…).
+                     warmup: int = 0, block: int = 1, start_with_b: bool = False) -> Interleaved:
+    """Two workloads timed in alternating rounds: ``block`` calls of A then of B, then B first, and so on
+    (ABBA…); each call on the wall clock and on the process's CPU clock.
 
     Both see the same machine state — a busy neighbour, a frequency change — so the ratio of their
     medians holds where each absolute figure does not. Swapping the order cancels any advantage of
     going first; short blocks (rather than single calls) keep one runtime's idle threads, still
     spinning after its last call, from landing on every call of the other (only a block's first call
-    can see them, and the median ignores it).
+    can see them, and the median ignores it). ``start_with_b`` continues an ABBA sequence that ended
+    on an odd number of rounds.
     """
     for _ in range(warmup):
         call_a()
         call_b()
-    timer = time.perf_counter
-    a_samples, b_samples = [], []
+    wall, cpu = time.perf_counter, time.process_time
+    out = Interleaved([], [], [], [])
+    sides = ((call_a, out.wall_a, out.cpu_a), (call_b, out.wall_b, out.cpu_b))
     for index in range(rounds):
-        for call, samples in ((call_a, a_samples), (call_b, b_samples))[:: 1 if index % 2 == 0 else -1]:
+        for call, walls, cpus in sides[:: -1 if (index % 2 == 1) != start_with_b else 1]:
             for _ in range(block):
-                start = timer()
+                cpu_start, wall_start = cpu(), wall()
                 call()
-                samples.append(timer() - start)
-    return a_samples, b_samples
+                wall_end, cpu_end = wall(), cpu()
+                walls.append(wall_end - wall_start)
+                cpus.append(cpu_end - cpu_start)
+    return out
 
 
 def first_call_s(plugin: ModelPlugin, images: np.ndarray) -> float:

@@ -45,6 +45,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "seed": ("0", "seed of --sketch-samples-per-category"),
     "threads": ("0", "intra-op threads per runtime, process pinned to as many cores "
                      "(0 = runtime default; under -n: the worker's cores)"),
+    "inconclusive": ("skip", "what a check the evidence cannot decide does to its test: skip (default: counted, "
+                             "neither passed nor failed), fail or warn (the test passes with a warning)"),
     "baseline-models": ("", "folder of the baseline's model files: each selected model is timed interleaved "
                             "with its namesake from there (same-run latency ratio)"),
 }
@@ -70,6 +72,7 @@ class Options:
     threads: int = 0  # runtime intra-op threads; 0 = the runtime's default (under -n: the worker's cores)
     threads_requested: int = 0  # what was asked for, when more than the usable cores (then clamped)
     seed: int = 0
+    inconclusive: str = "skip"  # checks.INCONCLUSIVE_POLICIES
 
 
 def addoptions(parser: pytest.Parser, group) -> None:
@@ -136,6 +139,9 @@ def read_options(config: pytest.Config) -> Options:
         raise pytest.UsageError(f"--sketch-batch-sizes: '{raw_sizes}' is not a comma list of integers") from None
     if not batch_sizes or min(batch_sizes) < 1:
         raise pytest.UsageError(f"--sketch-batch-sizes: '{raw_sizes}' must list positive integers, e.g. 1,32,64")
+    inconclusive = _raw(config, "inconclusive")[0]
+    if inconclusive not in ("skip", "fail", "warn"):
+        raise pytest.UsageError(f"--sketch-inconclusive: '{inconclusive}' is not one of skip, fail, warn")
     return Options(
         models=_raw(config, "models")[0], data=_path(config, "data"), categories=_path(config, "categories"),
         config=_path(config, "config"), samples_per_category=number("samples-per-category", int, 0),
@@ -143,6 +149,7 @@ def read_options(config: pytest.Config) -> Options:
         latency_budget_s=number("latency-budget", float, 0.0), device=_raw(config, "device")[0],
         models_dir=_path(config, "models-dir"), seed=number("seed", int, 0), threads=number("threads", int, 0),
         baseline=config.getoption("sketch_baseline") or "", baseline_models=_path(config, "baseline-models"),
+        inconclusive=inconclusive,
     )
 
 

@@ -140,9 +140,11 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
 
 def _header_lines(config: pytest.Config, sketch: SketchSession) -> list[str]:
     from pytest_sketchbench import hardware
+    from pytest_sketchbench.host_audit import audit_line
 
     return [f"sketchbench: {line}" for line in
-            [hardware.summary_line(sketch.hardware, sketch.profile), *sketch.describe_setup(),
+            [hardware.summary_line(sketch.hardware, sketch.profile), audit_line(sketch.host_audit()),
+             *sketch.describe_setup(),
              *parallel.header_notes(config)]]
 
 
@@ -284,8 +286,9 @@ def sketch_thresholds(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
 
     name = sketch_model.name
     limits = sketch_session.config.limits_for(name, sketch_session.profile)
-    return ThresholdChecker(limits, sketch_session.record(name), request.node.nodeid,
-                            remeasure=lambda batch: sketch_session.measure_latency(name, batch, fresh=True))
+    options = sketch_session.options
+    return ThresholdChecker(limits, sketch_session.record(name), request.node.nodeid, options.inconclusive,
+                            host=sketch_session.audit.now, subsample=options.samples_per_category > 0)
 
 
 @pytest.fixture
@@ -295,9 +298,11 @@ def sketch_relative_speed(sketch_model: ModelPlugin, sketch_session: SketchSessi
     Latency limits default to batch 1, throughput limits to the largest ``--sketch-batch-sizes``.
     """
     def measure(limit) -> dict:
-        default = 1 if limit.key == "max_latency_ratio" else max(sketch_session.options.batch_sizes)
+        latency = limit.key == "max_latency_ratio"
+        default = 1 if latency else max(sketch_session.options.batch_sizes)
+        bound = limit.bound if latency else 1 / limit.bound  # a throughput ratio is the inverse time ratio
         return _fail_on_user_error(lambda: sketch_session.relative_speed(sketch_model.name, limit.reference,
-                                                                         limit.batch or default))
+                                                                         limit.batch or default, (bound,)))
 
     return measure
 
@@ -361,9 +366,11 @@ def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelP
         if options.baseline_models:
             from pytest_sketchbench.baseline import settings_for
 
-            result = _fail_on_user_error(lambda: sketch_session.relative_speed(name, f"baseline:{name}", batch_size))
             max_ratio = settings_for(sketch_session.baseline_settings, name)["ab_latency_max_ratio"]
-            check_ab_latency(name, result, max_ratio, sketch_session.record(name), request.node.nodeid)
+            result = _fail_on_user_error(lambda: sketch_session.relative_speed(name, f"baseline:{name}", batch_size,
+                                                                               (max_ratio,)))
+            check_ab_latency(name, result, max_ratio, sketch_session.record(name), request.node.nodeid,
+                             options.inconclusive)
             return
         sketch_latency(batch_size)
         samples = sketch_session.record(name)["timing"][str(batch_size)]["samples_s"]
@@ -492,9 +499,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     sketch = _session(config)
     if sketch is not None:
+        from pytest_sketchbench.host_audit import audit_line
         from pytest_sketchbench.report import terminal
         from pytest_sketchbench.report.analysis import speed_index_text
 
         baseline_index = (sketch.baseline or {}).get("machine_speed_index")
         terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes,
-                               speed_index_text(sketch.measured_speed_index, baseline_index), sketch.comparison())
+                               speed_index_text(sketch.measured_speed_index, baseline_index), sketch.comparison(),
+                               audit_line(sketch.host_audit()))

@@ -28,6 +28,7 @@ from pytest_sketchbench.errors import (
     redact,
 )
 from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S, deadline
+from pytest_sketchbench.host_audit import HostAudit
 from pytest_sketchbench.input_probe import near_chance, probe_contracts
 from pytest_sketchbench.load_runs import LoadRuns
 from pytest_sketchbench.measure import (
@@ -69,6 +70,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         self.config: SketchConfig = setup.config
         self.selected = setup.selected
         self.hardware = hardware.detect()
+        self.audit = HostAudit(self.hardware["cpu"]["logical_cores"] or 1)
         detected = hardware.classify(self.hardware["gpus"], hardware.profiles_from_config(self.config.profiles))
         self.profile = self.options.device if self.options.device and self.options.device != "gpu" else detected
         if self.options.device == "gpu" and detected == "cpu":
@@ -336,18 +338,17 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
                 record["gpu_memory"] = gpu_memory(plugin)
         return record.get("memory", {})
 
-    def measure_latency(self, name: str, batch_size: int, benchmark=None, fresh: bool = False) -> dict:
+    def measure_latency(self, name: str, batch_size: int, benchmark=None) -> dict:
         with self.guarded(name, f"timing batch {batch_size}"):
-            return self._measure_latency(name, batch_size, benchmark, fresh)
+            return self._measure_latency(name, batch_size, benchmark)
 
-    def _measure_latency(self, name: str, batch_size: int, benchmark=None, fresh: bool = False) -> dict:
+    def _measure_latency(self, name: str, batch_size: int, benchmark=None) -> dict:
         """Time ``infer`` alone on one prepared batch: pytest-benchmark when it is on, our timer when not.
 
-        Each (model, batch size) is timed once per run and later tests reuse the figures, unless
-        ``fresh`` asks for a new measurement (the re-measure-once rule), which then replaces them.
+        Each (model, batch size) is timed once per run and later tests reuse the figures.
         """
         known = self.record(name)["timing"].get(str(batch_size))
-        if known is not None and not fresh:
+        if known is not None:
             return {k: v for k, v in known.items() if k != "samples_s"}
         plugin = self.load_model(name)
         if hasattr(plugin, "measured_latencies"):
@@ -371,8 +372,6 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         stats = latency_stats(samples, batch_size)
         stats["timer"] = timer
         self._keep_extra_results(name, plugin)  # a served model splits its requests' time: refresh it
-        if fresh and known is not None:
-            stats["remeasured"] = True
         if benchmark is not None:
             benchmark.extra_info.update(stats)
         timing = self.record(name)["timing"]

@@ -7,7 +7,6 @@ relative speed, and the machine speed index.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from pytest_sketchbench.measure import quiet_process, time_calls, time_interleav
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.models.onnx_model import OnnxModel
 from pytest_sketchbench.options import BUNDLED_DIR
-from pytest_sketchbench.stats import ratio_of_quantiles
+from pytest_sketchbench.stats import LOOKS, decided, look_confidence, ratio_of_quantiles
 
 CALIBRATION_FILE = BUNDLED_DIR.parent / "calibration" / "calibration.onnx"
 INTERLEAVE_BLOCK_S = 0.01  # one side's share of an interleaved round
@@ -73,17 +72,18 @@ class SideBySide:
                                    "put the main branch's model files in --sketch-baseline-models")
         return spec.plugin_class()(f"{name} (baseline)", {**spec.config, "path": str(path)})
 
-    def relative_speed(self, name: str, reference: str, batch_size: int) -> dict:
+    def relative_speed(self, name: str, reference: str, batch_size: int, bounds: tuple[float, ...] = ()) -> dict:
         with self.guarded(name, f"timing beside {reference} at batch {batch_size}"):
-            return self._relative_speed(name, reference, batch_size)
+            return self._relative_speed(name, reference, batch_size, tuple(bounds))
 
-    def _relative_speed(self, name: str, reference: str, batch_size: int) -> dict:
-        """``name`` and ``reference`` timed in alternating rounds on the same batch: the ratio of their
-        median latencies with a paired-bootstrap 95 % interval. Computed once per (model, reference, batch)."""
+    def _relative_speed(self, name: str, reference: str, batch_size: int, bounds: tuple[float, ...]) -> dict:
+        """``name`` and ``reference`` timed in alternating blocks on the same batch until the ratio's interval
+        lies clearly on one side of every bound, or the budget is spent (``stats.LOOKS`` looks). Reused for a
+        later caller whose bounds it already decides, measured again otherwise."""
         record = self.record(name)
         key = f"{reference}@{batch_size}"
         known = record.setdefault("relative_speed", {}).get(key)
-        if known is not None:
+        if known is not None and decided(known, bounds):
             return known
         if name in self._trackers:  # memory is tracked over load + accuracy pass: finish that first
             self.predictions(name)
@@ -91,35 +91,50 @@ class SideBySide:
         other = self.reference(reference)
         batch = self._drawings(batch_size)
         call_a, call_b = timed_call(plugin, plugin.prepare(batch)), timed_call(other, other.prepare(batch))
+        clock = self._decision_clock(plugin, other)
         with quiet_process(self._trackers.values()):
             per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
             block = int(np.clip(INTERLEAVE_BLOCK_S / max(per_a, per_b), 1, 20))  # ~10 ms of calls per side
             # the budget is doubled (each round times two workloads); at least 50 rounds for the interval
             rounds = int(np.clip(2 * self.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
-            a_samples, b_samples = time_interleaved(call_a, call_b, rounds, warmup=max(5, rounds // 20), block=block)
-        load = load_average()
-        oversubscribed = self._oversubscribed(load)
-        # Time-shared in slices as short as a call, a longer call is likelier to be preempted and the medians
-        # drift apart (measured: 6 spinners on 2 cores took cnn÷onnx from 2.21 to 6.43× at p50, 2.03 to 2.14×
-        # at p10): a low quantile, which preempted calls rarely reach, is then the figure that holds.
-        result = ratio_of_quantiles(a_samples, b_samples, quantile_pct=10 if oversubscribed else 50)
-        result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, load_average=load,
-                      oversubscribed=oversubscribed, reference=reference, batch_size=batch_size,
-                      model_p50_ms=float(np.median(a_samples) * 1000),
-                      reference_p50_ms=float(np.median(b_samples) * 1000))
+            samples = time_interleaved(call_a, call_b, rounds, warmup=max(5, rounds // 20), block=block)
+            for look in range(1, LOOKS + 1):
+                host = self.audit.now()
+                # on the wall clock a busy host preempts the longer call more often: the p10 ratio, which
+                # preempted calls rarely reach, is then the figure that holds (CPU time needs no such help)
+                quantile = 10 if clock == "wall" and host["unfit"] else 50
+                result = ratio_of_quantiles(*samples.clock(clock), confidence=look_confidence(), quantile_pct=quantile)
+                if look == LOOKS or decided(result, bounds):
+                    break
+                # doubling: the looks come after n, 2n and 4n rounds; ABBA order carries on
+                samples.extend(time_interleaved(call_a, call_b, rounds, block=block, start_with_b=rounds % 2 == 1))
+                rounds *= 2
+        wall, cpu = (float(np.median(a) / np.median(b)) for a, b in (samples.clock("wall"), samples.clock("cpu")))
+        result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, looks=look, bounds=list(bounds),
+                      decided=decided(result, bounds), clock=clock, wall_ratio=wall, cpu_ratio=cpu,
+                      load_average=host["load_average"], host_unfit=host["unfit"], reference=reference,
+                      batch_size=batch_size, model_p50_ms=float(np.median(samples.wall_a) * 1000),
+                      reference_p50_ms=float(np.median(samples.wall_b) * 1000),
+                      model_cpu_p50_ms=float(np.median(samples.cpu_a) * 1000),
+                      reference_cpu_p50_ms=float(np.median(samples.cpu_b) * 1000))
         record["relative_speed"][key] = result
         return result
 
-    def _oversubscribed(self, load: float | None) -> bool:
-        """More runnable work than 1.5× the cores: the ratio of medians no longer holds (see above); noted."""
-        cores = self.hardware["cpu"]["logical_cores"] or 1
-        if load is None or load <= 1.5 * cores:
-            return False
-        note = (f"the machine was oversubscribed while timing side by side (load average {load:.1f} on {cores} "
-                "cores): relative speed was judged on the p10 ratio, which preemption barely moves")
-        if not any(n.startswith(note[:40]) for n in self.notes):
-            self.notes.append(note)
-        return True
+    def _decision_clock(self, plugin: ModelPlugin, other: ModelPlugin) -> str:
+        """Which clock decides a ratio: this process's CPU time where both sides compute here, single-threaded,
+        on the CPU — a preemption by another process then stops both clocks, so contention cannot bias it
+        (scripts/measure_clock_bias.py) — else wall time (a GPU's or a server's work is not this process's CPU
+        time, and threads working in parallel would count several times). CPU time misses waits (sleeps,
+        I/O), which a local single-threaded CPU model does not have."""
+        single = self._threads() == 1
+        local = all(p.computes_in_process and p.device == "cpu" for p in (plugin, other))
+        return "cpu" if single and local else "wall"
+
+    def host_audit(self) -> dict:
+        """The host audit as reports show it, with the calibration network's spread across blocks (from the
+        speed index, where this run measured one) as the run's measured noise."""
+        index = self._speed_index or {}
+        return self.audit.summary({"block_spread": index.get("block_spread")} if index.get("block_spread") else None)
 
     @property
     def measured_speed_index(self) -> dict | None:
@@ -138,15 +153,11 @@ class SideBySide:
             call = timed_call(plugin, plugin.prepare(np.zeros((1, 28, 28), np.uint8)))  # the work is data-blind
             with quiet_process(self._trackers.values()):
                 samples = time_calls(call, 1000, warmup=100)
+            blocks = np.median(np.reshape(samples, (20, -1)), axis=1)  # 20 blocks of 50 calls
             self._speed_index = {"calls_per_s": float(1.0 / np.median(samples)),
+                                 "block_spread": float((blocks.max() - blocks.min()) / np.median(blocks)),
                                  "p50_ms": float(np.median(samples) * 1000), "rounds": len(samples),
                                  "workload": "pytest_sketchbench/calibration/calibration.onnx in ONNX Runtime, "
                                              "batch 1, the run's thread settings"}
         return self._speed_index
 
-
-def load_average() -> float | None:
-    try:
-        return float(os.getloadavg()[0])
-    except (AttributeError, OSError):  # not on every platform
-        return None

@@ -79,6 +79,42 @@ def ratio_of_quantiles(a_s, b_s, confidence: float = 0.95, resamples: int = 2000
             "ci_high": float(high), "rounds": int(a.size), "confidence": confidence, "statistic": f"p{quantile_pct:g}"}
 
 
+# -- the stopping rule of every side-by-side speed decision ------------------------------------------
+# A group-sequential design with Bonferroni alpha spending: at most LOOKS looks at the interval (after n,
+# 2n, 4n interleaved rounds), each at confidence 1 - 2·FALSE_DECISION_RATE/LOOKS. By the union bound the
+# chance of ever putting the whole interval past a limit the true ratio does not cross is at most
+# FALSE_DECISION_RATE per side (1 % false fails, 1 % false passes), however many looks were taken; the first
+# look decides when the ratio is far from its limit, so an idle run costs what one fixed-size run did.
+LOOKS = 3
+FALSE_DECISION_RATE = 0.01
+
+
+def look_confidence(looks: int = LOOKS, rate: float = FALSE_DECISION_RATE) -> float:
+    """The two-sided confidence of each look's interval."""
+    return 1.0 - 2.0 * rate / looks
+
+
+def side_of(low: float, high: float, bound: float) -> str:
+    """Where an interval lies against a limit: 'above', 'below' or 'straddles' (not decided)."""
+    return "above" if low > bound else "below" if high < bound else "straddles"
+
+
+def decided(result: dict, bounds) -> bool:
+    """Does the ratio's interval lie clearly on one side of every bound?"""
+    return all(side_of(result["ci_low"], result["ci_high"], bound) != "straddles" for bound in bounds)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control over one run's pairwise tests),
+    in the order given."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * len(p_values), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def mcnemar_exact(baseline_correct, current_correct) -> dict:
     """Paired comparison of two classifiers on the same drawings (two-sided exact binomial test on the
     drawings exactly one of them gets right)."""

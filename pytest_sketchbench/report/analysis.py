@@ -47,12 +47,15 @@ def category_mapping_text(record: dict) -> str | None:
 
 
 def model_status(record: dict) -> str:
-    """One word for a model's outcome, from its tests: error > failed > passed > skipped > not run."""
+    """One word for a model's outcome, from its tests and checks: error > failed > inconclusive > passed >
+    skipped > not run. A model with any check its evidence could not decide is never "passed"."""
     outcomes = record.get("outcomes") or {}
     if record.get("errors") or outcomes.get("error"):
         return "error"
-    if outcomes.get("failed"):
+    if outcomes.get("failed") or any(v.get("passed") is False for v in record.get("verdicts", [])):
         return "failed"
+    if inconclusive_checks(record):
+        return "inconclusive"
     if outcomes.get("passed"):
         return "passed"
     if outcomes.get("skipped") or record.get("skipped"):
@@ -60,7 +63,28 @@ def model_status(record: dict) -> str:
     return "not run"
 
 
-STATUS_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️", "not run": "—"}
+STATUS_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "inconclusive": "❔", "skipped": "⏭️", "not run": "—"}
+STATUSES = tuple(STATUS_MARK)
+
+
+def verdict_status(verdict: dict) -> str:
+    """A recorded check's outcome; reports written before 'status' existed say it through 'passed' alone."""
+    return verdict.get("status") or {True: "passed", False: "failed"}.get(verdict.get("passed"), "measured")
+
+
+def inconclusive_checks(record: dict) -> list[str]:
+    """The messages of the checks whose evidence could not decide (each says why)."""
+    return [v["message"] for v in record.get("verdicts", []) if v.get("status") == "inconclusive"]
+
+
+def verdict_counts(results: dict) -> dict[str, int]:
+    """Checks per outcome over a run: passed, failed, inconclusive, measured (no limit configured)."""
+    counts = {"passed": 0, "failed": 0, "inconclusive": 0, "measured": 0}
+    for record in results.values():
+        for verdict in record.get("verdicts", []):
+            status = verdict_status(verdict)
+            counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def largest_batch_throughput(record: dict) -> tuple[int, float] | tuple[None, None]:

@@ -11,6 +11,7 @@ import html
 
 import pytest
 
+from pytest_sketchbench.host_audit import audit_line
 from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
@@ -20,6 +21,7 @@ from pytest_sketchbench.report.analysis import (
     failed_check_details,
     fmt,
     speed_index_text,
+    verdict_status,
 )
 from pytest_sketchbench.report.html_sections import category_heatmap, machines_table, model_details, pairs_table
 from pytest_sketchbench.report.tables import result_row
@@ -29,13 +31,16 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;font-size:.9rem}
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.skip{color:#8a6d00}.note{color:#555;font-size:.9rem}
+.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.skip{color:#8a6d00}.unsure{color:#a15c00;font-weight:600}.note{color:#555;font-size:.9rem}
 img{max-width:100%;height:auto}.grid{display:flex;flex-wrap:wrap;gap:1rem}
 figure.drawing{margin:0;font-size:.8rem;text-align:center}figure.drawing img{border:1px solid #ccc}
 """
 
 
-STATUS_CLASS = {"passed": "pass", "failed": "fail", "error": "fail", "skipped": "skip", "not run": "skip"}
+STATUS_CLASS = {"passed": "pass", "failed": "fail", "error": "fail", "inconclusive": "unsure", "skipped": "skip",
+                "not run": "skip"}
+BASELINE_CLASS = {"regression": "fail", "inconclusive": "unsure", "missing": "fail"}
+VERDICT_CLASS = {"passed": "pass", "failed": "fail", "inconclusive": "unsure", "measured": "pass"}
 
 
 def _e(value) -> str:
@@ -109,8 +114,7 @@ def model_section(model: str, record: dict, images=None) -> str:
     parts.append(_img(charts.latency_png(model, record.get("timing", {})), f"{model} latency distribution"))
     verdicts = record.get("verdicts", [])
     if verdicts:
-        items = "".join(f"<li class={'fail' if v['passed'] is False else 'pass'}>{_e(v['message'])}</li>"
-                        for v in verdicts)
+        items = "".join(f"<li class={VERDICT_CLASS[verdict_status(v)]}>{_e(v['message'])}</li>" for v in verdicts)
         parts.append(f"<h3>threshold checks</h3><ul>{items}</ul>")
     parts.append("</section>")
     return "".join(parts)
@@ -145,7 +149,7 @@ def standalone_html(report: dict, results: dict, images=None) -> str:
         rows = "".join(f"<tr><td>{_e(r['model'])}</td><td>{_e(r['metric'])}</td><td>{_e(r['baseline'])}</td>"
                        f"<td>{_e(r['current'])}</td><td>{_e(r['change'])}</td>"
                        f"<td>{_e(r.get('p_value') or '—')} {_e(r.get('p_test') or '')}</td>"
-                       f"<td class={'fail' if r['verdict'] == 'regression' else 'pass'}>{_e(r['verdict'])}</td></tr>"
+                       f"<td class={BASELINE_CLASS.get(r['verdict'], 'pass')}>{_e(r['verdict'])}</td></tr>"
                        for r in baseline.get("rows", []))
         index = speed_index_text(metadata.get("machine_speed_index"), baseline.get("baseline_machine_speed_index"))
         baseline_html = (f"<h2>compared with the baseline</h2><p class=note>{_e(index.lstrip('; '))}</p>"
@@ -160,6 +164,9 @@ def standalone_html(report: dict, results: dict, images=None) -> str:
 <p class=note>{_e(metadata['timestamp'])} · commit {_e(metadata.get('git_commit') or 'unknown')} ·
 {metadata['test_samples']:,} drawings in {len(metadata['categories'])} categories ·
 {'<b class=fail>interrupted</b> · ' if metadata.get('interrupted') else ''}exit status {metadata.get('exit_status')}</p>
+<p class=note id='host-audit'>{_e(audit_line(metadata['host_audit']) if metadata.get('host_audit') else 'no audit')} ·
+checks: {_e(', '.join(f"{n} {k}" for k, n in (metadata.get('verdict_counts') or {}).items()))}
+(inconclusive → {_e(metadata.get('inconclusive_policy') or 'skip')})</p>
 <h2>summary</h2>{summary_table(results)}
 <h2>comparison</h2><p id='comparison'>best accuracy: <b>{_e(summary['best_accuracy'])}</b> · fastest:
 <b>{_e(summary['fastest'])}</b> · most consistent: <b>{_e(summary['most_consistent'])}</b></p>

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import model_status
+from pytest_sketchbench.report.analysis import model_status, verdict_counts
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scikit-learn", "tensorflow",
@@ -109,6 +109,9 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
         "models": sketch.selected,
         "hardware": sketch.hardware,
         "machine_speed_index": sketch.measured_speed_index,
+        "host_audit": sketch.host_audit(),
+        "verdict_counts": verdict_counts(sketch.results),
+        "inconclusive_policy": sketch.options.inconclusive,
         "device_profile": sketch.profile,
         "library_versions": library_versions(),
         "exit_status": int(exitstatus),

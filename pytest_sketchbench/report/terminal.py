@@ -10,14 +10,16 @@ from pytest_sketchbench.report.analysis import (
     detail_lines,
     extreme_categories,
     fmt,
+    inconclusive_checks,
     largest_batch_throughput,
     model_status,
+    verdict_counts,
 )
 from pytest_sketchbench.report.pairwise import pair_statements
 
 
 def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None,
-                  index_line: str = "", summary: dict | None = None) -> None:
+                  index_line: str = "", summary: dict | None = None, host_line: str = "") -> None:
     verbosity = config.get_verbosity()
     if not results or verbosity <= -2:  # -qq: pass/fail only
         return
@@ -78,6 +80,13 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
                                 f"({row['change']}{p_value}): {row['verdict']}")
     if index_line:
         reporter.write_line(index_line.lstrip("; "))
+    if host_line:
+        reporter.write_line(host_line)
+    counts = verdict_counts(results)
+    reporter.write_line("checks: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    for name, record in results.items():
+        for message in inconclusive_checks(record):
+            reporter.write_line(f"INCONCLUSIVE {name}: {message.removeprefix('inconclusive: ')}")
     for note in notes or []:
         reporter.write_line(f"note: {note}")
 
