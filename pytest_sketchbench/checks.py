@@ -427,6 +427,9 @@ def ratio_evidence(result: dict) -> str:
             f"{clock} decided; {result['model_p50_ms']:.3f} vs {result['reference_p50_ms']:.3f} ms wall")
 
 
+RELATION = {"regression": ">", "inconclusive": "≈"}
+
+
 def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, test_id: str,
                      inconclusive: str = "skip") -> None:
     """The candidate timed interleaved with the baseline's file of the same model (``--sketch-baseline-models``),
@@ -446,15 +449,18 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, t
     record.setdefault("baseline_rows", []).append(row)
     message = (f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
                f"({result.get('confidence', 0.95):.1%} CI {low:.3g}–{high:.3g}) "
-               f"{'>' if verdict == 'regression' else '≈'} max {max_ratio:g} at batch {result['batch_size']} "
+               f"{RELATION.get(verdict, '<=')} max {max_ratio:g} at batch {result['batch_size']} "
                f"({ratio_evidence(result)})")
-    if verdict == "regression":
-        pytest.fail(message, pytrace=False)
-    if verdict == "inconclusive":
-        message = f"inconclusive: {message} — still straddles the limit" + (
+    passed = {"regression": False, "inconclusive": None}.get(verdict, True)
+    if passed is None:
+        message = f"inconclusive: {message} — not decided" + (
             f": {'; '.join(result['host_unfit'])}" if result.get("host_unfit") else "")
-        record["verdicts"].append({"test": test_id, "check": "ab_latency_max_ratio", "measured": result["ratio"],
-                                   "limit": max_ratio, "passed": None, "status": "inconclusive", "message": message})
+    record["verdicts"].append({"test": test_id, "check": "ab_latency_max_ratio", "measured": result["ratio"],
+                               "limit": max_ratio, "passed": passed, "status": status_of(passed, passed is None),
+                               "message": message})
+    if passed is False:
+        pytest.fail(message, pytrace=False)
+    if passed is None:
         apply_inconclusive_policy(message, inconclusive)
 
 

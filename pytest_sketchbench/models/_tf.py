@@ -36,6 +36,7 @@ class TensorFlowCalls:
     timed. ``uses_keras`` plugins import Keras with TensorFlow (before memory tracking starts)."""
 
     uses_keras = False
+    computes_in_process = True  # on the CPU device: TensorFlow's kernels run in this process's threads
 
     def import_runtime(self) -> None:
         import_tensorflow(self.config.get("threads"))

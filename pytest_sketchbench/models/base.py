@@ -64,8 +64,9 @@ class ModelPlugin(ABC):
                                                  "timeout_s", "strict_categories", "category_mode",
                                                  "allow_cpu_fallback", "ink", "value_range")
     local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
-    # its work is this process's CPU time (False: a server's or an API's), so that CPU time can time it
-    computes_in_process: ClassVar[bool] = True
+    # all its work is this process's CPU time, so that CPU time can time it: the built-in CPU runtimes say so;
+    # a plugin that waits (a server, an API, a sleep) must not, and an unknown one is timed on the wall clock
+    computes_in_process: ClassVar[bool] = False
     #: The option holding the per-stage deadline (a served model's ``timeout_s`` bounds each request instead).
     stage_timeout_option: ClassVar[str] = "timeout_s"
     profiler_name: ClassVar[str | None] = None  # the runtime's operator profiler, where profile_operators has one

@@ -42,7 +42,6 @@ class GeminiModel(ModelPlugin):
     input_format = "png"
     outputs_probabilities = False
     local = False  # requests are bounded by its own timeout, retries and budget
-    computes_in_process = False
     options = tuple(DEFAULTS) + ("prompt",)
 
     @classmethod

@@ -14,6 +14,7 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin, image_layout
 
 class OnnxModel(ModelPlugin):
     runtime = "onnxruntime"
+    computes_in_process = True  # on the CPU device: its kernels run in this process
     options = ("providers", "spinning")
     profiler_name = "ONNX Runtime profiler"
 

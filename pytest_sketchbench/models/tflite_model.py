@@ -16,6 +16,7 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin, image_layout
 
 class LiteRTModel(ModelPlugin):
     runtime = "litert"
+    computes_in_process = True  # on the CPU device: its kernels run in this process
 
     def import_runtime(self) -> None:
         try:

@@ -13,6 +13,7 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 
 class TorchScriptModel(ModelPlugin):
     runtime = "torch"
+    computes_in_process = True  # on the CPU device: its kernels run in this process
     options = ("input_shape",)
     profiler_name = "torch.profiler"
 

@@ -31,7 +31,6 @@ DEFAULTS = {"url": None, "model_name": None, "model_version": None, "headers": {
 
 class OpenInferenceModel(ModelPlugin):
     runtime = "open-inference-v2"
-    computes_in_process = False  # the server does the work: timed on the wall clock
     options = (*(k for k in DEFAULTS if k != "timeout_s"), "stage_timeout_s")
     stage_timeout_option = "stage_timeout_s"  # timeout_s bounds each request
     results_key = "served"
