@@ -39,7 +39,9 @@ LIMITS: dict[str, tuple[type, str]] = {
     "max_memory_mb": (float, "peak RSS growth over load + inference (MB)"),
     "max_gpu_memory_mb": (float, "peak device memory on a GPU: the runtime's allocator peak, else NVML's (MB)"),
     "max_model_mb": (float, "model file size (MB)"),
-    "max_load_s": (float, "load time (s)"),
+    "max_load_s": (float, "load time (s): absolute, put it under a hardware profile"),
+    "max_load_ratio": (float, "load time ÷ the calibration network's batch-1 p50 in this run: load time in "
+                              "calibration calls (travels across machines)"),
     "max_end_to_end_ms": (float, "p50 of one drawing end to end: uint8 bitmap → preprocessing → runtime → class (ms)"),
     "max_overhead_share": (float, "share of the end-to-end time spent outside the runtime call (pre/post-processing)"),
     "max_cold_start_ms": (float, "the first call after loading (ms)"),
@@ -75,10 +77,25 @@ LOADGEN_SETTINGS: dict[str, tuple[type, str]] = {
     "min_server_peak_qps": (float, "Server: the highest valid rate LoadGen finds must reach this (queries/s)"),
     "min_offline_qps": (float, "Offline: drawings per second, all queued at once"),
     "offline_batch_size": (int, "Offline: drawings per model call"),
+    # the same service levels in forms that travel: resolved in the run from the model's own batch-1 p50
+    # (latency bounds) or the calibration network's calls/s (rates), both measured in the same run
+    "single_stream_max_p90_ratio": (float, "SingleStream: p90 bound as a multiple of the model's own batch-1 p50"),
+    "server_target_qps_ratio": (float, "Server: the arrival rate as a multiple of the calibration network's calls/s"),
+    "server_max_p99_ratio": (float, "Server: the p99 bound as a multiple of the model's own batch-1 p50"),
+    "min_server_peak_qps_ratio": (float, "Server: the highest valid rate as a multiple of the calibration calls/s"),
+    "min_offline_qps_ratio": (float, "Offline: drawings/s as a multiple of the calibration network's calls/s"),
     "min_duration_ms": (int, "each run lasts at least this long (MLPerf: 600,000)"),
     "min_query_count": (int, "each run issues at least this many queries"),
     "concurrency": (int, "queries the SUT runs at once (default: the model's concurrency option, else 1)"),
     "accuracy": (bool, "also run LoadGen's accuracy mode; its answers must equal the accuracy pass"),
+}
+# a travelling service level → (the absolute key it resolves to, what it multiplies)
+RELATIVE_LOADGEN: dict[str, tuple[str, str]] = {
+    "single_stream_max_p90_ratio": ("single_stream_max_p90_ms", "p50"),
+    "server_target_qps_ratio": ("server_target_qps", "calibration"),
+    "server_max_p99_ratio": ("server_max_p99_ms", "p50"),
+    "min_server_peak_qps_ratio": ("min_server_peak_qps", "calibration"),
+    "min_offline_qps_ratio": ("min_offline_qps", "calibration"),
 }
 DEFAULT_SERVER_P99_MS = 10.0  # the Server bound when a table gives a target rate but no server_max_p99_ms
 LOADGEN_DEFAULTS = {"multi_stream_samples_per_query": 8, "offline_batch_size": 64, "min_duration_ms": 2000,
@@ -98,7 +115,11 @@ def _check_loadgen_table(table: dict, where: str) -> dict:
                 kind is int and not isinstance(value, int)):
             raise SketchBenchError(where, f"'{key}' must be a positive {'integer' if kind is int else 'number'}",
                                    f"got {value!r}")
-    if "server_max_p99_ms" in table and "server_target_qps" not in table and "min_server_peak_qps" not in table:
+    for ratio_key, (absolute_key, _) in RELATIVE_LOADGEN.items():
+        if ratio_key in table and absolute_key in table:
+            raise SketchBenchError(where, f"both {ratio_key} and {absolute_key}", "keep one form of each gate")
+    given = {RELATIVE_LOADGEN.get(key, (key,))[0] for key in table}
+    if "server_max_p99_ms" in given and "server_target_qps" not in given and "min_server_peak_qps" not in given:
         raise SketchBenchError(where, "server_max_p99_ms needs server_target_qps (or min_server_peak_qps)",
                                "e.g. server_target_qps = 200 — the load at which the p99 bound must hold")
     return table

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench import loadgen
+from pytest_sketchbench.config import RELATIVE_LOADGEN
 from pytest_sketchbench.errors import ModelUnavailable
 from pytest_sketchbench.measure import classify, quiet_process
 
@@ -20,6 +21,31 @@ class LoadRuns:
     def loadgen_table(self, name: str) -> dict:
         """The model's ``[<model>.loadgen]`` settings on this device profile (empty: no scenarios)."""
         return self.config.limits_for(name, self.profile).loadgen
+
+    def resolved_loadgen_table(self, name: str) -> dict:
+        """The table with each travelling service level (``*_ratio``) turned into the absolute figure LoadGen
+        takes, from this run's own measurements; ``record["loadgen_basis"]`` says what each came from."""
+        record = self.record(name)
+        if "loadgen_limits" in record:
+            return record["loadgen_limits"]
+        table, basis = dict(self.loadgen_table(name)), {}
+        for ratio_key, (absolute_key, base) in RELATIVE_LOADGEN.items():
+            if ratio_key not in table:
+                continue
+            ratio = table.pop(ratio_key)
+            if base == "p50":
+                p50_ms = self.measure_latency(name, 1)["median_ms"]
+                table[absolute_key] = ratio * p50_ms
+                basis[absolute_key] = f"{ratio:g} × {name}'s batch-1 p50 {p50_ms:.3f} ms"
+            else:
+                index = self.speed_index() or {}
+                if not index.get("calls_per_s"):
+                    raise ModelUnavailable(f"model '{name}'", f"{ratio_key} needs the calibration network "
+                                           f"({index.get('note', 'not measured')})", "")
+                table[absolute_key] = ratio * index["calls_per_s"]
+                basis[absolute_key] = f"{ratio:g} × calibration {index['calls_per_s']:,.0f} calls/s"
+        record["loadgen_limits"], record["loadgen_basis"] = table, basis
+        return table
 
     def loadgen_run(self, name: str, run: str, report_dir: Path | None) -> loadgen.ScenarioResult:
         """Run (once) one of the model's planned LoadGen runs; its logs go to ``<report dir>/<model>/loadgen/``."""
@@ -30,7 +56,7 @@ class LoadRuns:
         done = self.record(name).setdefault("loadgen", {})
         if run not in done:
             with self.guarded(name, f"LoadGen {run}"):
-                done[run] = self._loadgen_run(name, run, table, report_dir).to_dict()
+                done[run] = self._loadgen_run(name, run, self.resolved_loadgen_table(name), report_dir).to_dict()
         return loadgen.ScenarioResult.from_dict(done[run])
 
     def _loadgen_run(self, name: str, run: str, table: dict, report_dir: Path | None) -> loadgen.ScenarioResult:
