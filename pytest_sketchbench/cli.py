@@ -81,10 +81,12 @@ def merge(args) -> int:
     report["speed_by_machine"] = speed_rows(records)
     for path in write_outputs(report, records, args):
         print(f"written: {path}")
-    return _summarise(records, problems, metadata["merged_label"], report["speed_by_machine"])
+    return _summarise(records, problems, metadata["merged_label"], report["speed_by_machine"],
+                      metadata.get("inconclusive_policy") or "skip")
 
 
-def _summarise(records: dict, problems: list[str], title: str, speed: list[dict] | None = None) -> int:
+def _summarise(records: dict, problems: list[str], title: str, speed: list[dict] | None = None,
+               inconclusive_policy: str = "skip") -> int:
     from pytest_sketchbench.report.analysis import model_status
 
     print(title)
@@ -102,7 +104,10 @@ def _summarise(records: dict, problems: list[str], title: str, speed: list[dict]
     failed = [key for key, status in statuses.items() if status in FAILED_STATUSES]
     if failed:
         print(f"failed or erred: {', '.join(failed)}")
-    return 1 if failed or problems else 0
+    unsure = [key for key, status in statuses.items() if status == "inconclusive"]
+    if unsure:
+        print(f"inconclusive: {', '.join(unsure)} (the runs' policy: {inconclusive_policy})")
+    return 1 if failed or problems or (unsure and inconclusive_policy == "fail") else 0
 
 
 def compare(args) -> int:
@@ -120,17 +125,22 @@ def compare(args) -> int:
         p_value = f", p={row['p_value']} ({row.get('p_test', 'test')})" if row.get("p_value") else ""
         print(f"  {row['model']:<12} {row['metric']:<26} {row['baseline']} → {row['current']} "
               f"({row['change']}{p_value}): {row['verdict']}" + (" [gated]" if row.get("gated") else ""))
+    regressions = [r for r in rows if r["verdict"] == "regression" and r.get("gated")]
+    vanished = [r for r in rows if r["verdict"] == "missing"]
     if args.json:
         from pytest_sketchbench.report.outputs import StagedFiles, check_output_paths
 
         check_output_paths({"--json": args.json})
         files = StagedFiles()
         files.add(args.json, json.dumps({"baseline": args.base, "current": args.new, "rows": rows,
-                                         "regressions": sum(r["verdict"] == "regression" for r in rows)}, indent=1))
+                                         "regressions": sum(r["verdict"] == "regression" for r in rows),
+                                         "missing": len(vanished)}, indent=1))
         print(f"written: {files.commit()[0]}")
-    regressions = [r for r in rows if r["verdict"] == "regression" and r.get("gated")]
-    print(f"{len(regressions)} gated regression(s) against {args.base}")
-    return 1 if regressions else 0
+    for row in vanished:
+        print(f"error: {row['model']} {row['change']} (measured in {args.base})")
+    print(f"{len(regressions)} gated regression(s), {len(vanished)} model(s) missing or not measured "
+          f"against {args.base}")
+    return 1 if regressions or vanished else 0
 
 
 def report(args) -> int:
@@ -144,7 +154,8 @@ def report(args) -> int:
         rendered["comparison_to_baseline"] = source["comparison_to_baseline"]
     for path in write_outputs(rendered, records, args):
         print(f"written: {path}")
-    return _summarise(records, [], f"{args.run}: {len(records)} model(s)")
+    return _summarise(records, [], f"{args.run}: {len(records)} model(s)", None,
+                      metadata.get("inconclusive_policy") or "skip")
 
 
 def parser() -> argparse.ArgumentParser:

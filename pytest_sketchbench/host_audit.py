@@ -17,6 +17,8 @@ from pathlib import Path
 BUSY_LOAD_PER_CORE = 1.5  # more runnable work than this per core: time-shared in slices as short as a call
 MAX_STEAL_SHARE = 0.05     # more than 5 % of CPU time taken by the hypervisor for other guests
 MAX_THROTTLED_SHARE = 0.05  # more than 5 % of the wall time throttled by the cgroup's CPU quota
+MAX_CPU_PRESSURE = 0.25  # tasks waited for a core more than a quarter of the last 10 s (Linux PSI): contended
+# even where the load average, a one-minute mean, has not caught up yet (or another pinned process shares our core)
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -35,6 +37,15 @@ def cpu_jiffies() -> tuple[int, int] | None:
     fields = [int(v) for v in text.splitlines()[0].split()[1:]]
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
     return total, fields[7] if len(fields) > 7 else 0
+
+
+def cpu_pressure() -> float | None:
+    """Linux pressure stall information: the share of the last 10 s in which some task waited for a CPU."""
+    text = _read("/proc/pressure/cpu")
+    if not text or not text.startswith("some"):
+        return None
+    fields = dict(item.split("=") for item in text.splitlines()[0].split()[1:])
+    return float(fields["avg10"]) / 100 if "avg10" in fields else None
 
 
 def cgroup_throttling() -> dict | None:
@@ -101,7 +112,10 @@ class HostAudit:
         counters, elapsed = cgroup_throttling(), time.monotonic() - self.started
         if counters and self.throttling and elapsed > 0 and "throttled_usec" in counters:
             throttled = (counters["throttled_usec"] - self.throttling.get("throttled_usec", 0)) / 1e6 / elapsed
+        pressure = cpu_pressure()
         unfit = []
+        if pressure is not None and pressure > MAX_CPU_PRESSURE:
+            unfit.append(f"CPU pressure: tasks waited for a core {pressure:.0%} of the last 10 s")
         if load is not None and load > BUSY_LOAD_PER_CORE * self.cores:
             unfit.append(f"host oversubscribed, load {load:.1f} on {self.cores} cores")
         if steal is not None and steal > MAX_STEAL_SHARE:
@@ -109,7 +123,7 @@ class HostAudit:
         if throttled is not None and throttled > MAX_THROTTLED_SHARE:
             unfit.append(f"CPU quota throttled {throttled:.0%} of the time")
         return {"load_average": load, "load_mean": sum(self.loads) / len(self.loads) if self.loads else None,
-                "load_max": max(self.loads) if self.loads else None, "steal_share": steal,
+                "load_max": max(self.loads) if self.loads else None, "cpu_pressure": pressure, "steal_share": steal,
                 "throttled_share": throttled, "unfit": unfit}
 
     def summary(self, noise: dict | None = None) -> dict:
@@ -126,7 +140,7 @@ def audit_line(audit: dict) -> str:
     parts = [f"load {load:.1f}" if load is not None else "load ?"]
     if audit.get("load_max") is not None:
         parts[0] += f" (max {audit['load_max']:.1f})"
-    parts += [f"steal {share(audit.get('steal_share'))}"]
+    parts += [f"CPU pressure {share(audit.get('cpu_pressure'))}", f"steal {share(audit.get('steal_share'))}"]
     if audit.get("cpu_quota_cores") is not None:
         parts.append(f"quota {audit['cpu_quota_cores']:g} cores, throttled {share(audit.get('throttled_share'))}")
     parts.append(f"governor {audit.get('governor') or '?'}")

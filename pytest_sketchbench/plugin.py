@@ -482,6 +482,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             return
         from pytest_sketchbench.report import writer
 
+        vanished = _vanished_from_baseline(sketch)
+        if vanished:
+            sketch.notes.extend(f"error: {line}" for line in vanished)
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         failures = writer.write_reports(session.config, sketch, int(exitstatus), interrupted)  # + speed index
         if failures:
@@ -490,6 +495,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
     finally:
         sketch.release_references()
+
+
+def _vanished_from_baseline(sketch: SketchSession) -> list[str]:
+    """A model of ``--sketch-baseline`` that this run did not measure — missing from an ``all`` run, or erred,
+    skipped or not run — fails the baseline gates: nothing vanishes silently."""
+    if not sketch.baseline:
+        return []
+    from pytest_sketchbench.report.analysis import model_status
+
+    everything = sketch.options.models.strip() == "all"
+    lines = []
+    for model in sketch.baseline.get("models", {}):
+        record = sketch.results.get(model)
+        if record is None:
+            if everything or model in sketch.selected:
+                lines.append(f"{model} is in the baseline {sketch.options.baseline} but was not measured in this run")
+            continue
+        status = model_status(record)
+        if status in ("error", "skipped", "not run"):
+            why = (record.get("errors") or record.get("skipped") or [""])[0]
+            lines.append(f"{model} is in the baseline {sketch.options.baseline} but {status} in this run"
+                         + (f": {why}" if why else ""))
+    return lines
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
 from pytest_sketchbench.config import SketchConfig
+from pytest_sketchbench.content_hash import content_sha256
 from pytest_sketchbench.data import Dataset, category_columns, load_dataset
 from pytest_sketchbench.diagnostics import Diagnostics
 from pytest_sketchbench.errors import (
@@ -182,7 +183,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
                 raise ModelUnavailable(exc.subject, exc.problem, exc.fix) from None
             load_s = time.perf_counter() - started
             record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device,
-                           "placement": plugin.placement()})
+                           "placement": plugin.placement(), "model_sha256": content_sha256(plugin.config.get("path"))})
             self._check_placement(name, plugin)
             if plugin.categories is None and plugin.local:  # API models take the dataset's list themselves
                 raise no_category_list(name, plugin, self.dataset())

@@ -17,10 +17,11 @@ from pytest_sketchbench.measure import quiet_process, time_calls, time_interleav
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.models.onnx_model import OnnxModel
 from pytest_sketchbench.options import BUNDLED_DIR
-from pytest_sketchbench.stats import LOOKS, decided, look_confidence, ratio_of_quantiles
+from pytest_sketchbench.stats import decided, sequential_ratio
 
 CALIBRATION_FILE = BUNDLED_DIR.parent / "calibration" / "calibration.onnx"
 INTERLEAVE_BLOCK_S = 0.01  # one side's share of an interleaved round
+MAX_PREEMPTED_SHARE = 0.10  # more of the timed wall time spent waiting for the core: the host is unfit
 
 
 class SideBySide:
@@ -96,23 +97,31 @@ class SideBySide:
             per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
             block = int(np.clip(INTERLEAVE_BLOCK_S / max(per_a, per_b), 1, 20))  # ~10 ms of calls per side
             # the budget is doubled (each round times two workloads); at least 50 rounds for the interval
-            rounds = int(np.clip(2 * self.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
-            samples = time_interleaved(call_a, call_b, rounds, warmup=max(5, rounds // 20), block=block)
-            for look in range(1, LOOKS + 1):
-                host = self.audit.now()
-                # on the wall clock a busy host preempts the longer call more often: the p10 ratio, which
-                # preempted calls rarely reach, is then the figure that holds (CPU time needs no such help)
-                quantile = 10 if clock == "wall" and host["unfit"] else 50
-                result = ratio_of_quantiles(*samples.clock(clock), confidence=look_confidence(), quantile_pct=quantile)
-                if look == LOOKS or decided(result, bounds):
-                    break
-                # doubling: the looks come after n, 2n and 4n rounds; ABBA order carries on
-                samples.extend(time_interleaved(call_a, call_b, rounds, block=block, start_with_b=rounds % 2 == 1))
-                rounds *= 2
+            first = int(np.clip(2 * self.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
+            samples = time_interleaved(call_a, call_b, 0, warmup=max(5, first // 20), block=block)
+            host = self.audit.now()
+
+            def more(rounds: int) -> tuple[list[float], list[float]]:
+                samples.extend(time_interleaved(call_a, call_b, rounds, block=block,
+                                                start_with_b=len(samples.wall_a) // block % 2 == 1))
+                host.update(self.audit.now())
+                return samples.clock(clock)
+
+            # on the wall clock a busy host preempts the longer call more often: the p10 ratio, which preempted
+            # calls rarely reach, is then the figure that holds (CPU time needs no such help)
+            result, look, rounds = sequential_ratio(more, first, bounds,
+                                                    lambda: 10 if clock == "wall" and host["unfit"] else 50)
         wall, cpu = (float(np.median(a) / np.median(b)) for a, b in (samples.clock("wall"), samples.clock("cpu")))
+        # the direct sign of other processes taking the core: wall time that was not this process's CPU time
+        # (the load average lags a minute behind; this is measured over the very calls being judged)
+        preempted = max(1 - sum(samples.cpu_a) / sum(samples.wall_a), 1 - sum(samples.cpu_b) / sum(samples.wall_b))
+        unfit = list(host["unfit"])
+        if clock == "cpu" and preempted > MAX_PREEMPTED_SHARE:
+            unfit.append(f"preempted {preempted:.0%} of the timed wall time")
         result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, looks=look, bounds=list(bounds),
                       decided=decided(result, bounds), clock=clock, wall_ratio=wall, cpu_ratio=cpu,
-                      load_average=host["load_average"], host_unfit=host["unfit"], reference=reference,
+                      load_average=host["load_average"], preempted_share=preempted, host_unfit=unfit,
+                      reference=reference,
                       batch_size=batch_size, model_p50_ms=float(np.median(samples.wall_a) * 1000),
                       reference_p50_ms=float(np.median(samples.wall_b) * 1000),
                       model_cpu_p50_ms=float(np.median(samples.cpu_a) * 1000),

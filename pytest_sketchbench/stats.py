@@ -104,6 +104,21 @@ def decided(result: dict, bounds) -> bool:
     return all(side_of(result["ci_low"], result["ci_high"], bound) != "straddles" for bound in bounds)
 
 
+def sequential_ratio(more, first_rounds: int, bounds, quantile_pct=lambda: 50.0) -> tuple[dict, int, int]:
+    """The stopping rule itself: ``more(n)`` times n more interleaved rounds and returns every (a, b) sample so
+    far; the interval is looked at after n, 2n and 4n rounds and the loop stops once it lies clearly on one
+    side of every bound. Returns (the last look's ratio and interval, looks taken, rounds timed)."""
+    rounds, added = 0, first_rounds
+    for look in range(1, LOOKS + 1):
+        a, b = more(added)
+        rounds += added
+        result = ratio_of_quantiles(a, b, confidence=look_confidence(), quantile_pct=quantile_pct())
+        if look == LOOKS or decided(result, bounds):
+            return result, look, rounds
+        added = rounds  # doubling
+    raise AssertionError("unreachable")
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error control over one run's pairwise tests),
     in the order given."""

@@ -23,7 +23,8 @@ CONFTEST = textwrap.dedent('''
     if os.environ.get("DEGRADE"):
         options["degrade"] = int(os.environ["DEGRADE"])
     register_model("centroid", **options)(CentroidModel)
-    register_model("other", weights="centroid.npz", scale=5.0)(CentroidModel)
+    register_model("other", weights=os.environ.get("OTHER_WEIGHTS", "centroid.npz"), scale=5.0)(CentroidModel)
+    register_model("third", weights="centroid.npz", scale=2.0)(CentroidModel)
 ''')
 
 
@@ -103,6 +104,46 @@ def test_merge_flags_the_same_model_answering_differently(project, tmp_path):
     assert "the same model on the same drawings answered differently on" in result.stdout
     merged = json.loads((tmp_path / "m.json").read_text())
     assert merged["model_results"]["centroid @ cpu: CPU bad"]["status"] == "error"
+
+
+def test_compare_fails_on_a_model_that_erred_or_went_missing_naming_both(project, tmp_path):
+    run(project, "--sketch-models=centroid,other,third", "-k", "accuracy", f"--sketch-json={tmp_path}/base.json")
+    run(project, "--sketch-models=centroid,other", "-k", "accuracy", f"--sketch-json={tmp_path}/new.json",
+        env={"OTHER_WEIGHTS": "no-such-file.npz"})
+    result = sketchbench("compare", tmp_path / "base.json", tmp_path / "new.json", cwd=project.path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("error: other erred in the new run") and "no-such-file.npz" in line for line in lines)
+    assert "error: third is missing from the new run (measured in" in result.stdout
+    assert "2 model(s) missing or not measured" in result.stdout
+
+
+def test_a_baseline_model_this_run_did_not_measure_fails_the_run(project, tmp_path):
+    base = tmp_path / "base.json.gz"
+    run(project, "--sketch-models=centroid,other", "-k", "accuracy", f"--sketch-save-baseline={base}")
+    result = run(project, "--sketch-models=centroid,other", "-k", "accuracy and centroid", f"--sketch-baseline={base}")
+    assert result.ret == 1  # every test that ran passed: the missing model alone fails the run
+    result.stdout.fnmatch_lines([f"note: error: other is in the baseline {base} but was not measured in this run"])
+    assert "failed" not in result.stdout.lines[-1]
+
+
+def test_merge_keeps_every_runs_verdicts_and_refuses_another_test_set(project, tmp_path):
+    project.makefile(".toml", thresholds="[centroid]\nmin_accuracy = 0.99\n")
+    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/failed.json")
+    (project.path / "thresholds.toml").unlink()
+    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/passed.json")
+    for order in (("failed", "passed"), ("passed", "failed")):  # the later run must not overwrite the failure
+        result = sketchbench("merge", *(tmp_path / f"{name}.json" for name in order), "--json", tmp_path / "m.json")
+        assert result.returncode == 1, result.stdout
+        merged = json.loads((tmp_path / "m.json").read_text())
+        (record,) = merged["model_results"].values()
+        assert record["status"] == "failed", order
+        assert any(v["status"] == "failed" for v in record["threshold_verdicts"])
+    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/fewer.json",
+        "--sketch-samples-per-category=10")
+    refused = sketchbench("merge", tmp_path / "passed.json", tmp_path / "fewer.json")
+    assert refused.returncode == 2 and "was measured on another test set" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_report_rerenders_and_its_exit_code_follows_the_run(project, tmp_path):

@@ -22,7 +22,7 @@ def pairs_table(summary: dict) -> str:
     rows = []
     for pair in summary.get("pairs", []):
         latency = pair.get("latency") or {}
-        p = pair.get("mcnemar_p")
+        p = pair.get("mcnemar_p_holm", pair.get("mcnemar_p"))
         rows.append(f"<tr><td>{_e(pair['a'])}</td><td>{_e(pair['b'])}</td>"
                     f"<td class=num>{'—' if p is None else f'{p:.2g}'}</td><td>{_e(pair.get('accuracy_text'))}</td>"
                     f"<td class=num>{'—' if not latency else format(latency['ratio'], '.3g') + '×'}</td>"
@@ -30,9 +30,10 @@ def pairs_table(summary: dict) -> str:
     if not rows:
         return ""
     return ("<h3>every pair</h3><p class=note>accuracy: McNemar's exact test on the drawings only one model gets "
-            "right; latency at batch 1: a ÷ b, timed interleaved in this run (95 % interval) or, where the two "
-            "were timed apart, a Mann–Whitney U test; significance level 0.05</p><table id='pairs'><tr><th>a</th>"
-            "<th>b</th><th>McNemar p</th><th>accuracy</th><th>latency a ÷ b</th><th>latency</th></tr>"
+            "right, p-values Holm-adjusted over the run's pairs; latency at batch 1: a ÷ b, timed interleaved in "
+            "this run (its sequential interval) or, where the two were timed apart, a Mann–Whitney U test; "
+            "significance level 0.05</p><table id='pairs'><tr><th>a</th>"
+            "<th>b</th><th>McNemar p (Holm)</th><th>accuracy</th><th>latency a ÷ b</th><th>latency</th></tr>"
             + "".join(rows) + "</table>")
 
 

@@ -62,7 +62,7 @@ RESULT_KEYS: dict[str, str] = {
     "load_s": "load_time_s", "api": "api_results", "served": "served_results", "loadgen": "loadgen",
     "input_diagnosis": "input_diagnosis",
     "verdicts": "threshold_verdicts", "errors": "errors", "parallel": "parallel", "predicted": "predicted",
-    "dataset_fingerprint": "dataset_fingerprint",
+    "dataset_fingerprint": "dataset_fingerprint", "model_sha256": "model_sha256",
 }
 
 

@@ -30,7 +30,8 @@ def merge_reports(reports: list[tuple[str, dict]]) -> tuple[dict, dict, list[str
     """(metadata, records keyed 'model @ hardware', problems) of several runs.
 
     A model measured by two runs on the same hardware combines their figures (the later run's where both
-    have one) and says so; the same model on the
+    have one, every run's verdicts: the worst decides) and says so; runs on different test sets are refused;
+    the same model (by content hash) on the
     same drawings must score the same everywhere (a mismatch is a problem: another file, another runtime
     version or an int8 kernel that differs by CPU).
     """
@@ -52,34 +53,60 @@ def merge_reports(reports: list[tuple[str, dict]]) -> tuple[dict, dict, list[str
             record.update(source=path, base_model=model, machine=label, speed_index=index)
             if key in records:  # e.g. accuracy in one job, timing in another: combined, the later run's first
                 notes.append(f"{key} was measured by more than one run: figures combined, {path}'s where both "
-                             "have one")
-                record = {**records[key], **{k: v for k, v in record.items() if v not in (None, {}, [])}}
+                             "have one; every run's verdicts kept, the worst decides")
+                earlier = records[key]
+                if earlier.get("model_sha256") != record.get("model_sha256"):
+                    notes.append(f"{key}: another file under the same name in {earlier['source']} "
+                                 f"({str(earlier.get('model_sha256'))[:12]}) and {path} "
+                                 f"({str(record.get('model_sha256'))[:12]})")
+                record = combined(earlier, record)
             records[key] = record
-    problems += accuracy_mismatches(records)
     labels = _common_labels(reports)
+    problems += accuracy_mismatches(records)
     metadata = {**reports[-1][1]["benchmark_metadata"], "merged_from": runs,
                 "notes": notes + [f"error: {problem}" for problem in problems]}
     metadata["dataset"] = {**(metadata.get("dataset") or {}), "labels": labels}
     return metadata, records, problems
 
 
+KEPT_FROM_EVERY_RUN = ("verdicts", "errors", "skipped", "baseline_rows")
+
+
+def combined(earlier: dict, later: dict) -> dict:
+    """One model measured by two runs on one machine: the later run's figures where both have one, but every
+    run's verdicts, errors and skips, and the tests' outcomes added up — so a failure is never merged away."""
+    record = {**earlier, **{k: v for k, v in later.items() if v not in (None, {}, [])}}
+    for key in KEPT_FROM_EVERY_RUN:
+        record[key] = [*(earlier.get(key) or []), *(later.get(key) or [])]
+    outcomes = dict(earlier.get("outcomes") or {})
+    for outcome, count in (later.get("outcomes") or {}).items():
+        outcomes[outcome] = outcomes.get(outcome, 0) + count
+    record["outcomes"] = outcomes
+    return record
+
+
 def _common_labels(reports: list[tuple[str, dict]]) -> list[int] | None:
-    """The test set's labels when every run used the same one (pairwise McNemar needs them), else None."""
-    datasets = [r["benchmark_metadata"].get("dataset") or {} for _, r in reports]
-    if len({d.get("fingerprint") for d in datasets}) != 1:
-        return None
-    return datasets[0].get("labels")
+    """The test set's labels, which every run must share: runs on different test sets are refused."""
+    datasets = [(path, r["benchmark_metadata"].get("dataset") or {}) for path, r in reports]
+    first_path, first = datasets[0]
+    for path, dataset in datasets[1:]:
+        if dataset.get("fingerprint") != first.get("fingerprint"):
+            raise SketchBenchError(path, f"was measured on another test set than {first_path} (fingerprint "
+                                   f"{dataset.get('fingerprint')} vs {first.get('fingerprint')})",
+                                   "merge runs of the same --sketch-data / --sketch-samples-per-category")
+    return first.get("labels")
 
 
 def accuracy_mismatches(records: dict) -> list[str]:
-    """The same model (name, file size) on the same drawings must answer the same on every machine."""
+    """The same model (name and content hash; file size in reports without one) on the same drawings must
+    answer the same on every machine."""
     seen: dict[tuple, tuple[str, dict]] = {}
     problems = []
     for key, record in records.items():
         if not record.get("accuracy") or not record.get("dataset_fingerprint"):
             continue
-        identity = (record["base_model"], (record.get("model_info") or {}).get("file_size_bytes"),
-                    record["dataset_fingerprint"])
+        identity = (record["base_model"], record.get("model_sha256")
+                    or (record.get("model_info") or {}).get("file_size_bytes"), record["dataset_fingerprint"])
         if identity not in seen:
             seen[identity] = (key, record)
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_sketchbench.stats import mcnemar_exact, median_ratio_test
+from pytest_sketchbench.stats import holm, mcnemar_exact, median_ratio_test
 
 ALPHA = 0.05  # the significance level of every pairwise statement
 
@@ -24,20 +24,29 @@ def scored_on_same_drawings(results: dict, labels: np.ndarray | None) -> list[st
 
 
 def accuracy_pair(a: str, b: str, results: dict, labels: np.ndarray) -> dict:
-    """McNemar's exact test between two models on the same drawings, and the sentence that says it."""
+    """McNemar's exact test between two models on the same drawings (its raw p; the statement is written once
+    the run's pairs are corrected together, :func:`correct_accuracy_pairs`)."""
     correct_a = np.asarray(results[a]["predicted"]) == labels
     correct_b = np.asarray(results[b]["predicted"]) == labels
     test = mcnemar_exact(correct_a, correct_b)
-    p = test["p_value"]
-    acc_a, acc_b = float(correct_a.mean()), float(correct_b.mean())
-    if p >= ALPHA:
-        text = f"{a} and {b}: no significant accuracy difference (p = {p:.2g})"
-    else:
-        better, worse = (a, b) if acc_a > acc_b else (b, a)
-        text = f"{better} more accurate than {worse} by {abs(acc_a - acc_b):.3f} (p = {p:.2g})"
-    return {"accuracy_a": acc_a, "accuracy_b": acc_b, "only_a_correct": test["lost"],
-            "only_b_correct": test["gained"], "mcnemar_p": p, "accuracy_significant": p < ALPHA,
-            "accuracy_text": text}
+    return {"accuracy_a": float(correct_a.mean()), "accuracy_b": float(correct_b.mean()),
+            "only_a_correct": test["lost"], "only_b_correct": test["gained"], "mcnemar_p": test["p_value"]}
+
+
+def correct_accuracy_pairs(rows: list[dict]) -> None:
+    """Holm's correction over the run's pairwise McNemar tests (k models make k(k−1)/2 tests: uncorrected, some
+    'differences' among equals are chance); significance and the sentences read the adjusted p."""
+    tested = [row for row in rows if "mcnemar_p" in row]
+    for row, adjusted in zip(tested, holm([row["mcnemar_p"] for row in tested]), strict=True):
+        a, b, acc_a, acc_b = row["a"], row["b"], row["accuracy_a"], row["accuracy_b"]
+        shown = f"p = {adjusted:.2g}" + (f", Holm-adjusted over {len(tested)} pairs" if len(tested) > 1 else "")
+        if adjusted >= ALPHA:
+            text = f"{a} and {b}: no significant accuracy difference ({shown})"
+        else:
+            better, worse = (a, b) if acc_a > acc_b else (b, a)
+            text = f"{better} more accurate than {worse} by {abs(acc_a - acc_b):.3f} ({shown})"
+        row.update(mcnemar_p_holm=adjusted, correction="holm" if len(tested) > 1 else None,
+                   accuracy_significant=adjusted < ALPHA, accuracy_text=text)
 
 
 def latency_pair(a: str, b: str, results: dict) -> dict | None:
@@ -50,9 +59,11 @@ def latency_pair(a: str, b: str, results: dict) -> dict | None:
     if side_by_side is not None:
         ratio, low, high, rounds = (side_by_side["ratio"], side_by_side["ci_low"], side_by_side["ci_high"],
                                     side_by_side["rounds"])
+        confidence = side_by_side.get("confidence", 0.95)
     elif (reverse := results[b].get("relative_speed", {}).get(key_ba)) is not None:
         ratio, low, high, rounds = 1 / reverse["ratio"], 1 / reverse["ci_high"], 1 / reverse["ci_low"], \
             reverse["rounds"]
+        confidence = reverse.get("confidence", 0.95)
     else:
         samples_a = results[a].get("timing", {}).get("1", {}).get("samples_s")
         samples_b = results[b].get("timing", {}).get("1", {}).get("samples_s")
@@ -64,15 +75,16 @@ def latency_pair(a: str, b: str, results: dict) -> dict | None:
                 "text": _latency_text(a, b, ratio, None, p >= ALPHA, f"timed apart: Mann–Whitney U p = {p:.2g}")}
     same = low <= 1 <= high
     return {"ratio": ratio, "ci": [low, high], "method": "interleaved", "p_value": None, "significant": not same,
-            "text": _latency_text(a, b, ratio, (low, high), same, f"{rounds:,} interleaved rounds")}
+            "text": _latency_text(a, b, ratio, (low, high), same, f"{rounds:,} interleaved rounds", confidence)}
 
 
-def _latency_text(a: str, b: str, ratio: float, interval: tuple[float, float] | None, same: bool, how: str) -> str:
+def _latency_text(a: str, b: str, ratio: float, interval: tuple[float, float] | None, same: bool, how: str,
+                  confidence: float = 0.95) -> str:
     """The sentence, with the factor and its interval as 'slower' reads them (always ≥ 1)."""
     if ratio < 1 and not same:
         a, b, ratio = b, a, 1 / ratio
         interval = None if interval is None else (1 / interval[1], 1 / interval[0])
-    shown = f"95% CI {interval[0]:.3g}–{interval[1]:.3g}, " if interval else ""
+    shown = f"{confidence:.1%} CI {interval[0]:.3g}–{interval[1]:.3g}, " if interval else ""
     if same:
         return f"{a} and {b}: no significant latency difference (×{ratio:.3g}; {shown}{how})"
     return f"{a} {ratio:.3g}× slower than {b} at batch 1 ({shown}{how})"
@@ -92,6 +104,7 @@ def model_pairs(results: dict, labels: np.ndarray | None) -> list[dict]:
                 row["latency"] = latency
             if len(row) > 2:
                 rows.append(row)
+    correct_accuracy_pairs(rows)
     return rows
 
 

@@ -38,8 +38,13 @@ def compare_reports(base: tuple[str, dict], new: tuple[str, dict], settings_tabl
                                "re-run with this version's --sketch-json")
     labels = np.asarray(labels)
     settings = settings_from(settings_table, "config")
-    rows: list[dict] = []
+    rows: list[dict] = vanished_rows(base_report, new_report)
     for model, result in new_report["model_results"].items():
+        base_hash = (base_report["model_results"].get(model) or {}).get("model_sha256")
+        if base_hash and result.get("model_sha256") and base_hash != result["model_sha256"]:
+            rows.append({"model": model, "metric": "model files (sha256)", "baseline": base_hash[:12],
+                         "current": result["model_sha256"][:12], "change": "another file under the same name",
+                         "p_value": None, "verdict": "changed", "gated": False})
         if model not in baseline["models"] or not result.get("predicted"):
             continue
         comparison = BaselineComparison(baseline, settings_for(settings, model), model,
@@ -58,4 +63,31 @@ def compare_reports(base: tuple[str, dict], new: tuple[str, dict], settings_tabl
         for gate_name, row in found:
             if row is not None:
                 rows.append({**{k: v for k, v in row.items() if k != "detail"}, "gated": gate_name in gate})
+    return rows
+
+
+VANISHED = {"error": "erred", "skipped": "was skipped", "not run": "did not run", "inconclusive": None,
+            "passed": None, "failed": None}
+
+
+def vanished_rows(base_report: dict, new_report: dict) -> list[dict]:
+    """A model the base run measured that the new run lacks, or that erred, was skipped or did not run there:
+    a gated failure each (nothing vanishes silently)."""
+    from pytest_sketchbench.report.analysis import model_status
+    from pytest_sketchbench.report.json_report import record_from_result
+
+    rows = []
+    for model in base_report["model_results"]:
+        result = new_report["model_results"].get(model)
+        if result is None:
+            what = "is missing from the new run"
+        else:
+            status = model_status(record_from_result(model, result))
+            what = VANISHED.get(status) and f"{VANISHED[status]} in the new run"
+            errors = result.get("errors") or result.get("skipped") or []
+            if what and errors:
+                what += f": {errors[0]}"
+        if what:
+            rows.append({"model": model, "metric": "presence", "baseline": "measured", "current": "—",
+                         "change": what, "p_value": None, "verdict": "missing", "gated": True})
     return rows
