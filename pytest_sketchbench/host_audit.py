@@ -17,7 +17,7 @@ from pathlib import Path
 BUSY_LOAD_PER_CORE = 1.5  # more runnable work than this per core: time-shared in slices as short as a call
 MAX_STEAL_SHARE = 0.05     # more than 5 % of CPU time taken by the hypervisor for other guests
 MAX_THROTTLED_SHARE = 0.05  # more than 5 % of the wall time throttled by the cgroup's CPU quota
-MAX_CPU_PRESSURE = 0.25  # tasks waited for a core more than a quarter of the last 10 s (Linux PSI): contended
+MAX_CPU_PRESSURE = 0.30  # tasks waited for a core over 30 % of the last 10 s (Linux PSI; -n 2 alone: up to 18 %)
 # even where the load average, a one-minute mean, has not caught up yet (or another pinned process shares our core)
 CGROUP = Path("/sys/fs/cgroup")
 
