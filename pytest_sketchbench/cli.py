@@ -5,9 +5,11 @@ two runs like ``--sketch-baseline`` does, re-render a report.
     sketchbench compare BASE.json NEW.json [--config thresholds.toml] [--json OUT]
     sketchbench report RUN.json [--html OUT] [--report-dir DIR]
 
-Exit codes follow the gates, so a CI job can gate on them: 0 when every model passed (or was skipped) and
-nothing disagrees, 1 when a model failed or erred, runs disagree, or a gated regression was found, 2 for a
-usage error (a missing or foreign file), said in one line.
+Exit codes follow the gates, so a CI job can gate on them: 0 when every model passed (or was skipped, or was
+inconclusive under the runs' default policy) and nothing disagrees; 1 when a model failed or erred, runs
+disagree, a gated regression was found, a model of the base run is missing or was not measured in the new
+one, or a model was inconclusive in a run whose policy was ``fail``; 2 for a usage error (a missing or foreign
+file, runs on different test sets), said in one line.
 """
 
 from __future__ import annotations
