@@ -15,6 +15,7 @@ from pytest_sketchbench.report.analysis import (
     extreme_categories,
     failed_check_details,
     fmt,
+    inconclusive_checks,
     largest_batch_throughput,
     model_status,
 )
@@ -22,7 +23,7 @@ from pytest_sketchbench.report.pairwise import pair_statements
 
 RESULT_COLUMNS = ["model", "status", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy",
                   "macro_f1", "p50_ms_batch1", "p95_ms_batch1", "throughput_batch", "throughput_per_s",
-                  "peak_memory_growth_mb", "model_mb", "load_s", "failed_checks"]
+                  "peak_memory_growth_mb", "model_mb", "load_s", "failed_checks", "inconclusive_checks", "model_sha256"]
 
 
 def safe_name(model: str) -> str:
@@ -72,6 +73,9 @@ def result_row(model: str, record: dict) -> dict:
         "peak_memory_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
         "model_mb": (info.get("file_size_bytes") or 0) / 1e6 if info.get("file_size_bytes") else None,
         "load_s": record.get("load_s"), "failed_checks": ";".join(failed) + (";error" if record.get("errors") else ""),
+        "inconclusive_checks": ";".join(v["check"] for v in record.get("verdicts", [])
+                                        if v.get("status") == "inconclusive"),
+        "model_sha256": record.get("model_sha256"),
     }
 
 
@@ -104,18 +108,20 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
             f" / {fmt(row['p95_ms_batch1'], '.3f')} | {throughput} | {fmt(row['peak_memory_growth_mb'], '.0f')} |")
         failures += [f"- ❌ {message}" for message in failed_check_details(record)]
         failures += [f"- 💥 {error}" for error in record.get("errors", [])]
+        failures += [f"- ❔ {message}" for message in inconclusive_checks(record)]
         failures += [f"- ⏭️ {model} skipped: {reason}" for reason in record.get("skipped", [])]
     lines += ["", "Throughput: drawings per second at the largest batch size measured (what `min_throughput` "
               "gates)."]
     if failures:
-        lines += ["", "### Failed checks, errors and skips", "", *failures]
+        lines += ["", "### Failed checks, errors, inconclusive checks and skips", "", *failures]
     summary = summary or comparison(results)
     if len(results) > 1:
         lines += ["", f"**Best accuracy:** {summary['best_accuracy']} · **fastest:** {summary['fastest']} · "
                       f"**most consistent:** {summary['most_consistent']}"]
     pairs = [" · ".join(pair_statements(pair)) for pair in summary.get("pairs", [])]
     if pairs:
-        lines += ["", "**Every pair** (McNemar exact p for accuracy; batch-1 latency ratio timed side by side):", "",
+        lines += ["", "**Every pair** (McNemar exact p, Holm-adjusted over the pairs, for accuracy; batch-1 latency "
+                      "ratio timed side by side):", "",
                   *[f"- {pair}" for pair in pairs], ""]
     for model, record in results.items():
         lines += [f"- **{model}**: {detail}" for detail in detail_lines(record)]

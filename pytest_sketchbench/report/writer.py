@@ -13,6 +13,7 @@ import pytest
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import baseline_bytes, build_baseline
+from pytest_sketchbench.host_audit import audit_line
 from pytest_sketchbench.report.analysis import speed_index_text
 from pytest_sketchbench.report.html_report import standalone_html
 from pytest_sketchbench.report.json_report import build_report, json_text
@@ -53,7 +54,7 @@ def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: b
             stage("HTML report", html_path, lambda: {html_path: standalone_html(report, sketch.results, images)})
         if report_dir:
             line = (hardware.summary_line(sketch.hardware, sketch.profile)
-                    + speed_index_text(sketch.measured_speed_index))
+                    + speed_index_text(sketch.measured_speed_index) + "; " + audit_line(sketch.host_audit()))
             stage("report dir", report_dir, lambda: report_dir_files(
                 report_dir, sketch.results, report.get("comparison_to_baseline"), line,
                 report["benchmark_metadata"]["notes"], report["comparison_analysis"]))
