@@ -158,15 +158,19 @@ _DOWNLOAD_PREFIXES = ("full_numpy_bitmap_", "full_simplified_", "full_raw_", "fu
 def _category_files(path: Path) -> dict[str, Path]:
     """``<category>.npy`` / ``<category>.ndjson`` files by category name (download prefixes dropped)."""
     files: dict[str, Path] = {}
+    seen: dict[str, Path] = {}  # by the normalised name models are matched on: Cat.npy and cat.npy are one category
     for file in sorted([*path.glob("*.npy"), *path.glob("*.ndjson")]):
         stem = file.stem
         for prefix in _DOWNLOAD_PREFIXES:
             stem = stem.removeprefix(prefix)
         name = stem.replace("_", " ")
-        if name in files:
-            raise SketchBenchError(str(path), f"two files for category '{name}': {files[name].name} and {file.name}",
-                                   "keep one file per category")
-        files[name] = file
+        if normalised(name) in seen:
+            raise SketchBenchError(str(path), f"two files for category '{name}': {seen[normalised(name)].name} and "
+                                   f"{file.name}", "keep one file per category (names are matched case-blind)")
+        if not file.is_file():
+            raise SketchBenchError(str(file), "is not a readable file (a folder, or a broken link)",
+                                   "remove it, or put the category's file there")
+        files[name] = seen[normalised(name)] = file
     return files
 
 
@@ -220,8 +224,12 @@ class _StrokeFile:
 
     def __init__(self, path: Path):
         self.path = path
-        with path.open("rb") as handle:
-            self.count = sum(1 for line in handle if line.strip())
+        try:
+            with path.open("rb") as handle:
+                self.count = sum(1 for line in handle if line.strip())
+        except OSError as exc:
+            raise SketchBenchError(str(path), f"cannot be read ({exc.__class__.__name__}: {exc.strerror or exc})",
+                                   "replace it with Google's simplified or raw ndjson file") from None
 
     def render(self, rows: np.ndarray | None) -> np.ndarray:
         """The 28×28 bitmaps of the drawings at ``rows`` (line order among non-empty lines; None: all)."""
@@ -237,7 +245,7 @@ class _StrokeFile:
                 if wanted is None or index in wanted:
                     try:
                         out.append(render_line(line)[1])
-                    except (ValueError, TypeError, IndexError, KeyError) as exc:
+                    except (ValueError, TypeError, IndexError, KeyError, RecursionError) as exc:
                         raise SketchBenchError(f"{self.path}:{number}", f"not a Quick, Draw! drawing record "
                                                f"({exc.__class__.__name__}: {exc})",
                                                "each line must be a JSON object with a 'drawing' list of "

@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench.data import category_columns
-from pytest_sketchbench.errors import ModelUnavailable, ServerUnreachable, SketchBenchError
+from pytest_sketchbench.errors import (
+    ModelFailure,
+    ModelUnavailable,
+    PartnerFailure,
+    ServerUnreachable,
+    SketchBenchError,
+)
 from pytest_sketchbench.measure import (
     STAGES,
     accuracy_pass,
@@ -117,7 +123,9 @@ class Diagnostics:
 
     # -- every pair side by side ----------------------------------------------------------------
     def pairwise_speed(self, name: str) -> list[dict]:
-        """``name`` timed interleaved with each local model selected after it (each pair once per run)."""
+        """``name`` timed interleaved with each local model selected after it (each pair once per run). A
+        partner that cannot load, raises or hangs is recorded on the partner, under the partner's own deadline;
+        the pair is left out with a note and this model's status and later stages are untouched."""
         plugin = self.load_model(name)
         if not plugin.local:
             raise ModelUnavailable(f"model '{name}'", "an API model is not timed beside local models", "")
@@ -127,14 +135,30 @@ class Diagnostics:
             spec = self.registry.specs.get(other)
             if spec is None or not getattr(spec.plugin_class(), "local", True):
                 continue
-            try:  # loaded first, outside this model's guard: the other's absence is not this model's error
-                self.reference(other)
+            try:  # the partner alone first, under its own guard: its failures are its own
+                with self.guarded(other, f"a call as {name}'s side-by-side partner"):
+                    partner = self.reference(other)
+                    partner.infer(partner.prepare(self._drawings(PAIR_BATCH)))
+                measured.append(self.relative_speed(name, other, PAIR_BATCH, (1.0,)))  # which of the two is faster
             except (ModelUnavailable, ServerUnreachable):  # e.g. its runtime is not installed, or its server is
                 continue                                     # down (its own tests say so): that pair is left out
-            except SketchBenchError:  # a broken model: met again below, under this model's guard, and recorded
-                pass
-            measured.append(self.relative_speed(name, other, PAIR_BATCH, (1.0,)))  # which of the two is faster
+            except PartnerFailure as failure:
+                self.partner_failed(name, failure)
+                self._leave_pair_out(name, other)
+            except SketchBenchError:  # recorded on the partner by its guard
+                self._leave_pair_out(name, other)
         return measured
+
+    def partner_failed(self, name: str, failure: PartnerFailure) -> str:
+        """Record a partner's failure while timed beside ``name`` on the partner; returns the line."""
+        line = str(ModelFailure.from_exception(failure.partner, f"timing beside {name}", failure.cause))
+        self._note(failure.partner, "errors", line)
+        return line
+
+    def _leave_pair_out(self, name: str, other: str) -> None:
+        note = f"{name} and {other} were not timed side by side: {other} failed (see its errors)"
+        if note not in self.notes:
+            self.notes.append(note)
 
     # -- profiling -----------------------------------------------------------------------------
     def take_profile(self, name: str, folder: Path) -> dict:

@@ -7,6 +7,7 @@ class SketchBenchError(Exception):
     """A problem with the user's input (data, model file, config), stated as one actionable line."""
 
     def __init__(self, subject: str, problem: str, fix: str = ""):
+        subject, problem, fix = inert(subject), inert(problem), inert(fix)
         self.subject, self.problem, self.fix = subject, problem, fix
         message = f"{subject}: {problem}"
         if fix:
@@ -47,6 +48,15 @@ class ModelFailure(SketchBenchError):
                    "see the full traceback with --tb=long")
 
 
+class PartnerFailure(Exception):
+    """A model timed beside another (its side-by-side partner) raised: the failure is the partner's, never the
+    model's it was compared with (not a SketchBenchError, so the model's guard lets it through unrecorded)."""
+
+    def __init__(self, partner: str, cause: BaseException):
+        super().__init__(f"{partner}: {type(cause).__name__}")
+        self.partner, self.cause = partner, cause
+
+
 class ModelTimeout(SketchBenchError):
     """A model's load, accuracy pass or timing ran past its ``timeout_s``."""
 
@@ -61,7 +71,19 @@ def register_secret(value: str) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by a marker."""
+    """``text`` with every registered secret replaced by a marker, and made inert (:func:`inert`)."""
     for secret in _SECRETS:
         text = text.replace(secret, "[redacted]")
-    return text
+    return inert(text)
+
+
+# C0 and C1 control characters and DEL: a server's or a file's text that carries them could erase a line of the
+# terminal, forge a green "passed", retitle the window (ANSI/OSC escapes), or break a one-line message
+_CONTROL = {code: None for code in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " "})
+
+
+def inert(text: str) -> str:
+    """Text from outside (a server, a runtime, a file) as one inert line: control characters dropped, line
+    breaks and tabs turned into spaces."""
+    return text.translate(_CONTROL) if isinstance(text, str) else text

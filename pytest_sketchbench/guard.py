@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -41,6 +42,30 @@ def deadline(seconds: float | None, model: str, stage: str) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         _armed = False
+
+
+def remaining_s() -> float | None:
+    """Seconds left before the armed deadline fires (None: none armed)."""
+    if not _armed:
+        return None
+    return signal.getitimer(signal.ITIMER_REAL)[0]
+
+
+@contextmanager
+def suspended() -> Iterator[None]:
+    """No deadline fires inside the block: a signal raised in a C++ library's callbacks (LoadGen's) would unwind
+    while its threads still use the objects the unwinding destroys. The timer is stopped, and re-armed with what
+    was left after the block; if that ran out meanwhile, the deadline fires right after it, outside."""
+    if not _armed:
+        yield
+        return
+    left = signal.getitimer(signal.ITIMER_REAL)[0]
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, max(left - (time.monotonic() - started), 1e-3))
 
 
 def interrupt_on_sigterm(config) -> None:

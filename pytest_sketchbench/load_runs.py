@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench import loadgen
-from pytest_sketchbench.config import RELATIVE_LOADGEN
-from pytest_sketchbench.errors import ModelUnavailable
+from pytest_sketchbench.config import LOADGEN_DEFAULTS, RELATIVE_LOADGEN
+from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.measure import classify, quiet_process
 
 
@@ -53,6 +53,11 @@ class LoadRuns:
         if run not in loadgen.planned_runs(table):
             raise ModelUnavailable(f"model '{name}'", f"no LoadGen {run} run configured "
                                    f"(its gate's key under [{name}.loadgen] in the config)", "")
+        timeout, duration_ms = self._timeout_s(name), table.get("min_duration_ms", LOADGEN_DEFAULTS["min_duration_ms"])
+        if timeout is not None and duration_ms >= timeout * 1000:  # refused up front, not cut short by a signal
+            raise SketchBenchError(f"model '{name}'", f"[{name}.loadgen] min_duration_ms = {duration_ms:,} cannot "
+                                   f"finish within its stage deadline of {timeout:g} s",
+                                   f"raise the deadline in [models.{name}] or lower min_duration_ms")
         done = self.record(name).setdefault("loadgen", {})
         if run not in done:
             with self.guarded(name, f"LoadGen {run}"):

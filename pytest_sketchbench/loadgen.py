@@ -23,6 +23,7 @@ import numpy as np
 
 from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, LOADGEN_DEFAULTS
 from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.guard import remaining_s, suspended
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 PEAK_CONFIRMATIONS, PEAK_STEP_DOWN = 6, 0.95  # the highest valid Server rate: at most 6 runs, 5 % apart
@@ -287,15 +288,19 @@ def _one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: 
     logs.log_output.outdir = str(log_dir)
     logs.log_output.copy_summary_to_stdout = False
     logs.enable_trace = False
+    left = remaining_s()
+    if left is not None:  # LoadGen stops itself before the stage's deadline: no signal may end it from outside
+        test.max_duration_ms = max(int(left * 1000) - 2000, 1)
     sut = SketchSUT(lg, classify, images, concurrency, batch)
-    handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
-    qsl = lg.ConstructQSL(len(images), len(images), lambda _: None, lambda _: None)
-    try:
-        lg.StartTestWithLogSettings(handle, qsl, test, logs)
-    finally:
-        sut.pool.shutdown(wait=True)
-        lg.DestroyQSL(qsl)
-        lg.DestroySUT(handle)
+    with suspended():
+        handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
+        qsl = lg.ConstructQSL(len(images), len(images), lambda _: None, lambda _: None)
+        try:
+            lg.StartTestWithLogSettings(handle, qsl, test, logs)
+        finally:
+            sut.pool.shutdown(wait=True)
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(handle)
     if sut.error is not None:
         raise sut.error
     return result_from_log(read_detail_log(log_dir / "mlperf_log_detail.txt"), scenario, mode, concurrency,

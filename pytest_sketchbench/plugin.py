@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_sketchbench import parallel
-from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
+from pytest_sketchbench.errors import ModelUnavailable, PartnerFailure, SketchBenchError
 from pytest_sketchbench.models import registry
 from pytest_sketchbench.options import (
     RunSetup,
@@ -301,8 +301,12 @@ def sketch_relative_speed(sketch_model: ModelPlugin, sketch_session: SketchSessi
         latency = limit.key == "max_latency_ratio"
         default = 1 if latency else max(sketch_session.options.batch_sizes)
         bound = limit.bound if latency else 1 / limit.bound  # a throughput ratio is the inverse time ratio
-        return _fail_on_user_error(lambda: sketch_session.relative_speed(sketch_model.name, limit.reference,
-                                                                         limit.batch or default, (bound,)))
+        try:
+            return _fail_on_user_error(lambda: sketch_session.relative_speed(sketch_model.name, limit.reference,
+                                                                             limit.batch or default, (bound,)))
+        except PartnerFailure as failure:  # the reference's failure is recorded on it; this limit is not judged
+            line = sketch_session.partner_failed(sketch_model.name, failure)
+            pytest.skip(f"{limit.key} to {limit.reference} not judged: {line}")
 
     return measure
 

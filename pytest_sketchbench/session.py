@@ -24,6 +24,7 @@ from pytest_sketchbench.errors import (
     ModelFailure,
     ModelTimeout,
     ModelUnavailable,
+    PartnerFailure,
     ServerUnreachable,
     SketchBenchError,
     redact,
@@ -223,6 +224,8 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         try:
             with deadline(self._timeout_s(name), name, stage):
                 yield
+        except PartnerFailure:  # the other model's failure: its caller records it there
+            raise
         except ModelUnavailable as exc:
             self._note(name, "skipped", str(exc))
             raise

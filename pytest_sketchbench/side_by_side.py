@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench.config import CALIBRATION
-from pytest_sketchbench.errors import ModelUnavailable
+from pytest_sketchbench.errors import ModelUnavailable, PartnerFailure
 from pytest_sketchbench.measure import quiet_process, time_calls, time_interleaved, timed_call
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.models.onnx_model import OnnxModel
@@ -92,6 +92,8 @@ class SideBySide:
         other = self.reference(reference)
         batch = self._drawings(batch_size)
         call_a, call_b = timed_call(plugin, plugin.prepare(batch)), timed_call(other, other.prepare(batch))
+        if reference in self.registry.specs:  # another model of the run: its failure is its own
+            call_b = partner_call(reference, call_b)
         clock = self._decision_clock(plugin, other)
         with quiet_process(self._trackers.values()):
             per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
@@ -170,3 +172,14 @@ class SideBySide:
                                              "batch 1, the run's thread settings"}
         return self._speed_index
 
+
+
+def partner_call(partner: str, call):
+    """``call`` whose exceptions say they are ``partner``'s (:class:`PartnerFailure`)."""
+    def wrapped():
+        try:
+            return call()
+        except Exception as exc:
+            raise PartnerFailure(partner, exc) from exc
+
+    return wrapped

@@ -177,13 +177,50 @@ def test_pairs_are_judged_by_significance_not_point_estimates(project, tmp_path)
     assert result.ret == 0
     result.stdout.fnmatch_lines([
         "comparison: best accuracy: centroid = copy (tie)*",
-        "  centroid and copy: no significant accuracy difference (p = 1)*interleaved rounds)",
+        "  centroid and copy: no significant accuracy difference (p = 1, Holm-adjusted over 3 pairs)*interleaved "
+        "rounds)",
         "  centroid more accurate than worse by 0.*(p = *",
     ])
     csv = (tmp_path / "dir" / "category_by_model.csv").read_text().splitlines()
     assert csv[0] == "category,centroid,copy,worse" and len(csv) == 24
     page = (tmp_path / "r.html").read_text()
     assert "<table id='pairs'>" in page and "<table id='category-by-model'>" in page
+
+
+PARTNERS = TWO_MODELS + textwrap.dedent('''
+    import time
+
+    class SingleDrawingTrouble(CentroidModel):
+        """Scores the accuracy pass, then fails (or hangs) on single drawings: as a side-by-side partner."""
+        options = CentroidModel.options + ("trouble",)
+
+        def infer(self, prepared):
+            if len(prepared) == 1 and self.config["trouble"] == "raise":
+                raise RuntimeError("flaky partner")
+            if len(prepared) == 1 and self.config["trouble"] == "hang":
+                time.sleep(60)
+            return super().infer(prepared)
+
+    register_model("typo", weights="no-such-file.npz")(CentroidModel)
+    register_model("flaky", weights="centroid.npz", trouble="raise")(SingleDrawingTrouble)
+    register_model("hang", weights="centroid.npz", trouble="hang", timeout_s=2)(SingleDrawingTrouble)
+''')
+
+
+def test_a_failing_side_by_side_partner_is_recorded_on_the_partner_not_the_healthy_model(project, tmp_path):
+    project.makeconftest(PARTNERS)
+    started = __import__("time").monotonic()
+    result = project.runpytest(*RUN, "--sketch-models=centroid,typo,flaky,hang", "-k", "side_by_side",
+                               f"--sketch-json={tmp_path}/r.json")
+    assert __import__("time").monotonic() - started < 50  # the hang is bounded by the partner's 2 s, not 600
+    results = json.loads((tmp_path / "r.json").read_text())["model_results"]
+    assert results["centroid"]["status"] == "passed" and results["centroid"]["errors"] == [], results["centroid"]
+    assert "no-such-file.npz" in results["typo"]["errors"][0]
+    assert "RuntimeError: flaky partner" in results["flaky"]["errors"][0]
+    assert "did not finish within 2 s" in results["hang"]["errors"][0]
+    for partner in ("typo", "flaky", "hang"):
+        assert results[partner]["status"] == "error"
+        result.stdout.fnmatch_lines([f"note: centroid and {partner} were not timed side by side: {partner} failed*"])
 
 
 def test_end_to_end_cold_start_and_knee_are_reported_and_gated(project, tmp_path):

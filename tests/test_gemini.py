@@ -180,3 +180,36 @@ def test_live_api_session_over_tls(small, key, tmp_path):
     assert fake.setups[0]["setup"]["model"] == "models/gemini-2.5-flash"
     assert fake.setups[0]["setup"]["generationConfig"]["responseModalities"] == ["TEXT"]
     assert fake.api_keys == {KEY} and api["mode"] == "live" and api["tokens_in"] == 260 * len(tiny)
+
+
+@pytest.mark.parametrize("mode", ["rest", "live"])
+def test_a_dead_endpoint_never_prints_the_key_under_any_traceback_setting(pytester, small, key, tmp_path, mode):
+    """The live connect runs outside the retries: its failure must still be our one redacted line, raised from
+    None, so that google-genai's frames (whose locals hold the key) never reach pytest's printer."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class Dead:
+        base_url = f"http://127.0.0.1:{port}"
+
+    _gemini_project(pytester, Dead, f'mode = "{mode}"\nmax_retries = 0\ntimeout_s = 2')
+    result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1", "--sketch-models=gemini",
+                                "-p", "no:cacheprovider", "-l", "-v", "--tb=long", "-rA",
+                                f"--junitxml={tmp_path}/junit.xml", f"--html={tmp_path}/report.html",
+                                "--self-contained-html", f"--sketch-json={tmp_path}/r.json")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) + outcomes.get("errors", 0) >= 1, outcomes  # the accuracy pass could not run
+    printed = result.stdout.str() + result.stderr.str()
+    assert "gemini" in printed and KEY not in printed
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert KEY not in path.read_text(errors="replace"), path
+
+
+def test_zero_requests_in_flight_is_a_config_error_not_a_hang():
+    for key, value in (("concurrency", 0), ("max_requests", 0), ("max_retries", -1), ("concurrency", 1.5)):
+        with pytest.raises(SketchBenchError, match=f"{key} must be a whole number"):
+            GeminiModel.validate_config({key: value})

@@ -241,6 +241,42 @@ def test_loadgen_scenarios_on_a_local_model_pass_and_keep_their_logs(centroid_pr
     assert (tmp_path / "dir" / "centroid" / "loadgen" / "Offline" / "mlperf_log_summary.txt").exists()
 
 
+def test_a_loadgen_run_past_the_stage_deadline_ends_cleanly_and_keeps_the_results(centroid_project, tmp_path):
+    """The deadline never fires inside LoadGen's callbacks (it segfaulted the session): LoadGen is told to stop
+    before it, the deadline fires after LoadGen returns, and the accuracy already measured is reported."""
+    centroid_project.makeconftest(CENTROID.replace('weights="centroid.npz"', 'weights="centroid.npz", timeout_s=3'))
+    centroid_project.makefile(".toml", thresholds="""
+        [centroid]
+        min_accuracy = 0.1
+        [centroid.loadgen]
+        min_server_peak_qps = 5
+        min_duration_ms = 1000
+        accuracy = false
+    """)
+    centroid_project.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
+    centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = centroid_project.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20",
+                                                   "-p", "no:cacheprovider", "--sketch-models=centroid",
+                                                   f"--sketch-json={tmp_path}/r.json", timeout=120)
+    assert result.ret == 1, result.stdout.str()[-2000:]  # not -11 (SIGSEGV), not 3 (INTERNALERROR)
+    record = json.loads((tmp_path / "r.json").read_text())["model_results"]["centroid"]
+    assert record["accuracy_results"]["accuracy"] > 0.1
+    assert any("LoadGen ServerPeak did not finish within 3 s (timed out)" in e for e in record["errors"]), record
+
+
+def test_a_loadgen_scenario_longer_than_the_deadline_is_refused_up_front(centroid_project, tmp_path):
+    centroid_project.makeconftest(CENTROID.replace('weights="centroid.npz"', 'weights="centroid.npz", timeout_s=20'))
+    centroid_project.makefile(".toml", thresholds="[centroid.loadgen]\nmin_offline_qps = 5\nmin_duration_ms = 60000\n")
+    centroid_project.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
+    started = time.monotonic()
+    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5",
+                                        "-p", "no:cacheprovider", "--sketch-models=centroid", "-k", "Offline")
+    assert time.monotonic() - started < 30
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*[[]centroid.loadgen[]] min_duration_ms = 60,000 cannot finish within its stage "
+                                 "deadline of 20 s*"])
+
+
 # -- the real server (slow) ------------------------------------------------------------------------
 def _served_project(tmp_path: Path, url: str, loadgen_table: str) -> Path:
     config = tmp_path / "thresholds.toml"

@@ -54,6 +54,15 @@ class GeminiModel(ModelPlugin):
         for key in ("requests_per_minute", "timeout_s", "backoff_initial_s", "backoff_max_s"):
             if key in config and not (isinstance(config[key], int | float) and config[key] > 0):
                 raise SketchBenchError("gemini config", f"{key} must be a positive number", f"e.g. {key} = 60")
+        for key in ("concurrency", "max_requests"):  # 0 requests in flight would wait forever
+            value = config.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise SketchBenchError("gemini config", f"{key} must be a whole number >= 1, got {value!r}",
+                                       f"e.g. {key} = {DEFAULTS[key]}")
+        retries = config.get("max_retries")
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+            raise SketchBenchError("gemini config", f"max_retries must be a whole number >= 0, got {retries!r}",
+                                   "e.g. max_retries = 4")
 
     def setting(self, key: str):
         return self.config.get(key, DEFAULTS.get(key))
@@ -190,7 +199,17 @@ class GeminiModel(ModelPlugin):
     async def _classify_live(self, pngs: list[str], lock: asyncio.Lock) -> list[int]:
         """One Live API session (text modality) for the run; each drawing is one turn."""
         config = self.types.LiveConnectConfig(response_modalities=["TEXT"])
-        results = []
+        results: list[int] = []
+        try:
+            return await self._live_session(pngs, lock, config, results)
+        except SketchBenchError:
+            raise
+        except Exception as exc:  # the connect is outside the retries: google-genai's frames hold the key
+            message = redact(f"{type(exc).__name__}: {exc}")[:200]
+        raise SketchBenchError(f"model '{self.name}'", f"the Live API session failed after {len(results)} of "
+                               f"{len(pngs)} drawings ({message})", f"check [models.{self.name}] and the endpoint")
+
+    async def _live_session(self, pngs: list[str], lock: asyncio.Lock, config, results: list[int]) -> list[int]:
         async with self.client.aio.live.connect(model=self.setting("model_name"), config=config) as session:
             async def turn(png: str):
                 await session.send_client_content(

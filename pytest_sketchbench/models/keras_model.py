@@ -9,6 +9,7 @@ from __future__ import annotations
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models._tf import TensorFlowCalls
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+from pytest_sketchbench.models.graph_ops import graph_ops, refuse_unsafe_ops
 
 
 class KerasModel(TensorFlowCalls, ModelPlugin):
@@ -55,7 +56,7 @@ class SavedModel(TensorFlowCalls, ModelPlugin):
     ``serving_default``); the input shape comes from the signature, the output is ``output`` or the first."""
 
     runtime = "tensorflow-savedmodel"
-    options = ("signature", "output")
+    options = ("signature", "output", "trust_model")
 
     def load(self) -> None:
         tf = self.start_tensorflow()
@@ -71,6 +72,9 @@ class SavedModel(TensorFlowCalls, ModelPlugin):
             raise SketchBenchError(f"model '{self.name}'", f"no signature '{wanted}' in {path}",
                                    f"it has {', '.join(self.loaded.signatures) or 'none'}; set signature = ...")
         function = self.loaded.signatures[wanted]
+        if self.config.get("trust_model") is not True:  # scanned before its first call: a SavedModel is a program
+            graph_def = function.graph.as_graph_def()
+            refuse_unsafe_ops(graph_ops(graph_def.node, graph_def.library.function), f"model '{self.name}' ({path})")
         (input_name, spec), = function.structured_input_signature[1].items()
         output = self.config.get("output") or next(iter(function.structured_outputs))
         self.shape = [None if d is None else int(d) for d in spec.shape]

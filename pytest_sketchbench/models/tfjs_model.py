@@ -7,6 +7,7 @@ import numpy as np
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models._tf import TensorFlowCalls
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+from pytest_sketchbench.models.graph_ops import refuse_non_tfjs_ops, spec_ops
 from pytest_sketchbench.models.tfjs_format import graph_def_from_spec, read_manifest
 
 
@@ -19,6 +20,7 @@ class TfjsGraphModel(TensorFlowCalls, ModelPlugin):
         if path.is_dir():
             path = path / "model.json"
         spec, weights = read_manifest(path)
+        refuse_non_tfjs_ops(spec_ops(spec["modelTopology"]), f"model '{self.name}' ({path})")
         graph_def = graph_def_from_spec(spec, weights)
         signature = spec.get("signature") or {}
         input_entry = next(iter(signature.get("inputs", {}).values()), None)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
+import posixpath
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +111,10 @@ class TorchExportModel(TorchScriptModel):
     runtime = "torch-export"
 
     def _load_module(self, torch, path: Path):
-        try:
-            program = torch.export.load(str(path))
+        data = path.read_bytes()
+        refuse_code_in_archive(torch, data, f"model '{self.name}' ({path})")
+        try:  # from the bytes just checked, never the file again (it could change in between)
+            program = torch.export.load(io.BytesIO(data))
         except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors for bad archives
             raise SketchBenchError(f"model '{self.name}'", f"torch.export cannot load {path} "
                                    f"({exc.__class__.__name__})",
@@ -123,3 +129,50 @@ class TorchExportModel(TorchScriptModel):
                       if node.op == "placeholder" and node.name in user_inputs), None)
         shape = [-1, 28, 28, 1] if value is None else [d if isinstance(d, int) else -1 for d in value.shape]
         return program.module(), shape
+
+
+# where a .pt2 archive may hold something torch unpickles, and what it may never hold at all
+UNPICKLED_DIRS = ("data/sample_inputs/",)
+NEVER_IN_ARCHIVE = ("data/aotinductor/", "data/executorch/", "data/mtia")  # compiled code: shared libraries
+OBJECT_PREFIXES = ("custom_obj_", "opaque_obj_")  # script objects and arbitrary pickles among the constants
+
+
+def refuse_code_in_archive(torch, data: bytes, where: str) -> None:
+    """A ``torch.export`` archive is checked before torch opens it: torch unpickles some of its entries with
+    ``weights_only=False`` (weights and constants saved with ``use_pickle``, legacy ``data/weights/<model>.pt``
+    files, and example inputs after a ``weights_only=True`` attempt fails), and a pickle can run any code.
+    Every entry torch would unpickle must load with ``weights_only=True`` here — then the full unpickler
+    calls nothing more — and entries that are code or arbitrary objects are refused outright."""
+    def refuse(problem: str) -> None:
+        raise SketchBenchError(where, problem, "a .pt2 file must hold tensors and the program only; re-export it "
+                               "with torch.export.save from a model you trust")
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = {info.filename.split("/", 1)[1] if "/" in info.filename else info.filename: info.filename
+                 for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not an archive: torch.export.load says so in its own words below
+    unpickled = [name for name in names if name.startswith(UNPICKLED_DIRS)]
+    for name in names:
+        base = posixpath.basename(name)
+        if name.startswith(NEVER_IN_ARCHIVE) or base.startswith(OBJECT_PREFIXES):
+            refuse(f"entry '{name}' is compiled code or a pickled object, which loading would run")
+        if name.startswith(("data/weights/", "data/constants/")) and name.endswith(".pt"):
+            unpickled.append(name)  # the legacy format: a whole state dict pickled
+        if name.endswith("_config.json") and name.startswith(("data/weights/", "data/constants/")):
+            try:
+                config = json.loads(archive.read(names[name])).get("config", {})
+            except (ValueError, AttributeError):
+                refuse(f"entry '{name}' is not a weights config")
+            folder = posixpath.dirname(name)
+            for entry in (config.values() if isinstance(config, dict) else ()):
+                if isinstance(entry, dict) and entry.get("use_pickle"):
+                    unpickled.append(posixpath.join(folder, str(entry.get("path_name", ""))))
+    for name in unpickled:
+        if name not in names:
+            refuse(f"entry '{name}' is named by a config but missing")
+        try:
+            torch.load(io.BytesIO(archive.read(names[name])), weights_only=True)
+        except Exception:  # noqa: BLE001 — any refusal of the safe unpickler: not loaded, whatever the reason
+            refuse(f"entry '{name}' is a pickle that needs more than tensors (it could run code)")

@@ -1,0 +1,154 @@
+"""No model file runs code or touches files: hostile .pt2 archives, TF.js graphs and SavedModels, each built
+here with a payload that would only create a marker file in a temporary folder, are refused with one line —
+and the marker never appears."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.models.registry import RUNTIMES, ModelSpec
+
+
+class Marker:
+    """Unpickling this creates the marker file: the payload of every hostile pickle here."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _load(runtime: str, path: Path, **config):
+    plugin = ModelSpec("hostile", RUNTIMES[runtime], {"path": str(path), "categories": ["a", "b"], **config}).create()
+    plugin.import_runtime()
+    plugin.load()
+    return plugin
+
+
+def _exported(tmp_path: Path) -> Path:
+    import torch
+
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 2)).eval()
+    program = torch.export.export(network, (torch.zeros(1, 28, 28, 1),))
+    path = tmp_path / "good.pt2"
+    torch.export.save(program, str(path))
+    return path
+
+
+def _rewritten(source: Path, target: Path, change) -> Path:
+    """A copy of a .pt2 archive with ``change(name, data) -> data | None`` applied to every entry (None: drop)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = change(info.filename.split("/", 1)[1], old.read(info))
+            if data is not None:
+                new.writestr(info.filename, data)
+        for name, data in getattr(change, "extra", {}).items():
+            new.writestr(f"{old.infolist()[0].filename.split('/')[0]}/{name}", data)
+    return target
+
+
+def _torch_saved(obj) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_pt2_archives_that_would_unpickle_code_are_refused(tmp_path):
+    good = _exported(tmp_path)
+    assert _load("torch-export", good).shape == [1, 28, 28, 1]  # the untouched archive still loads
+    marker = tmp_path / "marker"
+
+    def pickled_weight(name, data):
+        if name == "data/weights/model_weights_config.json":
+            config = json.loads(data)
+            first = next(iter(config["config"].values()))
+            first["use_pickle"] = True
+            return json.dumps(config).encode()
+        return _torch_saved(Marker(marker)) if name == "data/weights/weight_0" else data
+
+    def hostile_inputs(name, data):
+        return _torch_saved(Marker(marker)) if name.startswith("data/sample_inputs/") else data
+
+    def legacy_weights(name, data):
+        return data
+    legacy_weights.extra = {"data/weights/model.pt": pickle.dumps(Marker(marker))}
+
+    def compiled(name, data):
+        return data
+    compiled.extra = {"data/aotinductor/model/model.so": b"\x7fELF"}
+
+    for change, problem in ((pickled_weight, "entry 'data/weights/weight_0' is a pickle that needs more than tensors"),
+                            (hostile_inputs, "entry 'data/sample_inputs/model.pt' is a pickle"),
+                            (legacy_weights, "entry 'data/weights/model.pt' is a pickle"),
+                            (compiled, "entry 'data/aotinductor/model/model.so' is compiled code")):
+        path = _rewritten(good, tmp_path / f"{change.__name__}.pt2", change)
+        with pytest.raises(SketchBenchError) as refused:
+            _load("torch-export", path)
+        assert problem in str(refused.value) and "\n" not in str(refused.value)
+        assert not marker.exists(), change.__name__
+
+
+def _tfjs_graph_with(tmp_path: Path, extra_nodes: list[dict]) -> Path:
+    """A tiny TF.js graph model (Placeholder → Softmax) with extra nodes attached as control inputs."""
+    folder = tmp_path / "tfjs"
+    folder.mkdir()
+    nodes = [{"name": "x", "op": "Placeholder", "attr": {"dtype": {"type": "DT_FLOAT"}, "shape": {"shape": {
+        "dim": [{"size": "-1"}, {"size": "28"}, {"size": "28"}, {"size": "1"}]}}}},
+             {"name": "y", "op": "Softmax", "input": ["x", *[f"^{n['name']}" for n in extra_nodes]],
+              "attr": {"T": {"type": "DT_FLOAT"}}}, *extra_nodes]
+    spec = {"format": "graph-model", "modelTopology": {"node": nodes, "versions": {"producer": 1}},
+            "weightsManifest": [{"paths": [], "weights": []}]}
+    (folder / "model.json").write_text(json.dumps(spec))
+    return folder / "model.json"
+
+
+@pytest.mark.slow
+def test_a_tfjs_graph_may_only_use_tfjs_ops(tmp_path):
+    marker = tmp_path / "marker"
+    write = [{"name": "path", "op": "Const", "attr": {"dtype": {"type": "DT_STRING"}, "value": {"tensor": {
+                 "dtype": "DT_STRING", "tensorShape": {}, "stringVal": [__import__("base64").b64encode(
+                     str(marker).encode()).decode()]}}}},
+             {"name": "body", "op": "Const", "attr": {"dtype": {"type": "DT_STRING"}, "value": {"tensor": {
+                 "dtype": "DT_STRING", "tensorShape": {}, "stringVal": ["eA=="]}}}},
+             {"name": "write", "op": "WriteFile", "input": ["path", "body"]}]
+    path = _tfjs_graph_with(tmp_path, write)
+    with pytest.raises(SketchBenchError) as refused:
+        _load("tfjs", path)
+    assert "op 'WriteFile' is not a TF.js op" in str(refused.value)
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_savedmodel_that_writes_files_is_refused_unless_trusted(tmp_path):
+    import tensorflow as tf
+
+    marker = tmp_path / "marker"
+
+    class Writes(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+        def serve(self, x):
+            with tf.control_dependencies([tf.io.write_file(str(marker), "x")]):
+                return {"output": tf.nn.softmax(tf.reshape(x, [-1, 784])[:, :2])}
+
+    module = Writes()
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures={"serving_default": module.serve})
+    with pytest.raises(SketchBenchError) as refused:
+        _load("savedmodel", tmp_path / "saved")
+    assert "uses WriteFile, which reach outside the tensors" in str(refused.value)
+    assert "trust_model = true" in str(refused.value)
+    assert not marker.exists()
+    trusted = _load("savedmodel", tmp_path / "saved", trust_model=True)  # the owner's explicit choice
+    trusted.predict(np.zeros((1, 28, 28), np.uint8))
+    assert marker.exists()
