@@ -123,3 +123,39 @@ def test_two_files_for_one_category_are_refused(tmp_path):
     np.save(tmp_path / "full_numpy_bitmap_cat.npy", np.load(BITMAPS / "cat.npy"))
     with pytest.raises(SketchBenchError, match="two files for category 'cat'"):
         load_dataset(tmp_path)
+
+
+def test_category_files_that_differ_only_by_case_are_one_category(tmp_path):
+    np.save(tmp_path / "cat.npy", np.load(BITMAPS / "cat.npy"))
+    np.save(tmp_path / "Cat.npy", np.load(BITMAPS / "cat.npy"))
+    with pytest.raises(SketchBenchError, match=r"two files for category '\w+': (Cat|cat).npy and (Cat|cat).npy"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("make", ["folder", "broken link"])
+def test_a_stroke_file_that_is_not_a_file_is_one_line(tmp_path, make):
+    np.save(tmp_path / "sun.npy", np.load(BITMAPS / "sun.npy"))
+    if make == "folder":
+        (tmp_path / "cat.ndjson").mkdir()
+    else:
+        (tmp_path / "cat.ndjson").symlink_to(tmp_path / "gone.ndjson")
+    with pytest.raises(SketchBenchError, match=r"cat.ndjson: is not a readable file"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ('{"drawing": ' + "[" * 100_000 + "]" * 100_000 + "}", "RecursionError"),
+    (json.dumps({"drawing": [[list(range(30_000)), list(range(30_000))]]}), "a stroke of 30,000 points"),
+    (json.dumps({"drawing": [[[0, 1e300], [0, 1]]]}), "coordinates must be finite numbers"),
+    (json.dumps({"drawing": [[[x % 250 for x in range(3_000)], [x % 7 for x in range(3_000)]]]}),
+     "3,000 points to draw (at most 2,000)"),
+])
+def test_hostile_stroke_lines_are_refused_before_drawing(tmp_path, line, problem):
+    """Each is one line naming file:line, at once: 20,000 points took 84 s to draw, a million over 400 s."""
+    import time
+
+    (tmp_path / "cat.ndjson").write_text(lines_of("cat")[0] + "\n" + line + "\n")
+    started = time.monotonic()
+    with pytest.raises(SketchBenchError, match=r"cat.ndjson:2: not a Quick, Draw! drawing record") as error:
+        load_dataset(tmp_path)
+    assert problem in str(error.value) and time.monotonic() - started < 10
