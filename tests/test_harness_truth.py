@@ -80,17 +80,22 @@ def test_reported_percentiles_and_ratio_land_on_the_truth(spin_project, tmp_path
                                     f"--sketch-json={tmp_path}/r.json", "-p", "no:cacheprovider",
                                     "--benchmark-disable")
     result.assert_outcomes(passed=2)
-    record = json.loads((tmp_path / "r.json").read_text())["model_results"]["spin2"]
-    timing = record["timing_results"]["1"]
-    true_p50, true_p99 = 2.0, 2.0 * math.exp(0.25 * Z99)  # ms
-    assert timing["median_ms"] == pytest.approx(true_p50, rel=0.05, abs=0.03), timing
-    assert timing["p99_ms"] == pytest.approx(true_p99, rel=0.12, abs=0.03), timing
+    report = json.loads((tmp_path / "r.json").read_text())
+    record = report["model_results"]["spin2"]
     speed = record["relative_speed"]["spin1@1"]
     assert speed["clock"] == "cpu"
     assert speed["ratio"] == pytest.approx(2.0, rel=0.04), speed
     assert speed["ci_low"] <= 2.0 <= speed["ci_high"] or abs(speed["ratio"] - 2.0) < 0.02, speed
     verdict = record["threshold_verdicts"][0]
     assert verdict["status"] == "passed" and "CPU time decided" in verdict["message"]
+    # wall-clock percentiles are the truth only where nothing else takes the core: the host audit says so
+    unfit = report["benchmark_metadata"]["host_audit"]["unfit"] + speed["host_unfit"]
+    if unfit:
+        pytest.skip(f"wall-clock percentiles not comparable with the truth on this host: {unfit}")
+    timing = record["timing_results"]["1"]
+    true_p50, true_p99 = 2.0, 2.0 * math.exp(0.25 * Z99)  # ms
+    assert timing["median_ms"] == pytest.approx(true_p50, rel=0.05, abs=0.03), timing
+    assert timing["p99_ms"] == pytest.approx(true_p99, rel=0.12, abs=0.03), timing
 
 
 @pytest.mark.slow

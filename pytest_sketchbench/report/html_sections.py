@@ -73,6 +73,8 @@ def category_heatmap(table: dict) -> str:
 def model_details(record: dict, images: np.ndarray | None) -> str:
     """The model's detail lines, its parity disagreements (as drawings), stages, batch sweep and profile."""
     parts = [f"<p class=note>{_e(line)}</p>" for line in detail_lines(record) if not line.startswith("categories")]
+    if record.get("model_sha256"):
+        parts.append(f"<p class=note>model files sha256 <code>{_e(record['model_sha256'])}</code></p>")
     for other, result in (record.get("parity") or {}).items():
         parts.append(_disagreements(record["model"], other, result, images))
     sweep = batch_sweep_text(record)
