@@ -28,7 +28,8 @@ from pytest_sketchbench.options import (
 from pytest_sketchbench.report.outputs import check_output_paths
 
 if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
-    from pytest_sketchbench.checks import BaselineGate, ThresholdChecker
+    from pytest_sketchbench.baseline_gates import BaselineGate
+    from pytest_sketchbench.checks import ThresholdChecker
     from pytest_sketchbench.models.base import ModelPlugin
     from pytest_sketchbench.session import Predictions, SketchSession
 
@@ -360,7 +361,7 @@ def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelP
     """``check(batch_size)``: the latency gate against the baseline. With ``--sketch-baseline-models`` the
     baseline's file is timed interleaved with the model in this run (holds on any machine); otherwise the
     samples recorded in ``--sketch-baseline`` are compared, on the same hardware only."""
-    from pytest_sketchbench.checks import BaselineGate, check_ab_latency
+    from pytest_sketchbench.baseline_gates import BaselineGate, check_ab_latency
 
     name, options = sketch_model.name, sketch_session.options
     if not options.baseline_models and not options.baseline:
@@ -415,7 +416,7 @@ def sketch_baseline(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
     """Compare with ``--sketch-baseline``; tests using it skip when no baseline was given."""
     if not sketch_session.options.baseline:
         pytest.skip("no --sketch-baseline given")
-    from pytest_sketchbench.checks import BaselineGate
+    from pytest_sketchbench.baseline_gates import BaselineGate
 
     comparison = _fail_on_user_error(lambda: sketch_session.baseline_for(sketch_model.name))
     return BaselineGate(comparison, sketch_session.record(sketch_model.name), request.node.nodeid)
