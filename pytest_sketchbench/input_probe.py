@@ -51,9 +51,35 @@ def probe_contracts(plugin, dataset: Dataset, columns: np.ndarray | None, accura
             "fix": change if helps else None, "fix_accuracy": best_accuracy if helps else None}
 
 
+def category_order(labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict | None:
+    """Near chance because the categories are in another order than the model's classes? The one-to-one
+    relabelling of answers that matches the most labels (Hungarian assignment on the confusion matrix); None
+    unless it scores well clear of chance — four times the probe's trigger, and three times the order given
+    (a random model's best relabelling fits a little too, never that much)."""
+    from scipy.optimize import linear_sum_assignment
+
+    n = len(categories)
+    valid = (predicted >= 0) & (predicted < n)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (labels[valid], predicted[valid]), 1)
+    rows, columns = linear_sum_assignment(-confusion)
+    total = max(len(labels), 1)
+    reordered, given = float(confusion[rows, columns].sum() / total), float(np.trace(confusion) / total)
+    moved = [(categories[r], categories[c]) for r, c in zip(rows, columns, strict=True) if r != c]
+    if reordered <= max(4 * NEAR_CHANCE / n, 3 * given) or not moved:
+        return None
+    return {"accuracy": reordered, "moved": len(moved), "examples": moved[:3]}
+
+
 def diagnosis_text(model: str, diagnosis: dict) -> str:
     """`` ≈ chance (1/22): with ink = "black-on-white" it scores 0.89 on 200 drawings — set ink in [models.x]``"""
     chance = f"≈ chance (1/{round(1 / diagnosis['chance'])})"
+    order = diagnosis.get("category_order")
+    if order and not diagnosis.get("fix"):
+        shown = ", ".join(f"{label} answered as {answer}" for label, answer in order["examples"])
+        return (f" {chance}: under another category order its answers match {order['accuracy']:.2f} of the labels "
+                f"({order['moved']} categories moved: {shown}, …) — the categories file lists them in another "
+                "order than the model's classes")
     if not diagnosis.get("fix"):
         return (f" {chance}: no ink polarity or value range helped on {diagnosis['drawings']} drawings — check the "
                 "category order, the input size and the layout")

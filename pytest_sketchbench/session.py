@@ -31,7 +31,7 @@ from pytest_sketchbench.errors import (
 )
 from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S, deadline
 from pytest_sketchbench.host_audit import HostAudit
-from pytest_sketchbench.input_probe import near_chance, probe_contracts
+from pytest_sketchbench.input_probe import category_order, near_chance, probe_contracts
 from pytest_sketchbench.load_runs import LoadRuns
 from pytest_sketchbench.measure import (
     MB,
@@ -313,6 +313,8 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         if plugin.outputs_probabilities and plugin.local and near_chance(report["accuracy"], len(dataset.categories)):
             with self.guarded(name, "probing input contracts"):
                 record["input_diagnosis"] = probe_contracts(plugin, dataset, columns, report["accuracy"])
+            record["input_diagnosis"]["category_order"] = category_order(dataset.labels, result.predicted,
+                                                                         dataset.categories)
         limits = self.config.limits_for(name, self.profile)
         record["category_limits"] = {c: limits.category_limit(c) for c in dataset.categories}
         record["accuracy_pass"] = {"seconds": result.seconds, "throughput_per_s": result.throughput,

@@ -345,3 +345,19 @@ def test_an_npz_with_category_names_as_labels_scores_like_the_bundled_split(tmp_
              categories=np.array(bundled.categories))
     with pytest.raises(SketchBenchError, match="labels name categories not in the category list: unicorn"):
         load_dataset(tmp_path / "bad.npz")
+
+
+def test_a_categories_file_in_another_order_is_diagnosed_not_scored_as_chance(centroid_project, bundled, tmp_path):
+    """The categories file reversed: every model scores near chance, and the message says why."""
+    (tmp_path / "reversed.json").write_text(json.dumps(bundled.categories[::-1]))
+    centroid_project.makeconftest("from centroid_plugin import CentroidModel\nfrom pytest_sketchbench import "
+                                  "register_model\nregister_model('centroid', weights='centroid.npz')(CentroidModel)\n")
+    centroid_project.makefile(".toml", thresholds="[centroid]\nmin_accuracy = 0.5\n")
+    centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = centroid_project.runpytest("--sketch-models=centroid", f"--sketch-data={BUNDLED}",
+                                        f"--sketch-categories={tmp_path / 'reversed.json'}", "-p", "no:cacheprovider",
+                                        "--sketch-samples-per-category=20", "-k", "test_accuracy and not top5")
+    assert result.ret == 1
+    result.stdout.re_match_lines([r".*centroid accuracy 0\.0\d+ .* ≈ chance \(1/23\): under another category order "
+                                  r"its answers match 0\.\d+ of the labels \(22 categories moved: .* answered as .*\) "
+                                  r"— the categories file lists them in another order than the model's classes"])
