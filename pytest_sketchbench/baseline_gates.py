@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_sketchbench.checks import apply_inconclusive_policy, ratio_evidence, status_of
+from pytest_sketchbench.stats import percent
 
 
 class BaselineGate:
@@ -66,12 +67,12 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, t
         "no significant change" if low <= 1 <= high else "significant, within tolerance"
     row = {"model": model, "metric": f"p50 latency @{result['batch_size']} (ms), same run",
            "baseline": f"{result['reference_p50_ms']:.3f}", "current": f"{result['model_p50_ms']:.3f}",
-           "change": f"×{result['ratio']:.3f} ({result.get('confidence', 0.95):.1%} CI {low:.3f}–{high:.3f})",
+           "change": f"×{result['ratio']:.3f} ({percent(result.get('confidence', 0.95))} CI {low:.3f}–{high:.3f})",
            "p_value": None, "p_test": f"sequential paired bootstrap ({ratio_evidence(result)})", "verdict": verdict,
            "test": test_id}
     record.setdefault("baseline_rows", []).append(row)
     message = (f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
-               f"({result.get('confidence', 0.95):.1%} CI {low:.3g}–{high:.3g}) "
+               f"({percent(result.get('confidence', 0.95))} CI {low:.3g}–{high:.3g}) "
                f"{RELATION.get(verdict, '<=')} max {max_ratio:g} at batch {result['batch_size']} "
                f"({ratio_evidence(result)})")
     passed = {"regression": False, "inconclusive": None}.get(verdict, True)

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, Limits, ParityLimit, RatioLimit
 from pytest_sketchbench.metrics import wilson_interval
-from pytest_sketchbench.stats import min_samples_for
+from pytest_sketchbench.stats import min_samples_for, percent
 
 
 def _fmt_int(n: int) -> str:
@@ -233,7 +233,7 @@ class ThresholdChecker:
         elif passed is None and result.get("host_unfit"):
             why += f": {'; '.join(result['host_unfit'])}"
         message = (f"{self.model} {what} to {limit.reference} {ratio:.3g}× "
-                   f"({result.get('confidence', 0.95):.1%} CI {low:.3g}–{high:.3g}) "
+                   f"({percent(result.get('confidence', 0.95))} CI {low:.3g}–{high:.3g}) "
                    f"{relation} {'max' if latency else 'min'} {limit.bound:g} at batch {result['batch_size']} "
                    f"({ratio_evidence(result)}){why}")
         self._verdict(f"{limit.key}:{limit.reference}@{result['batch_size']}", ratio, limit.bound, passed,

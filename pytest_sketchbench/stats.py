@@ -89,6 +89,11 @@ LOOKS = 3
 FALSE_DECISION_RATE = 0.01
 
 
+def percent(confidence: float) -> str:
+    """An interval's confidence as reports print it: 0.95 → '95%', 0.99333 → '99.3%'."""
+    return f"{confidence * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
 def look_confidence(looks: int = LOOKS, rate: float = FALSE_DECISION_RATE) -> float:
     """The two-sided confidence of each look's interval."""
     return 1.0 - 2.0 * rate / looks

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_sketchbench.stats import holm, mcnemar_exact, median_ratio_test
+from pytest_sketchbench.stats import holm, mcnemar_exact, median_ratio_test, percent
 
 ALPHA = 0.05  # the significance level of every pairwise statement
 
@@ -84,7 +84,7 @@ def _latency_text(a: str, b: str, ratio: float, interval: tuple[float, float] | 
     if ratio < 1 and not same:
         a, b, ratio = b, a, 1 / ratio
         interval = None if interval is None else (1 / interval[1], 1 / interval[0])
-    shown = f"{confidence:.1%} CI {interval[0]:.3g}–{interval[1]:.3g}, " if interval else ""
+    shown = f"{percent(confidence)} CI {interval[0]:.3g}–{interval[1]:.3g}, " if interval else ""
     if same:
         return f"{a} and {b}: no significant latency difference (×{ratio:.3g}; {shown}{how})"
     return f"{a} {ratio:.3g}× slower than {b} at batch 1 ({shown}{how})"
