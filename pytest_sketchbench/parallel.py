@@ -143,6 +143,21 @@ class ResultCollector:
             self.results[record["model"]] = record
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
+        """A worker died inside a model's test (a segfault or abort in its runtime): recorded as that model's
+        error, and the model's remaining tests are taken out of the queue — re-running them would crash the next
+        worker too, until xdist gives up on the whole run."""
+        scope = crashitem.split("@")[-1] if crashitem.rfind("@") > crashitem.rfind("]") else None
+        if scope is None or scope not in self.results and scope not in getattr(sched, "workqueue", {}):
+            return
+        getattr(sched, "workqueue", {}).pop(scope, None)
+        record = self.results.setdefault(scope, {"model": scope, "timing": {}, "verdicts": [], "errors": []})
+        test = crashitem.split("@")[0].split("::")[-1]
+        record.setdefault("errors", []).append(
+            f"model '{scope}': its pytest worker died while running {test} (the process ended: a crash in the "
+            "runtime, e.g. a segfault) — its other tests were not run; run it without -n to see the crash")
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         output = getattr(node, "workeroutput", {}) or {}
         worker = getattr(getattr(node, "gateway", None), "id", None) or output.get("workerid", "?")

@@ -129,3 +129,21 @@ def test_crashed_worker_loses_only_its_own_model(two_models, tmp_path, monkeypat
     assert report["model_results"]["beta"]["accuracy_results"]["accuracy"] > 0.2  # reported before the crash
     assert any("crashed" in note for note in report["benchmark_metadata"]["notes"])
     assert (tmp_path / "r.html").exists()
+
+
+@pytest.mark.slow
+def test_a_crashing_model_costs_one_model_not_the_run_and_is_not_rerun(two_models, tmp_path, monkeypatch):
+    """With xdist's default restarts, a model whose runtime kills its worker used to be re-run on each new
+    worker until 'maximum crashed workers reached' (INTERNALERROR, the model absent from the report)."""
+    monkeypatch.setenv("CRASH", "1")
+    result = two_models.runpytest_subprocess(
+        "-n", "2", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=10", "--sketch-models=alpha,beta",
+        "--sketch-latency-budget=0.1", "--sketch-batch-sizes=1,8", "-p", "no:cacheprovider",
+        f"--sketch-json={tmp_path}/r.json", timeout=180)
+    assert result.ret == 1, result.stdout.str()[-3000:]  # a failure, not INTERNALERROR (3)
+    assert "maximum crashed workers reached" not in result.stdout.str()
+    assert result.stdout.str().count("crashed while running") == 1  # once: the rest of beta is not re-run
+    report = json.loads((tmp_path / "r.json").read_text())["model_results"]
+    assert report["alpha"]["status"] == "passed"
+    assert report["beta"]["status"] == "error"
+    assert any("its pytest worker died while running" in error for error in report["beta"]["errors"])
