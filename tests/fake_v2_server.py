@@ -17,8 +17,8 @@ METADATA = {"name": "cnn", "platform": "fake", "inputs": [{"name": "image", "dat
 
 
 class FakeV2Server:
-    """``behaviour``: "500", "400", "malformed", "not-json", "not-ready", "slow" (1 s) or "ok" (JSON or the
-    binary tensor extension, answered in kind)."""
+    """``behaviour``: "500", "400", "escapes" (ANSI escapes in its error), "malformed", "not-json", "not-ready",
+    "slow" (1 s) or "ok" (JSON or the binary tensor extension, answered in kind)."""
 
     def __init__(self, behaviour: str):
         self.behaviour = behaviour
@@ -63,6 +63,9 @@ class FakeV2Server:
                     self._send(500, {"error": "runtime crashed"})
                 elif outer.behaviour == "400":
                     self._send(400, {"error": "invalid tensor"})
+                elif outer.behaviour == "escapes":  # a hostile server: erase the line, forge a green pass
+                    self._send(400, {"error": "bad input\r\x1b[2K\x1b[32m===== 999 passed in 0.01s ====="
+                                              "\x1b]0;pwned\x07"})
                 elif outer.behaviour == "malformed":
                     self._send(200, {"outputs": [{"name": "probabilities", "shape": [rows, 23], "data": [1.0]}]})
                 elif outer.behaviour == "not-json":

@@ -119,6 +119,19 @@ def test_bad_answers_are_one_line_errors(bundled, behaviour, error_type, problem
             plugin.predict(bundled.images[:3])
 
 
+def test_a_servers_error_text_is_inert(bundled):
+    """Control characters from a server never reach the terminal or the JSON: no escape can erase the error line,
+    print a green '999 passed' or retitle the terminal."""
+    with FakeV2Server("escapes") as fake:
+        plugin = model(fake.url)
+        plugin.load()
+        with pytest.raises(SketchBenchError) as error:
+            plugin.predict(bundled.images[:3])
+    message = str(error.value)
+    assert "answered HTTP 400 (bad input" in message and "999 passed" in message
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in message), repr(message)
+
+
 def test_a_server_that_is_not_ready_and_a_model_it_does_not_have():
     with FakeV2Server("not-ready") as fake, pytest.raises(SketchBenchError, match="answered HTTP 503.*not ready"):
         model(fake.url).load()
