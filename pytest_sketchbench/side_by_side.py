@@ -123,6 +123,7 @@ class SideBySide:
         result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, looks=look, bounds=list(bounds),
                       decided=decided(result, bounds), clock=clock, wall_ratio=wall, cpu_ratio=cpu,
                       load_average=host["load_average"], preempted_share=preempted, host_unfit=unfit,
+                      contention_allowance=plugin.contention_allowance,
                       reference=reference,
                       batch_size=batch_size, model_p50_ms=float(np.median(samples.wall_a) * 1000),
                       reference_p50_ms=float(np.median(samples.wall_b) * 1000),

@@ -1,11 +1,12 @@
-"""Speed verdicts that hold on any machine: relative limits timed interleaved, percentile sample rules,
-re-measure once, and the same-run A/B gate against the baseline's model files — as a user sees them."""
+"""Speed verdicts that hold on any machine: relative limits timed interleaved and decided sequentially, pass,
+fail or inconclusive, percentile sample rules, and the same-run A/B gate against the baseline's model files."""
 
 from __future__ import annotations
 
 import json
 import re
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -185,3 +186,30 @@ def test_the_shipped_config_gates_every_shipped_model_relatively():
         limits = config.limits_for(model, "cpu")
         assert {limit.key for limit in limits.ratios} == {"max_latency_ratio", "min_throughput_ratio"}, model
         assert not {"max_latency_ms", "max_p95_latency_ms", "min_throughput"} & set(limits.values), model
+
+
+@pytest.mark.parametrize(("low", "high", "host_unfit", "clock", "status"), [
+    (30.0, 31.0, [], "cpu", "failed"),                       # a fit host: the interval decides
+    (24.0, 25.0, ["load 5.0 on 2 cores"], "cpu", "inconclusive"),  # past 19, within 19 × 1.35: could be the host
+    (26.0, 27.0, ["load 5.0 on 2 cores"], "cpu", "failed"),  # past 19 × 1.35: no contention explains it
+    (40.0, 41.0, ["load 5.0 on 2 cores"], "wall", "inconclusive"),  # the wall clock gets no allowance
+    (12.0, 13.0, ["load 5.0 on 2 cores"], "cpu", "passed"),  # contention only slows: a pass stands
+])
+def test_a_miss_on_an_unfit_host_fails_only_beyond_the_runtimes_contention_allowance(low, high, host_unfit, clock,
+                                                                                       status):
+    from pytest_sketchbench.checks import ThresholdChecker
+    from pytest_sketchbench.config import Limits, RatioLimit
+
+    limit = RatioLimit("max_latency_ratio", "calibration", 19.0)
+    record = {"verdicts": []}
+    checker = ThresholdChecker(Limits("onnx", ratios=[limit]), record, inconclusive="warn")
+    result = {"ratio": (low + high) / 2, "ci_low": low, "ci_high": high, "rounds": 200, "batch_size": 1,
+              "confidence": 0.993, "looks": 1, "clock": clock, "host_unfit": host_unfit,
+              "contention_allowance": 1.35, "model_p50_ms": 1.0, "reference_p50_ms": 0.07}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            checker.check_ratio(limit, result)
+    except pytest.fail.Exception:
+        pass
+    assert record["verdicts"][0]["status"] == status, record["verdicts"][0]["message"]
