@@ -107,7 +107,7 @@ def test_best_accuracy_names_every_model_not_significantly_worse():
     summary = comparison(records, labels)
     assert summary["best_accuracy"] == "a = b (no significant difference)"
     texts = [pair["accuracy_text"] for pair in summary["pairs"]]
-    assert "a and b: no significant accuracy difference (p = 0.5)" in texts
+    assert "a and b: no significant accuracy difference (p = 0.5, Holm-adjusted over 3 pairs)" in texts
     assert any(t.startswith("a more accurate than c by 0.250 (p = ") for t in texts)
 
 
