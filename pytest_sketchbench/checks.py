@@ -20,7 +20,6 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
-INCONCLUSIVE_POLICIES = ("skip", "fail", "warn")
 # wall-clock limits in milliseconds, seconds or drawings/s: they hold only where they were measured (a named
 # hardware profile) and only on a host the audit finds fit
 ABSOLUTE_TIME_LIMITS = frozenset({"max_latency_ms", "max_p95_latency_ms", "max_p99_latency_ms", "min_throughput",
@@ -213,8 +212,9 @@ class ThresholdChecker:
     def check_ratio(self, limit: RatioLimit, result: dict) -> None:
         """A relative speed limit, decided sequentially (``SideBySide.relative_speed``): fails when the whole
         interval lies past the limit, passes when it lies inside, and is inconclusive when the budget ran out
-        with the limit still inside the interval. On an unfit host a failure is inconclusive: contention moves
-        even a CPU-time ratio (scripts/measure_clock_bias.py)."""
+        with the limit still inside the interval. On an unfit host a miss is inconclusive — contention moves
+        even a CPU-time ratio (scripts/measure_clock_bias.py) — unless it lies beyond the runtime's
+        ``contention_allowance`` on the CPU clock."""
         latency = limit.key == "max_latency_ratio"
         statistic = result.get("statistic", "p50")
         if latency:

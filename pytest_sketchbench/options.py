@@ -50,6 +50,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "baseline-models": ("", "folder of the baseline's model files: each selected model is timed interleaved "
                             "with its namesake from there (same-run latency ratio)"),
 }
+INCONCLUSIVE_POLICIES = ("skip", "fail", "warn")  # what a check the evidence cannot decide does to its test
 PATH_OPTIONS = ("data", "categories", "config", "models-dir", "baseline-models")
 
 
@@ -72,7 +73,7 @@ class Options:
     threads: int = 0  # runtime intra-op threads; 0 = the runtime's default (under -n: the worker's cores)
     threads_requested: int = 0  # what was asked for, when more than the usable cores (then clamped)
     seed: int = 0
-    inconclusive: str = "skip"  # checks.INCONCLUSIVE_POLICIES
+    inconclusive: str = "skip"  # INCONCLUSIVE_POLICIES
 
 
 def addoptions(parser: pytest.Parser, group) -> None:
@@ -140,7 +141,7 @@ def read_options(config: pytest.Config) -> Options:
     if not batch_sizes or min(batch_sizes) < 1:
         raise pytest.UsageError(f"--sketch-batch-sizes: '{raw_sizes}' must list positive integers, e.g. 1,32,64")
     inconclusive = _raw(config, "inconclusive")[0]
-    if inconclusive not in ("skip", "fail", "warn"):
+    if inconclusive not in INCONCLUSIVE_POLICIES:
         raise pytest.UsageError(f"--sketch-inconclusive: '{inconclusive}' is not one of skip, fail, warn")
     return Options(
         models=_raw(config, "models")[0], data=_path(config, "data"), categories=_path(config, "categories"),

@@ -123,8 +123,7 @@ class SideBySide:
         result.update(calls_per_side=result["rounds"], rounds=rounds, block=block, looks=look, bounds=list(bounds),
                       decided=decided(result, bounds), clock=clock, wall_ratio=wall, cpu_ratio=cpu,
                       load_average=host["load_average"], preempted_share=preempted, host_unfit=unfit,
-                      contention_allowance=plugin.contention_allowance,
-                      reference=reference,
+                      contention_allowance=plugin.contention_allowance, reference=reference,
                       batch_size=batch_size, model_p50_ms=float(np.median(samples.wall_a) * 1000),
                       reference_p50_ms=float(np.median(samples.wall_b) * 1000),
                       model_cpu_p50_ms=float(np.median(samples.cpu_a) * 1000),
@@ -134,10 +133,11 @@ class SideBySide:
 
     def _decision_clock(self, plugin: ModelPlugin, other: ModelPlugin) -> str:
         """Which clock decides a ratio: this process's CPU time where both sides compute here, single-threaded,
-        on the CPU — a preemption by another process then stops both clocks, so contention cannot bias it
-        (scripts/measure_clock_bias.py) — else wall time (a GPU's or a server's work is not this process's CPU
-        time, and threads working in parallel would count several times). CPU time misses waits (sleeps,
-        I/O), which a local single-threaded CPU model does not have."""
+        on the CPU — a preemption by another process stops both clocks, which removes most of the bias a busy
+        host puts on the wall clock (×7 for TensorFlow at 4 busy loops; what remains, evicted caches, is the
+        runtime's ``contention_allowance``: scripts/measure_clock_bias.py) — else wall time (a GPU's or a
+        server's work is not this process's CPU time, and threads working in parallel would count several
+        times). CPU time misses waits (sleeps, I/O), which a local single-threaded CPU model does not have."""
         single = self._threads() == 1
         local = all(p.computes_in_process and p.device == "cpu" for p in (plugin, other))
         return "cpu" if single and local else "wall"
