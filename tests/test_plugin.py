@@ -89,8 +89,11 @@ def test_decorator_registration_and_passing_thresholds(centroid_project):
         max_latency_ms = 1000
     ''')
     centroid_project.makepyfile(test_bench=ACCURACY_TESTS)
-    result = run(centroid_project, "--sketch-models=centroid", "-v")
-    result.assert_outcomes(passed=3)
+    result = run(centroid_project, "--sketch-models=centroid", "-v", "-rs")
+    if "not judged on this host" in result.stdout.str():  # an absolute limit on a busy host: inconclusive
+        result.assert_outcomes(passed=2, skipped=1)
+    else:
+        result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*test_accuracy?centroid? PASSED*", "*sketchbench summary*", "centroid * acc 0.*"])
 
 
@@ -105,13 +108,14 @@ def test_failing_thresholds_name_the_figure_the_limit_and_the_categories(centroi
         sun = 0.0
     ''')
     centroid_project.makepyfile(test_bench=ACCURACY_TESTS)
-    result = run(centroid_project, "--sketch-models=centroid")
-    result.assert_outcomes(failed=3)
+    result = run(centroid_project, "--sketch-models=centroid", "-rs")
+    busy = "not judged on this host" in result.stdout.str()  # an absolute limit on a busy host: inconclusive
+    result.assert_outcomes(failed=2, skipped=1) if busy else result.assert_outcomes(failed=3)
     result.stdout.re_match_lines([
         r"centroid accuracy 0\.\d{3} \(95% CI 0\.\d{3}–0\.\d{3}\) < min_accuracy 0\.990 on 460 drawings",
         r"centroid: 1 of 2 categories below their accuracy limit: cat 0\.\d{3} < 0\.999 \(n=20\)",
-        r"centroid p50 latency \d+\.\d{3} ms \(95% CI \d+\.\d{3}–\d+\.\d{3}\) > max_latency_ms 1e-06 at batch 1 over "
-        r"[\d,]+ rounds",
+        r".*centroid p50 latency \d+\.\d{3} ms \(95% CI \d+\.\d{3}–\d+\.\d{3}\) > max_latency_ms 1e-06 at batch 1 "
+        r"over [\d,]+ rounds",
     ])
 
 
