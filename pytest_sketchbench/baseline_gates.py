@@ -77,8 +77,8 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, t
                f"({ratio_evidence(result)})")
     passed = {"regression": False, "inconclusive": None}.get(verdict, True)
     if passed is None:
-        message = f"inconclusive: {message} — not decided" + (
-            f": {'; '.join(result['host_unfit'])}" if result.get("host_unfit") else "")
+        message = f"inconclusive: {message} — " + (f"not judged on this host: {'; '.join(result['host_unfit'])}"
+                                                    if noisy_wall_clock else "still straddles the limit")
     record["verdicts"].append({"test": test_id, "check": "ab_latency_max_ratio", "measured": result["ratio"],
                                "limit": max_ratio, "passed": passed, "status": status_of(passed, passed is None),
                                "message": message})

@@ -184,9 +184,10 @@ class ThresholdChecker:
     def check_latency(self, stats: dict) -> None:
         """p50 (and p95/p99) against their absolute limits (a named hardware profile's): judged only with
         enough samples to estimate the percentile, on a fit host, and when its interval lies on one side."""
-        for key, percentile in (("max_latency_ms", 50), ("max_p95_latency_ms", 95), ("max_p99_latency_ms", 99)):
-            if key == "max_latency_ms" or self.limits.get(key) is not None:
-                self._check_percentile(key, percentile, stats)
+        self._all_of([lambda key=key, percentile=percentile: self._check_percentile(key, percentile, stats)
+                      for key, percentile in (("max_latency_ms", 50), ("max_p95_latency_ms", 95),
+                                              ("max_p99_latency_ms", 99))
+                      if key == "max_latency_ms" or self.limits.get(key) is not None])
 
     def _check_percentile(self, key: str, percentile: int, stats: dict) -> None:
         figure = "median_ms" if percentile == 50 else f"p{percentile}_ms"

@@ -356,6 +356,9 @@ def test_a_slower_server_fails_the_p99_gate_naming_scenario_rate_and_p99(tmp_pat
             accuracy = false
         """)
         result = _run(tmp_path, config, "benchmarks/test_loadgen.py", "benchmarks/test_accuracy.py::test_accuracy")
+    if "not judged on this host" in result.stdout:  # a busy host: the miss is inconclusive, never passed
+        assert result.returncode == 0 and "INCONCLUSIVE served: served LoadGen Server at 20 QPS" in result.stdout
+        return
     assert result.returncode == 1, result.stdout[-3000:]
     failure = re.search(r"served LoadGen Server at 20 QPS: p99 ([\d.]+) ms, INVALID .*: [\d.]+ > server_max_p99_ms 15 "
                         r"— LoadGen's logs: \S+", result.stdout)

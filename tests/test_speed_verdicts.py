@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, judged_on_this_host
 
 # A model whose every call sleeps for the time its weights file says: speed is then a property of the
 # file, as it is for real models (the A/B gate loads the baseline's file of the same model).
@@ -80,8 +80,8 @@ def test_interleaved_ratio_of_two_known_sleeps_comes_out_right(sleepy, tmp_path)
 
 def test_latency_ratio_fails_only_past_the_whole_interval_with_the_message(sleepy):
     sleepy.makefile(".toml", thresholds='[slow]\nmax_latency_ratio = { reference = "fast", max = 1.5 }\n')
-    result = sleepy.runpytest("--sketch-models=slow", "--sketch-latency-budget=0.2", *FAST_RUN)
-    result.assert_outcomes(failed=1)
+    result = sleepy.runpytest("--sketch-models=slow", "--sketch-latency-budget=0.2", "-rs", *FAST_RUN)
+    result.assert_outcomes(failed=1) if judged_on_this_host(result) else result.assert_outcomes(skipped=1)
     result.stdout.re_match_lines([r".*slow p[15]0 ratio to fast 1\.9\d*× \(99\.3% CI 1\.\d+–[12]\.\d+\) > max 1\.5 "
                                   r"at batch 1 \([\d,]+ interleaved rounds, 1 look, wall time decided; 4\.\d+ vs "
                                   r"2\.\d+ ms wall\)"])  # sleeps are no CPU time: the wall clock decides
@@ -170,6 +170,9 @@ def test_ab_gate_times_the_baseline_file_beside_the_candidate(sleepy):
     sleepy.write("same", "fast", 0.002)
     regressed = sleepy.runpytest("--sketch-models=slow", "test_ab.py", f"--sketch-baseline-models={sleepy.path}/"
                                  "baseline", "--sketch-models-dir=models", "--sketch-latency-budget=0.2", *FAST_RUN)
+    if not judged_on_this_host(regressed):  # sleeps are timed on the wall clock: a busy host cannot fail them
+        regressed.assert_outcomes(skipped=1)
+        return
     regressed.assert_outcomes(failed=1)
     regressed.stdout.re_match_lines([r".*slow p[15]0 ratio to its baseline file 1\.9\d*× \(99\.3% CI .*\) > max 1\.2"])
     unchanged = sleepy.runpytest("--sketch-models=fast", "test_ab.py", f"--sketch-baseline-models={sleepy.path}/same",
