@@ -2,6 +2,7 @@
 several levels of busy-loop processes, plus the slowed copies of cnn.onnx that must never pass.
 
     python scripts/measure_load_levels.py --log reports/load-levels.jsonl [--levels 0,4,2,6,0,4,0,4]
+    python scripts/measure_load_levels.py --log L.jsonl --levels 2,6 --commands slowed-2x-ratio   # a few only
     python scripts/measure_load_levels.py --summary reports/load-levels.jsonl
 
 Each line of the log is one command's outcome (level, load average at start, pytest counts, the checks per
@@ -70,7 +71,7 @@ def run(name: str, level: int, snapshot: Path, paths: dict) -> dict:
     return row
 
 
-def measure(log: Path, levels: list[int]) -> None:
+def measure(log: Path, levels: list[int], commands: list[str]) -> None:
     done = set()
     if log.exists():
         done = {(r["position"], r["command"]) for r in map(json.loads, log.read_text().splitlines())}
@@ -84,7 +85,7 @@ def measure(log: Path, levels: list[int]) -> None:
                    capture_output=True)
     try:
         for position, level in enumerate(levels):
-            for name in COMMANDS:
+            for name in commands:
                 if (position, name) in done or (name == "slowed-1.3x-ab" and level != 0):
                     continue
                 row = {"position": position, **run(name, level, snapshot, paths)}
@@ -121,9 +122,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--log", type=Path)
     parser.add_argument("--levels", default="0,4,2,6,0,4,0,4")
+    parser.add_argument("--commands", default=",".join(COMMANDS), help=f"a comma list of {', '.join(COMMANDS)}")
     parser.add_argument("--summary", type=Path)
     arguments = parser.parse_args()
     if arguments.summary:
         summary(arguments.summary)
     else:
-        measure(arguments.log, [int(v) for v in arguments.levels.split(",")])
+        measure(arguments.log, [int(v) for v in arguments.levels.split(",")], arguments.commands.split(","))
