@@ -213,9 +213,9 @@ class ThresholdChecker:
     def check_ratio(self, limit: RatioLimit, result: dict) -> None:
         """A relative speed limit, decided sequentially (``SideBySide.relative_speed``): fails when the whole
         interval lies past the limit, passes when it lies inside, and is inconclusive when the budget ran out
-        with the limit still inside the interval. On an unfit host a miss is inconclusive — contention moves
-        even a CPU-time ratio (scripts/measure_clock_bias.py) — unless it lies beyond the runtime's
-        ``contention_allowance`` on the CPU clock."""
+        with the limit still inside the interval. On an unfit host contention moves even a CPU-time ratio, either
+        way (scripts/measure_clock_bias.py): it is decided only when the interval lies beyond the limit by the
+        runtime's ``contention_allowance`` (on the CPU clock), and is inconclusive otherwise."""
         latency = limit.key == "max_latency_ratio"
         statistic = result.get("statistic", "p50")
         if latency:
@@ -231,11 +231,15 @@ class ThresholdChecker:
         if passed is None:
             why = f" — still straddles the limit after {_fmt_int(result['rounds'])} rounds"
         unfit = "; ".join(result.get("host_unfit") or [])
-        if unfit and passed is False:
-            # a busy host raises even CPU time per call (evicted caches): a miss beyond what that can add fails
+        if unfit and passed is not None:
+            # a busy host moves even CPU time per call (evicted caches), in either direction (measured: ×1.31 up
+            # for ONNX Runtime at 4 busy loops, ×0.76 down for a 2.2× slower copy with a test suite beside it):
+            # decided only beyond what that can explain, the runtime's contention_allowance, on the CPU clock
             allowance = result.get("contention_allowance") if result.get("clock") == "cpu" else None
-            if allowance and (low > limit.bound * allowance if latency else high < limit.bound / allowance):
-                why = f" — on an unfit host ({unfit}), but past the ×{allowance:g} contention can add"
+            time_low, time_high = (low, high) if latency else (1 / high, 1 / low)  # as a ratio of times
+            time_bound = limit.bound if latency else 1 / limit.bound
+            if allowance and (time_low > time_bound * allowance or time_high < time_bound / allowance):
+                why = f" — on an unfit host ({unfit}), but beyond the ×{allowance:g} contention can explain"
             else:
                 passed, why = None, f" — not judged on this host: {unfit}"
         elif passed is None and unfit:

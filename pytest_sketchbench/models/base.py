@@ -67,10 +67,10 @@ class ModelPlugin(ABC):
     # all its work is this process's CPU time, so that CPU time can time it: the built-in CPU runtimes say so;
     # a plugin that waits (a server, an API, a sleep) must not, and an unknown one is timed on the wall clock
     computes_in_process: ClassVar[bool] = False
-    # how much a busy host can raise its CPU time per call relative to the calibration network (a neighbour
-    # evicts its weights from the caches): a CPU-time ratio past its limit by more than this fails even on an
-    # unfit host. Measured at 4 busy loops on the 2-core EPYC (scripts/measure_clock_bias.py): ONNX Runtime
-    # ×1.31, TensorFlow ×1.66; the default is the larger, for runtimes not measured
+    # how far a busy host can move its CPU time per call relative to the calibration network (a neighbour evicts
+    # its weights from the caches): on an unfit host a CPU-time ratio is decided only beyond its limit by this
+    # factor, either way. Measured at 4 busy loops on the 2-core EPYC (scripts/measure_clock_bias.py): ONNX
+    # Runtime ×1.31, TensorFlow ×1.66; the default is the larger, for runtimes not measured
     contention_allowance: ClassVar[float] = 1.7
     #: The option holding the per-stage deadline (a served model's ``timeout_s`` bounds each request instead).
     stage_timeout_option: ClassVar[str] = "timeout_s"
