@@ -84,17 +84,21 @@ def configure(config: pytest.Config) -> None:
     config.stash[WORKER_KEY] = placement
 
 
-def pin_serial(threads: int) -> dict | None:
+def pin_serial(threads: int, config: pytest.Config) -> dict | None:
     """``--sketch-threads N`` without -n: pin this process to N cores, as each -n worker is pinned —
-    timings then compare like with like (measured here: an unpinned 1-thread run was ~22 % slower)."""
+    timings then compare like with like (measured here: an unpinned 1-thread run was ~22 % slower). The
+    previous affinity comes back when pytest unconfigures (a run inside another process must not leave it
+    pinned: its later subprocesses would inherit one core)."""
     try:
         import psutil
 
         process = psutil.Process()
-        cores = sorted(process.cpu_affinity())[:threads]
+        previous = process.cpu_affinity()
+        cores = sorted(previous)[:threads]
         process.cpu_affinity(cores)
     except (AttributeError, OSError):
         return None
+    config.add_cleanup(lambda: process.cpu_affinity(previous))
     return {"worker": None, "workers": 1, "cores": cores, "shared_cores": False, "threads": threads}
 
 

@@ -106,7 +106,7 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
         raise pytest.UsageError(str(exc)) from None
     sketch.placement = parallel.placement(config)
     if sketch.placement is None and sketch.options.threads:
-        sketch.placement = parallel.pin_serial(sketch.options.threads)
+        sketch.placement = parallel.pin_serial(sketch.options.threads, config)
     collected = config.stash.get(COLLECTED_KEY, None)
     if collected is not None:  # the controller's collector keeps filling these same objects
         sketch.results, sketch.notes = collected["results"], collected["notes"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import textwrap
 
 import pytest
@@ -75,11 +76,13 @@ def spin_project(pytester):
 
 @pytest.mark.slow
 def test_reported_percentiles_and_ratio_land_on_the_truth(spin_project, tmp_path):
+    cores = os.sched_getaffinity(0)
     result = spin_project.runpytest("--sketch-models=spin2", "--sketch-batch-sizes=1", "--sketch-threads=1",
                                     "--sketch-latency-budget=1.5", "--sketch-samples-per-category=1",
                                     f"--sketch-json={tmp_path}/r.json", "-p", "no:cacheprovider",
                                     "--benchmark-disable")
     result.assert_outcomes(passed=2)
+    assert os.sched_getaffinity(0) == cores  # --sketch-threads pinned the run, and its end unpinned this process
     report = json.loads((tmp_path / "r.json").read_text())
     record = report["model_results"]["spin2"]
     speed = record["relative_speed"]["spin1@1"]
