@@ -16,6 +16,7 @@ import numpy as np
 from pytest_sketchbench import preprocess
 from pytest_sketchbench.data import Dataset, subsample
 from pytest_sketchbench.measure import classify
+from pytest_sketchbench.metrics import confusion_matrix
 
 NEAR_CHANCE = 2.0  # an accuracy below twice chance (1 / categories) triggers the probe
 PROBE_DRAWINGS = 200
@@ -59,9 +60,7 @@ def category_order(labels: np.ndarray, predicted: np.ndarray, categories: list[s
     from scipy.optimize import linear_sum_assignment
 
     n = len(categories)
-    valid = (predicted >= 0) & (predicted < n)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (labels[valid], predicted[valid]), 1)
+    confusion = confusion_matrix(labels, predicted, n)  # answers outside the categories (-1) are left out
     rows, columns = linear_sum_assignment(-confusion)
     total = max(len(labels), 1)
     reordered, given = float(confusion[rows, columns].sum() / total), float(np.trace(confusion) / total)
