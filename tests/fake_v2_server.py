@@ -4,6 +4,7 @@ against the real MLServer (tests/test_served.py)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -18,7 +19,8 @@ METADATA = {"name": "cnn", "platform": "fake", "inputs": [{"name": "image", "dat
 
 class FakeV2Server:
     """``behaviour``: "500", "400", "escapes" (ANSI escapes in its error), "malformed", "not-json", "not-ready",
-    "slow" (1 s) or "ok" (JSON or the binary tensor extension, answered in kind)."""
+    "slow" (1 s), "endless", "trickle" or "bomb" (bodies that never end or explode) or "ok" (JSON or the
+    binary tensor extension, answered in kind)."""
 
     def __init__(self, behaviour: str):
         self.behaviour = behaviour
@@ -73,12 +75,35 @@ class FakeV2Server:
                 elif outer.behaviour == "slow":
                     time.sleep(1.0)
                     self._send(200, {})
+                elif outer.behaviour in ("endless", "trickle", "bomb"):
+                    self._hostile_body(outer.behaviour)
                 else:  # column 0 holds each drawing's total ink: the client's encoding is checked end to end
                     pixels = (np.frombuffer(body[int(header_length):], dtype=np.float32) if header_length
                               else np.asarray(tensor["data"], dtype=np.float32))
                     scores = np.zeros((rows, 23), np.float32)
                     scores[:, 0] = pixels.reshape(rows, -1).sum(axis=1)
                     self._send_scores(scores, binary=bool(header_length))
+
+            def _hostile_body(self, kind: str):
+                """A body that never ends (fast or a byte per 0.1 s), or 100 MiB of zeros gzipped to 100 KiB."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if kind == "bomb":
+                    data = gzip.compress(b"0" * (100 << 20), compresslevel=9)
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    return self.wfile.write(data)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"[" * (1 << 16) if kind == "endless" else b" "
+                try:
+                    for _ in range(100_000):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        if kind == "trickle":
+                            time.sleep(0.1)
+                except OSError:  # the client gave up: what it should do
+                    pass
 
             def _send_scores(self, scores, binary: bool):
                 output = {"name": "probabilities", "shape": list(scores.shape), "datatype": "FP32"}

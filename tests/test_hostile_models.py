@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -152,3 +153,79 @@ def test_a_savedmodel_that_writes_files_is_refused_unless_trusted(tmp_path):
     trusted = _load("savedmodel", tmp_path / "saved", trust_model=True)  # the owner's explicit choice
     trusted.predict(np.zeros((1, 28, 28), np.uint8))
     assert marker.exists()
+
+
+def _onnx_reading_weights_from(tmp_path: Path, location: str) -> Path:
+    """A valid ONNX graph whose one weight lives in external data at ``location`` (read when it loads)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((784, 2), np.float32), "w")
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(784 * 2 * 4))):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 28, 28, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+        [weight, numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")])
+    folder = tmp_path / "onnx"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"reads-{len(list(folder.iterdir()))}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path):
+    """A hostile archive: the weights of an .onnx file 'live' in a file outside its folder (absolute, ``../``, or a
+    symlink beside it): one line, nothing read."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0" * 784 * 2 * 4)
+    for location in (str(secret), "../secret.bin", "link.bin"):
+        path = _onnx_reading_weights_from(tmp_path, location)
+        (path.parent / "link.bin").unlink(missing_ok=True)
+        (path.parent / "link.bin").symlink_to(secret)
+        with pytest.raises(SketchBenchError) as refused:
+            _load("onnx", path)
+        assert "ONNX Runtime cannot load" in str(refused.value) and "\n" not in str(refused.value), location
+        assert "path" in str(refused.value).lower(), location
+
+
+@pytest.mark.slow
+def test_a_litert_file_with_tensorflow_ops_is_refused_by_name(tmp_path):
+    """A .tflite with "Select TF ops" embeds TensorFlow kernels (here WriteFile): refused before any tensor is
+    allocated, whatever the installed interpreter could run."""
+    import tensorflow as tf
+
+    marker = tmp_path / "marker"
+
+    class Writes(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32)])
+        def serve(self, x):
+            with tf.control_dependencies([tf.io.write_file(str(marker), "x")]):
+                return tf.nn.softmax(tf.reshape(x, [-1, 784])[:, :2])
+
+    module = Writes()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    path = tmp_path / "flex.tflite"
+    path.write_bytes(converter.convert())
+    with pytest.raises(SketchBenchError) as refused:
+        _load("tflite", path)
+    assert "op 'FlexWriteFile' is a TensorFlow op embedded in the LiteRT file" in str(refused.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("runtime, suffix", [("onnx", ".onnx"), ("tflite", ".tflite"), ("torch-export", ".pt2")])
+def test_a_model_path_that_is_a_pipe_or_a_device_is_refused_not_read(tmp_path, runtime, suffix):
+    """A FIFO nobody writes blocks the reader forever; /dev/zero never ends. Both are refused before any read."""
+    fifo = tmp_path / f"fifo{suffix}"
+    os.mkfifo(fifo)
+    device = tmp_path / f"zero{suffix}"
+    device.symlink_to("/dev/zero")
+    for path in (fifo, device):
+        with pytest.raises(SketchBenchError, match="is not a regular file or folder"):
+            _load(runtime, path)

@@ -383,6 +383,22 @@ def test_tensors_reach_the_server_exactly_and_answers_come_back_in_order(bundled
     assert ("Inference-Header-Content-Length" in sent) == (tensor_format == "binary")
 
 
+@pytest.mark.parametrize("behaviour, problem", [
+    ("endless", r"sent more than 64 MiB"), ("bomb", r"sent more than 64 MiB"),
+    ("trickle", r"inference: no answer from .* within timeout_s=1"),
+])
+def test_a_body_that_never_ends_or_explodes_is_cut_off(bundled, behaviour, problem):
+    """Hostile servers: an endless body, a gzip bomb (100 MiB from 100 KiB) and a byte every 0.1 s (each read
+    within httpx's timeout, the whole never) end as one line within timeout_s and the size limit."""
+    with FakeV2Server(behaviour) as fake:
+        plugin = model(fake.url, timeout_s=1)
+        plugin.load()
+        started = time.monotonic()
+        with pytest.raises(SketchBenchError, match=problem):
+            plugin.predict(bundled.images[:1])
+    assert time.monotonic() - started < 5
+
+
 def test_a_slow_server_times_out_within_timeout_s(bundled):
     with FakeV2Server("slow") as fake:
         plugin = model(fake.url, timeout_s=0.2)

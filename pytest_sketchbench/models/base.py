@@ -122,6 +122,9 @@ class ModelPlugin(ABC):
         if not path.exists():
             raise SketchBenchError(f"model '{self.name}'", f"file not found: {path}",
                                    "check the path, or re-create it with the recipe in models/README.md")
+        if not (path.is_file() or path.is_dir()):  # a FIFO or /dev/zero: reading it blocks or never ends
+            raise SketchBenchError(f"model '{self.name}'", f"{path} is not a regular file or folder (a pipe, "
+                                   "device or socket)", "point path at the model file itself")
         return path
 
     # -- the runtime ---------------------------------------------------------------------

@@ -89,7 +89,7 @@ def read_manifest(model_json: Path, expected: str = "graph-model") -> tuple[dict
 def _read_shard(folder: Path, relative: str, model_json: Path) -> bytes:
     """Read one shard, refusing paths that leave the model's folder (``../``, absolute paths)."""
     target = (folder / str(relative)).resolve()
-    if not target.is_relative_to(folder) or target == folder:
+    if not target.is_relative_to(folder) or target == folder or (target.exists() and not target.is_file()):
         raise SketchBenchError(str(model_json), f"weight path '{relative}' is not a file in the model folder",
                                "shard paths must be plain file names beside model.json")
     try:

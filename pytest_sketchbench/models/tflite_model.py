@@ -32,6 +32,7 @@ class LiteRTModel(ModelPlugin):
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=int(self.config.get("threads") or 0)
                                            or None)
+            _refuse_tensorflow_ops(self.interpreter, path)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:  # the interpreter's own errors for a bad flatbuffer
             raise SketchBenchError(f"model '{self.name}'", f"LiteRT cannot load {path} "
@@ -81,3 +82,14 @@ class LiteRTModel(ModelPlugin):
 
     def release(self) -> None:
         self.interpreter = None
+
+
+def _refuse_tensorflow_ops(interpreter, path) -> None:
+    """A .tflite file may embed "Select TensorFlow ops" (``Flex*``): whole TensorFlow kernels, file I/O included,
+    which run wherever a Flex delegate is linked. Sketch models need LiteRT's built-in ops only, so such a file
+    is refused by name before any tensor is allocated, whatever the installed interpreter would do with it."""
+    flex = sorted({op["op_name"] for op in interpreter._get_ops_details() if op["op_name"].startswith("Flex")})
+    if flex:
+        raise SketchBenchError(str(path), f"op '{flex[0]}' is a TensorFlow op embedded in the LiteRT file"
+                               + (f" (and {len(flex) - 1} more)" if len(flex) > 1 else ""),
+                               "convert the model with LiteRT's built-in ops only (no SELECT_TF_OPS)")

@@ -25,6 +25,7 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin, image_layout
 
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "UINT8": np.uint8, "INT32": np.int32,
              "INT64": np.int64}
+MAX_RESPONSE_BYTES = 64 << 20  # decoded: far above one score per category for a batch of thousands
 DEFAULTS = {"url": None, "model_name": None, "model_version": None, "headers": {}, "timeout_s": 10.0,
             "concurrency": 1, "max_batch_size": 64, "tensor_format": "json", "output": None}
 
@@ -107,7 +108,7 @@ class OpenInferenceModel(ModelPlugin):
 
         url = self.base_url + path
         try:
-            response = self.client.request(method, path, **kwargs)
+            response = self._bounded(method, path, **kwargs)
         except httpx.TimeoutException:
             raise SketchBenchError(f"model '{self.name}'", f"{what}: no answer from {url} within "
                                    f"timeout_s={self.setting('timeout_s')}",
@@ -120,6 +121,28 @@ class OpenInferenceModel(ModelPlugin):
                         f"start the server (python scripts/serve_model.py) or fix url in [models.{self.name}]"
                         ) from None
         return response
+
+    def _bounded(self, method: str, path: str, **kwargs):
+        """The whole response, read within ``timeout_s`` in all and at most MAX_RESPONSE_BYTES once decoded: a
+        server that trickles bytes, never ends its body or sends a compression bomb cannot hang or fill the run
+        (httpx's own timeout bounds each read, not the whole answer)."""
+        import httpx
+
+        limit_s = float(self.setting("timeout_s"))
+        started = time.monotonic()
+        with self.client.stream(method, path, **kwargs) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise SketchBenchError(f"model '{self.name}'", f"{response.request.url} sent more than "
+                                           f"{MAX_RESPONSE_BYTES >> 20} MiB", "the server is not a v2 model server, "
+                                           "or its model answers far more than one score per category")
+                if time.monotonic() - started > limit_s:
+                    raise httpx.ReadTimeout("the answer took longer than timeout_s", request=response.request)
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=response.request)
 
     def _get(self, path: str, what: str) -> dict:
         response = self._request("GET", path, what)
