@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
+
+PROGRESS_EVERY_S = 5.0  # rendering progress is said at the first stroke file and then at most this often
 
 
 @dataclass(frozen=True)
@@ -61,19 +65,24 @@ class Dataset:
 
 
 def load_dataset(path: str | Path, categories_path: str | Path | None = None, per_category: int = 0,
-                 seed: int = 0) -> Dataset:
+                 seed: int = 0, progress: Callable[[str], None] | None = None) -> Dataset:
     """Load a dataset — the bundled ``.npz``, or a folder of per-category ``.npy`` (numpy_bitmap) or
     ``.ndjson`` (simplified / raw strokes) files — keeping at most ``per_category`` drawings of each
-    category (see :func:`subsample`; stroke files render only the drawings kept)."""
+    category (see :func:`subsample`; stroke files render only the drawings kept). Rendering strokes can take
+    minutes: ``progress`` hears where it is, at the first file and then every few seconds."""
     path = Path(path)
     if not path.exists():
         raise SketchBenchError(
             str(path), "no such file or folder",
             "pass --sketch-data a .npz test split or a folder of <category>.npy or <category>.ndjson files",
         )
+    for given in (path, Path(categories_path or path)):
+        if not (given.is_file() or given.is_dir()):  # a FIFO or a device: reading it blocks or never ends
+            raise SketchBenchError(str(given), "is not a regular file or folder (a pipe, device or socket)",
+                                   "point it at the data file or folder itself")
     categories = read_category_file(Path(categories_path)) if categories_path else None
     if path.is_dir():
-        dataset = _load_folder(path, categories, per_category, seed)
+        dataset = _load_folder(path, categories, per_category, seed, progress or (lambda text: None))
     elif path.suffix == ".npz":
         dataset = _load_npz(path, categories)
     else:
@@ -174,7 +183,8 @@ def _category_files(path: Path) -> dict[str, Path]:
     return files
 
 
-def _load_folder(path: Path, categories: list[str] | None, per_category: int, seed: int) -> Dataset:
+def _load_folder(path: Path, categories: list[str] | None, per_category: int, seed: int,
+                 progress: Callable[[str], None]) -> Dataset:
     """One file per category: Google's numpy_bitmap ``.npy`` (N, 784) uint8, or its stroke ``.ndjson``."""
     files = _category_files(path)
     if categories is None:
@@ -195,9 +205,17 @@ def _load_folder(path: Path, categories: list[str] | None, per_category: int, se
     counts = [strokes[name].count if name in strokes else len(bitmaps[name]) for name in categories]
     picked = pick_per_category(counts, per_category, seed)
     images, labels = [], []
+    to_render = sum(counts[k] if picked[k] is None else len(picked[k]) for k, name in enumerate(categories)
+                    if name in strokes)
+    rendered, last_said = 0, -np.inf
     for label, name in enumerate(categories):
         if name in strokes:
+            if time.monotonic() - last_said >= PROGRESS_EVERY_S:
+                progress(f"rendering strokes: {rendered:,} of {to_render:,} drawings done, "
+                         f"now {strokes[name].path.name}")
+                last_said = time.monotonic()
             drawings = strokes[name].render(picked[label])
+            rendered += len(drawings)
         else:
             drawings = bitmaps[name] if picked[label] is None else bitmaps[name][picked[label]]
         if len(drawings) == 0:

@@ -99,8 +99,19 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
         return sketch
     from pytest_sketchbench.session import SketchSession
 
+    if not parallel.worker_id(config):  # before the data loads: rendering strokes can take minutes
+        from pytest_sketchbench.guard import interrupt_on_sigterm
+
+        interrupt_on_sigterm(config)
     try:
         sketch = SketchSession(config.stash[SETUP_KEY])
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None and not parallel.worker_id(config):
+            def say(text: str) -> None:
+                terminal.write_line(f"sketchbench: {text}")
+                terminal.flush()
+
+            sketch.progress = say
         _check_config_against_data(sketch)
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -111,10 +122,6 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
     if collected is not None:  # the controller's collector keeps filling these same objects
         sketch.results, sketch.notes = collected["results"], collected["notes"]
     config.stash[SESSION_KEY] = sketch
-    if not parallel.worker_id(config):
-        from pytest_sketchbench.guard import interrupt_on_sigterm
-
-        interrupt_on_sigterm(config)
     if config.pluginmanager.hasplugin("html"):
         from pytest_sketchbench.report.html_report import PytestHtmlHooks
 

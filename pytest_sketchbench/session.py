@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -29,7 +29,7 @@ from pytest_sketchbench.errors import (
     SketchBenchError,
     redact,
 )
-from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S, deadline
+from pytest_sketchbench.guard import deadline
 from pytest_sketchbench.host_audit import HostAudit
 from pytest_sketchbench.input_probe import category_order, near_chance, probe_contracts
 from pytest_sketchbench.load_runs import LoadRuns
@@ -82,6 +82,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         self.baseline = load_baseline(self.options.baseline) if self.options.baseline else None
         self.baseline_settings = settings_from(self.config.baseline, self.config.path or "config")
         self._dataset: Dataset | None = None
+        self.progress: Callable[[str], None] | None = None  # where slow preparation (rendering strokes) is said
         self.loaded: dict[str, ModelPlugin] = {}
         self._trackers: dict[str, MemoryTracker] = {}
         self._predictions: dict[str, Predictions] = {}
@@ -101,7 +102,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
     def dataset(self) -> Dataset:
         if self._dataset is None:
             self._dataset = load_dataset(self.setup.data_path, self.options.categories or None,
-                                         self.options.samples_per_category, self.options.seed)
+                                         self.options.samples_per_category, self.options.seed, self.progress)
         return self._dataset
 
     def describe_setup(self) -> list[str]:
@@ -240,12 +241,9 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             raise failure from exc
 
     def _timeout_s(self, name: str) -> float | None:
-        """The model's ``timeout_s`` (default 600 s per stage); none for API models (own budgets)."""
+        """The model's deadline per stage (``timeout_s``, default 600 s; served and API models have their own)."""
         spec = self.registry.specs.get(name)
-        if spec is None or not getattr(spec.plugin_class(), "local", True):
-            return None
-        option = getattr(spec.plugin_class(), "stage_timeout_option", "timeout_s")
-        return float(spec.config.get(option, DEFAULT_TIMEOUT_S))
+        return None if spec is None else spec.plugin_class().stage_deadline_s(spec.config)
 
     def _note(self, name: str, key: str, message: str) -> None:
         entries = self.record(name).setdefault(key, [])

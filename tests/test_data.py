@@ -361,3 +361,15 @@ def test_a_categories_file_in_another_order_is_diagnosed_not_scored_as_chance(ce
     result.stdout.re_match_lines([r".*centroid accuracy 0\.0\d+ .* ≈ chance \(1/23\): under another category order "
                                   r"its answers match 0\.\d+ of the labels \(22 categories moved: .* answered as .*\) "
                                   r"— the categories file lists them in another order than the model's classes"])
+
+
+def test_a_data_path_or_categories_file_that_is_a_pipe_is_refused_not_read(tmp_path):
+    """--sketch-data or --sketch-categories naming a FIFO would block the run forever on its first read."""
+    import os
+
+    fifo = tmp_path / "split.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(SketchBenchError, match="split.npz: is not a regular file or folder"):
+        load_dataset(fifo)
+    with pytest.raises(SketchBenchError, match="split.npz: is not a regular file or folder"):
+        load_dataset(BUNDLED, categories_path=fifo)

@@ -213,3 +213,37 @@ def test_zero_requests_in_flight_is_a_config_error_not_a_hang():
     for key, value in (("concurrency", 0), ("max_requests", 0), ("max_retries", -1), ("concurrency", 1.5)):
         with pytest.raises(SketchBenchError, match=f"{key} must be a whole number"):
             GeminiModel.validate_config({key: value})
+
+
+def test_an_api_model_that_never_answers_is_bounded_by_its_stage_deadline(pytester, small, key, tmp_path):
+    """An endpoint that accepts the connection and never answers, with a 10-minute request timeout: the accuracy
+    pass ends at stage_timeout_s, recorded on the model, and the run goes on to its reports."""
+    import json
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections complete in the kernel's backlog; nobody ever reads them
+
+        class Silent:
+            base_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+        _gemini_project(pytester, Silent, "timeout_s = 600\nstage_timeout_s = 3")
+        started = time.monotonic()
+        result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1",
+                                    "--sketch-models=gemini", "-p", "no:cacheprovider",
+                                    f"--sketch-json={tmp_path}/r.json")
+        elapsed = time.monotonic() - started
+    assert elapsed < 60, elapsed
+    record = json.loads((tmp_path / "r.json").read_text())["model_results"]["gemini"]
+    assert record["status"] == "error" and any("did not finish within 3 s" in e for e in record["errors"]), record
+    assert result.ret == 1
+
+
+def test_the_default_stage_deadline_covers_the_request_budget():
+    # 1000 requests at 60 a minute, then 5 tries of 30 s each with 30 s back-offs, and a minute
+    assert GeminiModel.stage_deadline_s({}) == 1000 + 5 * 60 + 60
+    assert GeminiModel.stage_deadline_s({"max_requests": 10, "requests_per_minute": 600}) == 1 + 300 + 60
+    assert GeminiModel.stage_deadline_s({"stage_timeout_s": 5}) == 5
+    with pytest.raises(SketchBenchError, match="stage_timeout_s = 0 is not a positive number"):
+        GeminiModel.validate_config({"stage_timeout_s": 0})

@@ -159,3 +159,50 @@ def test_hostile_stroke_lines_are_refused_before_drawing(tmp_path, line, problem
     with pytest.raises(SketchBenchError, match=r"cat.ndjson:2: not a Quick, Draw! drawing record") as error:
         load_dataset(tmp_path)
     assert problem in str(error.value) and time.monotonic() - started < 10
+
+
+def test_rendering_says_where_it_is(tmp_path, monkeypatch):
+    import pytest_sketchbench.data as data
+
+    said: list[str] = []
+    load_dataset(STROKES, progress=said.append)
+    assert said == ["rendering strokes: 0 of 23 drawings done, now apple.ndjson"]  # then every 5 s at most
+    monkeypatch.setattr(data, "PROGRESS_EVERY_S", 0.0)
+    said.clear()
+    load_dataset(STROKES, per_category=2, progress=said.append)
+    assert said[-1] == "rendering strokes: 6 of 8 drawings done, now sun.ndjson" and len(said) == 4
+
+
+def test_sigterm_while_rendering_ends_the_run_at_once(tmp_path):
+    """A folder whose drawings take minutes to render: SIGTERM after the first progress line ends the run within
+    seconds, as an interruption (exit 2), not a kill."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow = json.dumps({"word": "cat", "drawing": [[[x % 250 for x in range(1_900)], [(x * 7) % 250
+                                                                                    for x in range(1_900)]]]})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cat.ndjson").write_text((slow + "\n") * 200)
+    (tmp_path / "data" / "sun.ndjson").write_text((slow + "\n") * 200)
+    (tmp_path / "test_accuracy.py").write_text((REPO / "benchmarks" / "test_accuracy.py").read_text())
+    process = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(tmp_path),
+                                f"--sketch-data={tmp_path / 'data'}", "--sketch-models=onnx", f"--rootdir={tmp_path}"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "sketchbench: rendering strokes: 0 of 400 drawings done, now cat.ndjson" in line:
+            break
+    else:
+        pytest.fail("".join(output))
+    time.sleep(1.0)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    rest, _ = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    assert process.returncode == 2, "".join(output) + rest
+    assert "KeyboardInterrupt" in rest and "SIGTERM" in rest

@@ -18,6 +18,7 @@ import numpy as np
 from pytest_sketchbench import preprocess
 from pytest_sketchbench.data import read_category_file
 from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
+from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S
 
 MAX_INPUT_SIDE = 4096  # pixels per side of a model's input: far above any sketch model
 
@@ -63,7 +64,7 @@ class ModelPlugin(ABC):
     common_options: ClassVar[tuple[str, ...]] = ("path", "plugin", "runtime", "categories", "device", "threads",
                                                  "timeout_s", "strict_categories", "category_mode",
                                                  "allow_cpu_fallback", "ink", "value_range")
-    local: ClassVar[bool] = True  # runs in this process (an API model's time is bounded by its own budgets)
+    local: ClassVar[bool] = True  # runs in this process (not a served or API model)
     # all its work is this process's CPU time, so that CPU time can time it: the built-in CPU runtimes say so;
     # a plugin that waits (a server, an API, a sleep) must not, and an unknown one is timed on the wall clock
     computes_in_process: ClassVar[bool] = False
@@ -102,11 +103,17 @@ class ModelPlugin(ABC):
         if config.get("value_range", "0-1") not in preprocess.VALUE_RANGES:
             raise SketchBenchError(f"{cls.__name__} config", f"value_range = {config['value_range']!r}",
                                    f"use one of {', '.join(map(repr, preprocess.VALUE_RANGES))}")
-        timeout = config.get("timeout_s")
-        if timeout is not None and not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
-                                        and math.isfinite(timeout) and timeout > 0):
-            raise SketchBenchError(f"{cls.__name__} config", f"timeout_s = {timeout!r} is not a positive number",
-                                   "give seconds per stage, e.g. timeout_s = 600")
+        for key in dict.fromkeys(("timeout_s", cls.stage_timeout_option)):
+            timeout = config.get(key)
+            if timeout is not None and not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                                            and math.isfinite(timeout) and timeout > 0):
+                raise SketchBenchError(f"{cls.__name__} config", f"{key} = {timeout!r} is not a positive number",
+                                       f"give seconds, e.g. {key} = 600")
+
+    @classmethod
+    def stage_deadline_s(cls, config: dict[str, Any]) -> float:
+        """Seconds one stage (loading, the accuracy pass, one timing) may run before it is recorded as timed out."""
+        return float(config.get(cls.stage_timeout_option, DEFAULT_TIMEOUT_S))
 
     @property
     def path(self) -> Path | None:

@@ -41,8 +41,20 @@ class GeminiModel(ModelPlugin):
     runtime = "google-genai"
     input_format = "png"
     outputs_probabilities = False
-    local = False  # requests are bounded by its own timeout, retries and budget
-    options = tuple(DEFAULTS) + ("prompt",)
+    local = False
+    options = tuple(DEFAULTS) + ("prompt", "stage_timeout_s")
+    stage_timeout_option = "stage_timeout_s"  # timeout_s bounds each request
+
+    @classmethod
+    def stage_deadline_s(cls, config: dict) -> float:
+        """``stage_timeout_s``, else what the request budget can take: every request at the rate limit, then the
+        last one's timeouts and back-offs, and a minute more. Past it the stage is recorded as timed out."""
+        if "stage_timeout_s" in config:
+            return float(config["stage_timeout_s"])
+        setting = {**DEFAULTS, **config}.get
+        budget_s = setting("max_requests") * 60.0 / setting("requests_per_minute")
+        last_request_s = (setting("max_retries") + 1) * (setting("timeout_s") + setting("backoff_max_s"))
+        return budget_s + last_request_s + 60.0
 
     @classmethod
     def validate_config(cls, config: dict) -> None:

@@ -204,5 +204,12 @@ class _EntryPointPlugin:
 
     def __call__(self, name: str, config: dict):
         cls = self.entry.load()
-        merged = {**getattr(cls, "default_config", {}), **config}
-        return cls(name, merged)
+        return cls(name, self._merged(cls, config))
+
+    def stage_deadline_s(self, config: dict) -> float:
+        cls = self.entry.load()
+        return cls.stage_deadline_s(self._merged(cls, config))
+
+    @staticmethod
+    def _merged(cls, config: dict) -> dict:
+        return {**getattr(cls, "default_config", {}), **config}
