@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 
 import pytest
@@ -58,8 +59,8 @@ def configure(config: pytest.Config) -> None:
     if config.workerinput.get("sketchbench_loadgroup"):
         # workers re-parse the command line, where plain -n means "load": tell xdist's worker side too
         config.option.loadgroup = True
-    index = int(worker.lstrip("gw") or 0)
     count = int(config.workerinput.get("workercount", 1))
+    index = int(config.workerinput.get("sketchbench_slot", int(worker.lstrip("gw") or 0) % count))
     placement: dict = {"worker": worker, "workers": count, "host": socket.gethostname(), "pid": os.getpid()}
     from pytest_sketchbench import hardware
 
@@ -140,6 +141,16 @@ class ResultCollector:
 
     def __init__(self, results: dict, notes: list[str]):
         self.results, self.notes = results, notes
+        self.slots: dict[str, int] = {}  # live worker → its block of cores
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        """Each worker's block of cores. A replacement (xdist starts gw2 when gw0 dies) takes the block the dead
+        worker left: by its name it would get the block past the last core, i.e. none (threads 0, all cores)."""
+        count = int(node.workerinput.get("workercount", 1))
+        free = [slot for slot in range(count) if slot not in self.slots.values()]
+        slot = free[0] if free else len(self.slots) % count
+        self.slots[node.gateway.id] = node.workerinput["sketchbench_slot"] = slot
 
     def pytest_runtest_logreport(self, report) -> None:
         record = getattr(report, REPORT_ATTR, None)
@@ -158,16 +169,33 @@ class ResultCollector:
         record = self.results.setdefault(scope, {"model": scope, "timing": {}, "verdicts": [], "errors": []})
         test = crashitem.split("@")[0].split("::")[-1]
         record.setdefault("errors", []).append(
-            f"model '{scope}': its pytest worker died while running {test} (the process ended: a crash in the "
-            "runtime, e.g. a segfault) — its other tests were not run; run it without -n to see the crash")
+            f"model '{scope}': its pytest worker died while running {test} ({_how_it_ended(report)}) — its other "
+            "tests were not run; run it without -n to see the crash")
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         output = getattr(node, "workeroutput", {}) or {}
         worker = getattr(getattr(node, "gateway", None), "id", None) or output.get("workerid", "?")
+        self.slots.pop(worker, None)
         if "sketchbench_results" in output:
             self.results.update(json.loads(output["sketchbench_results"]))
         if error:
             lost = sorted(m for m, r in self.results.items() if (r.get("parallel") or {}).get("worker") == worker)
             self.notes.append(f"worker {worker} crashed ({str(error).splitlines()[0][:120]}); kept the results "
                               f"its models ({', '.join(lost) or 'none'}) had reported before the crash")
+
+
+def _how_it_ended(report) -> str:
+    """How the crashed worker's process ended ("killed by SIGSEGV"), read from execnet's Popen of it (xdist hands
+    the hook its worker as ``report.node``); where that is not there, that it ended."""
+    popen = getattr(getattr(getattr(getattr(report, "node", None), "gateway", None), "_io", None), "popen", None)
+    try:
+        code = popen.wait(timeout=5)
+    except Exception:  # no Popen (a remote worker), or it did not end: say what is known
+        return "the process ended"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}: a crash in the runtime"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"the process exited with status {code}"

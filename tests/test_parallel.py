@@ -42,6 +42,22 @@ def test_gpu_assignment(index, outer, count, expected):
     assert assign_gpu(index, outer, count) == expected
 
 
+def test_a_replacement_worker_takes_the_cores_its_predecessor_left():
+    """xdist names gw0's replacement gw2: by name it got the block past the last core (none: OMP_NUM_THREADS=0)."""
+    from types import SimpleNamespace
+
+    from pytest_sketchbench.parallel import ResultCollector
+
+    collector = ResultCollector({}, [])
+    nodes = {name: SimpleNamespace(gateway=SimpleNamespace(id=name), workerinput={"workercount": 2})
+             for name in ("gw0", "gw1", "gw2")}
+    collector.pytest_configure_node(nodes["gw0"])
+    collector.pytest_configure_node(nodes["gw1"])
+    collector.pytest_testnodedown(nodes["gw0"], "crashed")
+    collector.pytest_configure_node(nodes["gw2"])
+    assert [nodes[name].workerinput["sketchbench_slot"] for name in ("gw0", "gw1", "gw2")] == [0, 1, 0]
+
+
 def test_core_assignment_is_disjoint_or_says_shared():
     blocks = [assign_cores(i, 2, [0, 1, 2, 3]) for i in range(2)]
     assert blocks == [([0, 1], False), ([2, 3], False)]
@@ -74,8 +90,11 @@ CONFTEST = textwrap.dedent('''
 
         def infer(self, prepared):  # crashes while timed: the first single drawing is the cold-start call
             self.single_calls += len(prepared) == 1
-            if os.environ.get("CRASH") and self.single_calls > 1:
+            if os.environ.get("CRASH") == "exit" and self.single_calls > 1:
                 os._exit(3)
+            if os.environ.get("CRASH") == "segfault" and self.single_calls > 1:
+                import ctypes
+                ctypes.string_at(0)  # a real segfault: reads address 0
             return super().infer(prepared)
 
     register_model("alpha", weights="centroid.npz")(Counted)
@@ -120,7 +139,7 @@ def test_parallel_run_groups_pins_measures_and_merges(two_models, tmp_path):
 
 @pytest.mark.slow
 def test_crashed_worker_loses_only_its_own_model(two_models, tmp_path, monkeypatch):
-    monkeypatch.setenv("CRASH", "1")
+    monkeypatch.setenv("CRASH", "exit")
     result = _run_parallel(two_models, tmp_path, f"--sketch-html={tmp_path}/r.html")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) >= 1 and outcomes.get("passed", 0) >= 5, outcomes
@@ -135,15 +154,18 @@ def test_crashed_worker_loses_only_its_own_model(two_models, tmp_path, monkeypat
 def test_a_crashing_model_costs_one_model_not_the_run_and_is_not_rerun(two_models, tmp_path, monkeypatch):
     """With xdist's default restarts, a model whose runtime kills its worker used to be re-run on each new
     worker until 'maximum crashed workers reached' (INTERNALERROR, the model absent from the report)."""
-    monkeypatch.setenv("CRASH", "1")
+    monkeypatch.setenv("CRASH", "segfault")
     result = two_models.runpytest_subprocess(
         "-n", "2", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=10", "--sketch-models=alpha,beta",
         "--sketch-latency-budget=0.1", "--sketch-batch-sizes=1,8", "-p", "no:cacheprovider",
         f"--sketch-json={tmp_path}/r.json", timeout=180)
     assert result.ret == 1, result.stdout.str()[-3000:]  # a failure, not INTERNALERROR (3)
     assert "maximum crashed workers reached" not in result.stdout.str()
+    assert "Invalid value for environment variable OMP_NUM_THREADS" not in result.stderr.str()  # the replacement
     assert result.stdout.str().count("crashed while running") == 1  # once: the rest of beta is not re-run
     report = json.loads((tmp_path / "r.json").read_text())["model_results"]
     assert report["alpha"]["status"] == "passed"
     assert report["beta"]["status"] == "error"
-    assert any("its pytest worker died while running" in error for error in report["beta"]["errors"])
+    assert any("its pytest worker died while running test_single_drawing_latency[beta] "
+               "(killed by SIGSEGV: a crash in the runtime)"
+               in error for error in report["beta"]["errors"]), report["beta"]["errors"]
