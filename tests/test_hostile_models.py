@@ -229,3 +229,26 @@ def test_a_model_path_that_is_a_pipe_or_a_device_is_refused_not_read(tmp_path, r
     for path in (fifo, device):
         with pytest.raises(SketchBenchError, match="is not a regular file or folder"):
             _load(runtime, path)
+
+
+@pytest.mark.slow
+def test_every_hostile_model_at_once_beside_a_healthy_one(tmp_path):
+    """scripts/run_hostile_models.py on a small sample: each payload refused with its own one line, no marker, the
+    healthy model measured and judged, every report whole (the script's full run is quoted in issue #33's note)."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("run_hostile_models", REPO / "scripts" / "run_hostile_models.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder, scratch, reports = (tmp_path / name for name in ("models", "scratch", "reports"))
+    for path in (folder, scratch, reports):
+        path.mkdir()
+    built = script.build(folder, scratch)
+    (tmp_path / "thresholds.toml").write_text(script.config_text(built))
+    run = script._run(tmp_path, reports, ["onnx", *built], ["--sketch-samples-per-category=3", "-k", "not loadgen"])
+    rows = script.check(script._report(reports), built, ["onnx"], reports, control=None)
+    assert run.returncode == 1, run.stdout[-2000:]
+    assert [row for row in rows if row[1].startswith("MISS")] == [] and len(rows) == len(built) + 1 + 4
+    assert list(scratch.iterdir()) == []

@@ -77,8 +77,13 @@ def test_contracts_turn_the_natural_input_into_the_stated_one():
     np.testing.assert_allclose(apply_contract(batch, "grayscale", "black-on-white", "-1-1"), [[1.0, 0.5, -1.0]])
 
 
-@pytest.mark.parametrize("option, problem", [({"ink": "white"}, "ink = 'white'"),
-                                             ({"value_range": "0-256"}, "value_range = '0-256'")])
+@pytest.mark.parametrize("option, problem", [
+    ({"ink": "white"}, "ink = 'white'"), ({"value_range": "0-256"}, "value_range = '0-256'"),
+    ({"threads": 0}, "threads = 0 is not a whole number >= 1"), ({"threads": "4"}, "threads = '4' is not a whole"),
+    ({"threads": True}, "threads = True"), ({"strict_categories": "false"}, "strict_categories = 'false' is not true"),
+    ({"spinning": 0}, "spinning = 0 is not true or false"), ({"device": "cuda:1"}, "device = 'cuda:1'"),
+    ({"timeout_s": float("nan")}, "timeout_s = nan is not a positive number"),
+])
 def test_contract_options_are_validated(option, problem):
     from pytest_sketchbench.models.onnx_model import OnnxModel
 

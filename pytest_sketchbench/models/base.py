@@ -20,6 +20,7 @@ from pytest_sketchbench.data import read_category_file
 from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
 from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S
 
+FLAG_OPTIONS = ("strict_categories", "allow_cpu_fallback", "trust_model", "spinning")  # a quoted "false" is truthy
 MAX_INPUT_SIDE = 4096  # pixels per side of a model's input: far above any sketch model
 
 
@@ -103,6 +104,16 @@ class ModelPlugin(ABC):
         if config.get("value_range", "0-1") not in preprocess.VALUE_RANGES:
             raise SketchBenchError(f"{cls.__name__} config", f"value_range = {config['value_range']!r}",
                                    f"use one of {', '.join(map(repr, preprocess.VALUE_RANGES))}")
+        for key in FLAG_OPTIONS:
+            if key in config and not isinstance(config[key], bool):
+                raise SketchBenchError(f"{cls.__name__} config", f"{key} = {config[key]!r} is not true or false",
+                                       f"write {key} = true (or false), unquoted")
+        threads = config.get("threads")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise SketchBenchError(f"{cls.__name__} config", f"threads = {threads!r} is not a whole number >= 1",
+                                   "give intra-op threads, e.g. threads = 1")
+        if config.get("device", "cpu") not in ("cpu", "gpu"):
+            raise SketchBenchError(f"{cls.__name__} config", f"device = {config['device']!r}", 'use "cpu" or "gpu"')
         for key in dict.fromkeys(("timeout_s", cls.stage_timeout_option)):
             timeout = config.get(key)
             if timeout is not None and not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
