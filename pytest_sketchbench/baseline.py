@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.stats import mcnemar_exact
@@ -76,6 +75,8 @@ def settings_for(settings: dict, model: str) -> dict:
 # -- statistics (pure) ---------------------------------------------------------------------------
 def latency_shift(baseline_s, current_s) -> dict:
     """Is the current run slower? Median ratio and one-sided Mann–Whitney U p-value."""
+    from scipy import stats  # here, not at import: scipy.stats costs every pytest process ~0.5 s
+
     baseline_s, current_s = np.asarray(baseline_s, float), np.asarray(current_s, float)
     ratio = float(np.median(current_s) / np.median(baseline_s))
     p_slower = float(stats.mannwhitneyu(current_s, baseline_s, alternative="greater").pvalue)
@@ -148,7 +149,7 @@ def build_baseline(sketch) -> dict:
     return {"format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "git_commit": git_commit(sketch.rootdir), "device_profile": sketch.profile,
             "hardware": sketch.hardware, "library_versions": library_versions(),
-            "machine_speed_index": sketch.speed_index(),
+            "machine_speed_index": sketch.measured_speed_index,  # a report never starts a measurement
             "dataset": {"fingerprint": dataset.fingerprint(), "categories": dataset.categories,
                         "n_samples": len(dataset)},
             "models": models}

@@ -51,7 +51,6 @@ LIMITS: dict[str, tuple[type, str]] = {
     "max_cost_per_1000": (float, "API models: estimated cost per 1,000 drawings (USD)"),
 }
 FRACTIONS = {"max_overhead_share", "min_success_rate", "max_invalid_rate"}  # limits that are shares in [0, 1]
-RESERVED_TABLES = ("models", "profiles", "baseline", "sketchbench")
 BUILTIN_PROFILES = ("cpu", "gpu-small", "gpu", "gpu-large")  # hardware.DEFAULT_PROFILES, plus cpu
 CALIBRATION = "calibration"  # the built-in reference workload (pytest_sketchbench/calibration/)
 # relative speed limits: key → (bound key, meaning); measured interleaved with a reference model

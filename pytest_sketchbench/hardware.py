@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -118,21 +117,6 @@ def process_gpu_memory_mb(pid: int | None = None) -> float | None:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def runtime_devices() -> dict:
-    """What each runtime sees — only for runtimes already imported (never a slow import)."""
-    seen: dict = {}
-    if "onnxruntime" in sys.modules:
-        seen["onnxruntime"] = {"providers": sys.modules["onnxruntime"].get_available_providers()}
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        seen["torch"] = {"cuda": bool(torch.cuda.is_available()),
-                         "cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0}
-    if "tensorflow" in sys.modules:
-        tf = sys.modules["tensorflow"]
-        seen["tensorflow"] = {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
-    return seen
 
 
 def environment() -> str:

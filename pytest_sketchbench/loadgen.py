@@ -25,7 +25,6 @@ from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, LOADGEN_DEFAULTS
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.guard import remaining_s, suspended
 
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 PEAK_CONFIRMATIONS, PEAK_STEP_DOWN = 6, 0.95  # the highest valid Server rate: at most 6 runs, 5 % apart
 PERCENTILE_OF = {"SingleStream": 90, "MultiStream": 99, "Server": 99, "Offline": None}  # MLPerf's own metric
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import confusion_matrix as _sk_confusion
-from sklearn.metrics import precision_recall_fscore_support
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -31,11 +29,15 @@ def top_k_accuracy(probabilities: np.ndarray, labels: np.ndarray, k: int) -> flo
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
     """Rows = true category, columns = predicted category."""
-    return _sk_confusion(labels, predicted, labels=np.arange(n_classes))
+    from sklearn.metrics import confusion_matrix as sklearn_confusion  # scikit-learn loads when first used
+
+    return sklearn_confusion(labels, predicted, labels=np.arange(n_classes))
 
 
 def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict[str, dict]:
     """Precision, recall (= the category's accuracy), F1 and support for each category."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=np.arange(len(categories)), zero_division=0
     )
@@ -48,6 +50,8 @@ def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str
 
 def averaged_scores(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, float]:
     """Macro and micro precision / recall / F1."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     scores = {}
     for average in ("macro", "micro"):
         p, r, f, _ = precision_recall_fscore_support(

@@ -51,7 +51,6 @@ OPTIONS: dict[str, tuple[str, str]] = {
                             "with its namesake from there (same-run latency ratio)"),
 }
 INCONCLUSIVE_POLICIES = ("skip", "fail", "warn")  # what a check the evidence cannot decide does to its test
-PATH_OPTIONS = ("data", "categories", "config", "models-dir", "baseline-models")
 
 
 @dataclass

@@ -150,7 +150,8 @@ class SideBySide:
 
     @property
     def measured_speed_index(self) -> dict | None:
-        """The index if this run measured it (reports never trigger a measurement of their own)."""
+        """The index if this run measured it (a gate that needed it, or the writer, for the files that quote it);
+        renderers and the baseline builder read this and never start a measurement."""
         return self._speed_index
 
     def speed_index(self) -> dict | None:

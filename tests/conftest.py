@@ -11,6 +11,10 @@ import pytest
 # The plugin imports its measuring modules only when a run collects sketch tests. pytester's in-process
 # runs forget modules first imported inside them, and C extensions (scipy, scikit-learn) cannot be
 # imported twice in one process: import them once here, outside every inner run.
+import scipy.optimize  # noqa: E402,F401
+import scipy.stats  # noqa: E402,F401
+import sklearn.metrics  # noqa: E402,F401
+
 import pytest_sketchbench.report.writer  # noqa: E402,F401
 import pytest_sketchbench.session  # noqa: E402,F401
 

@@ -54,7 +54,7 @@ def test_check_disjoint_refuses_a_drawing_in_two_splits():
 
 
 @pytest.mark.skipif(not build_dataset.DEFAULT_SOURCE.exists(), reason="../shared/quickdraw-v2 not beside the repo")
-def test_rebuild_is_byte_identical():
+def test_rebuild_reproduces_the_committed_split():
     assert build_dataset.main(["--check"]) == 0
 
 
