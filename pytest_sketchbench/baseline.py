@@ -124,7 +124,7 @@ def machine_identity(hardware: dict) -> str:
 
 # -- files ---------------------------------------------------------------------------------------
 def build_baseline(sketch) -> dict:
-    from pytest_sketchbench.report.json_report import git_commit, library_versions
+    from pytest_sketchbench.hardware import git_commit, library_versions
 
     dataset = sketch.dataset()
     models = {}

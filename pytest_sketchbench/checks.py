@@ -318,7 +318,7 @@ class ThresholdChecker:
         """An API model's service levels: success rate, invalid-answer rate and cost per 1,000 drawings."""
         if not api:
             pytest.skip(f"{self.model} is not an API model: no success rate or cost to gate")
-        from pytest_sketchbench.report.analysis import cost_per_1000
+        from pytest_sketchbench.metrics import cost_per_1000
 
         sent = api.get("successes", 0) + api.get("invalid", 0) + api.get("failed", 0)
         checks = [

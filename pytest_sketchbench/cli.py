@@ -40,9 +40,9 @@ def read_report(path: str) -> dict:
 
 def write_outputs(report: dict, records: dict, args) -> list[str]:
     """The JSON, HTML and report-dir files asked for, staged and renamed together like a run's reports."""
+    from pytest_sketchbench.files import StagedFiles, check_output_paths
     from pytest_sketchbench.report.html_report import standalone_html
     from pytest_sketchbench.report.json_report import json_text
-    from pytest_sketchbench.report.outputs import StagedFiles, check_output_paths
     from pytest_sketchbench.report.tables import report_dir_files
 
     targets = {"--json": getattr(args, "json", None), "--html": args.html, "--report-dir": args.report_dir}
@@ -130,7 +130,7 @@ def compare(args) -> int:
     regressions = [r for r in rows if r["verdict"] == "regression" and r.get("gated")]
     vanished = [r for r in rows if r["verdict"] == "missing"]
     if args.json:
-        from pytest_sketchbench.report.outputs import StagedFiles, check_output_paths
+        from pytest_sketchbench.files import StagedFiles, check_output_paths
 
         check_output_paths({"--json": args.json})
         files = StagedFiles()

@@ -1,4 +1,4 @@
-"""Where the benchmark runs: CPU, NVIDIA GPUs, what each runtime sees, the environment.
+"""Where the benchmark runs: CPU, NVIDIA GPUs, the environment, and what ran (commit, library versions).
 
 Everything here degrades to "absent": a missing driver, library or runtime is a fact to
 report, never a crash — and no runtime is imported unless it is already imported or was
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import psutil
@@ -182,3 +185,26 @@ def summary_line(hardware: dict, profile: str) -> str:
     gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in hardware["gpus"]) or "none"
     return (f"profile {profile}; CPU {cpu['model']} ({cpu['physical_cores']} cores / {cpu['logical_cores']} "
             f"threads, {cpu['memory_gib']} GiB); GPUs: {gpus}; environment {hardware['environment']}")
+
+
+# -- provenance: what ran, at which commit --------------------------------------------------------------
+PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scikit-learn", "tensorflow",
+            "tensorflow-cpu", "keras", "onnxruntime", "torch", "google-genai", "pytest-xdist", "pytest-html")
+
+
+def git_commit(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions

@@ -65,7 +65,7 @@ class LoadRuns:
         return loadgen.ScenarioResult.from_dict(done[run])
 
     def _loadgen_run(self, name: str, run: str, table: dict, report_dir: Path | None) -> loadgen.ScenarioResult:
-        from pytest_sketchbench.report.tables import safe_name
+        from pytest_sketchbench.files import safe_name
 
         plugin = self.load_model(name)
         dataset, columns = self.model_dataset(name)

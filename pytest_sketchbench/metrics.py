@@ -107,3 +107,9 @@ def parity(predicted: np.ndarray, other_predicted: np.ndarray, labels: np.ndarra
         result["max_probability_diff"] = float(difference.max()) if difference.size else 0.0
         result["mean_probability_diff"] = float(difference.mean()) if difference.size else 0.0
     return result
+
+
+def cost_per_1000(api: dict) -> float | None:
+    """Estimated cost per 1,000 drawings sent (retries included in the cost, as they are billed)."""
+    drawings = api.get("successes", 0) + api.get("invalid", 0) + api.get("failed", 0)
+    return None if not drawings else api.get("estimated_cost_usd", 0.0) / drawings * 1000

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_sketchbench import parallel
 from pytest_sketchbench.errors import ModelUnavailable, PartnerFailure, SketchBenchError
+from pytest_sketchbench.files import check_output_paths
 from pytest_sketchbench.models import registry
 from pytest_sketchbench.options import (
     RunSetup,
@@ -25,7 +26,6 @@ from pytest_sketchbench.options import (
     read_options,
     uses_sketchbench,
 )
-from pytest_sketchbench.report.outputs import check_output_paths
 
 if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
     from pytest_sketchbench.baseline_gates import BaselineGate
@@ -344,7 +344,7 @@ def sketch_profile(request: pytest.FixtureRequest, sketch_model: ModelPlugin, sk
     ``--sketch-report-dir/<model>/``; tests using it run after every other test of the run."""
     if not request.config.getoption("sketch_profile"):
         pytest.skip("profiling is off (--sketch-profile)")
-    from pytest_sketchbench.report.tables import safe_name
+    from pytest_sketchbench.files import safe_name
 
     report_dir = Path(request.config.invocation_params.dir) / request.config.getoption("sketch_report_dir")
     folder = report_dir / safe_name(sketch_model.name)
@@ -541,9 +541,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if sketch is not None:
         from pytest_sketchbench.host_audit import audit_line
         from pytest_sketchbench.report import terminal
-        from pytest_sketchbench.report.analysis import speed_index_text
+        from pytest_sketchbench.report.analysis import comparison_of, speed_index_text
 
         baseline_index = (sketch.baseline or {}).get("machine_speed_index")
         terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes,
-                               speed_index_text(sketch.measured_speed_index, baseline_index), sketch.comparison(),
+                               speed_index_text(sketch.measured_speed_index, baseline_index), comparison_of(sketch),
                                audit_line(sketch.host_audit()))

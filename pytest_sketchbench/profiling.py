@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_sketchbench.files import write_file
 from pytest_sketchbench.measure import quiet_process, time_end_to_end
 from pytest_sketchbench.models.base import ModelPlugin
-from pytest_sketchbench.report.outputs import StagedFiles
 
 PROFILE_CALLS = 50
 
@@ -28,26 +28,6 @@ def rank_operators(totals: dict[str, tuple[int, float]], n: int = 10) -> list[di
     ranked = sorted(totals.items(), key=lambda item: -item[1][1])[:n]
     return [{"operator": name, "calls": calls, "total_ms": seconds * 1000, "share": seconds / whole}
             for name, (calls, seconds) in ranked]
-
-
-def kernel_totals(events: list[dict]) -> dict[str, tuple[int, float]]:
-    """ONNX Runtime trace events → time per operator type (its kernel events do not nest)."""
-    totals: dict[str, list] = {}
-    for event in events:
-        op = (event.get("args") or {}).get("op_name")
-        if event.get("cat") == "Node" and op and str(event.get("name", "")).endswith("_kernel_time"):
-            entry = totals.setdefault(op, [0, 0.0])
-            entry[0] += 1
-            entry[1] += float(event.get("dur", 0)) / 1e6
-    return {op: (calls, seconds) for op, (calls, seconds) in totals.items()}
-
-
-def write_file(path: Path, data: str) -> None:
-    """Through the reports' staged files (a temporary file, then a rename): a trace viewer never sees half
-    a file, and another worker writing beside it never mixes with it."""
-    files = StagedFiles()
-    files.add(path, data)
-    files.commit()
 
 
 def merged_tree(frame) -> dict:

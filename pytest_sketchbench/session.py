@@ -94,7 +94,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         self._speed_index: dict | None = None
         self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
         self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
-        self._comparison: dict | None = None
+        self.comparison_analysis: dict | None = None  # filled once by the reports (report.analysis.comparison_of)
         self._followed: dict[str, tuple] = {}  # model followed by a parity limit → its answers (one pass each)
         self.category_limits_not_applied: list[str] = []  # the config's, for categories this dataset lacks
 
@@ -417,14 +417,10 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         comparison.check_dataset(dataset.fingerprint(), dataset.categories)
         return comparison
 
-    def comparison(self) -> dict:
-        """The cross-model comparison (pairwise tests included), computed once the results are complete:
-        every report reads this one."""
-        if self._comparison is None:
-            from pytest_sketchbench.report.analysis import comparison
-
-            self._comparison = comparison(self.results, None if self._dataset is None else self._dataset.labels)
-        return self._comparison
+    @property
+    def loaded_dataset(self) -> Dataset | None:
+        """The dataset if this process loaded it (reports never load it themselves)."""
+        return self._dataset
 
     def release(self, name: str) -> None:
         plugin = self.loaded.pop(name, None)

@@ -19,7 +19,8 @@ from conftest import BUNDLED, REPO
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.metrics import parity
-from pytest_sketchbench.profiling import flamegraph_svg, kernel_totals, rank_operators
+from pytest_sketchbench.models.onnx_model import kernel_totals
+from pytest_sketchbench.profiling import flamegraph_svg, rank_operators
 from pytest_sketchbench.report.analysis import comparison
 from pytest_sketchbench.report.charts import drawing_png
 from pytest_sketchbench.report.pairwise import latency_pair

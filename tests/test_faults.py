@@ -174,7 +174,7 @@ def test_one_failing_writer_does_not_stop_the_others(faulty):
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
-    from pytest_sketchbench.report.outputs import StagedFiles
+    from pytest_sketchbench.files import StagedFiles
 
     target = tmp_path / "r.html"
     target.write_text("the previous good report")

@@ -60,7 +60,7 @@ class OnnxModel(ModelPlugin):
 
     def profile_operators(self, prepared: dict, calls: int, trace_path: Path) -> dict[str, tuple[int, float]]:
         """A session of its own with ONNX Runtime's profiler on (the timed session never profiles)."""
-        from pytest_sketchbench.profiling import kernel_totals, write_file
+        from pytest_sketchbench.files import write_file
 
         with tempfile.TemporaryDirectory() as folder:
             session = self._session(profile_prefix=str(Path(folder) / "ort"))
@@ -116,3 +116,15 @@ class OnnxModel(ModelPlugin):
 
     def release(self) -> None:
         self.session = None
+
+
+def kernel_totals(events: list[dict]) -> dict[str, tuple[int, float]]:
+    """ONNX Runtime trace events → time per operator type (its kernel events do not nest)."""
+    totals: dict[str, list] = {}
+    for event in events:
+        op = (event.get("args") or {}).get("op_name")
+        if event.get("cat") == "Node" and op and str(event.get("name", "")).endswith("_kernel_time"):
+            entry = totals.setdefault(op, [0, 0.0])
+            entry[0] += 1
+            entry[1] += float(event.get("dur", 0)) / 1e6
+    return {op: (calls, seconds) for op, (calls, seconds) in totals.items()}

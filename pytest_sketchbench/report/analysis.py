@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pytest_sketchbench.metrics import cost_per_1000
 from pytest_sketchbench.report.pairwise import category_by_model, model_pairs, tied_with_best
 
 
@@ -111,6 +112,14 @@ def winners(values: dict[str, float], lowest: bool = False, digits: int = 9) -> 
     return tied[0] if len(tied) == 1 else " = ".join(tied) + " (tie)"
 
 
+def comparison_of(sketch) -> dict:
+    """The run's cross-model comparison, computed once the results are complete; every report reads this one."""
+    if sketch.comparison_analysis is None:
+        dataset = sketch.loaded_dataset
+        sketch.comparison_analysis = comparison(sketch.results, None if dataset is None else dataset.labels)
+    return sketch.comparison_analysis
+
+
 def comparison(results: dict, labels: np.ndarray | None = None) -> dict:
     """Best accuracy, fastest, most consistent — each naming every model not significantly different from
     the best (McNemar for accuracy, the interleaved ratio's interval for latency) — rankings, every pair's
@@ -204,12 +213,6 @@ def loadgen_texts(record: dict) -> list[str]:
     from pytest_sketchbench.loadgen import ScenarioResult
 
     return [ScenarioResult.from_dict(run).describe() for run in (record.get("loadgen") or {}).values()]
-
-
-def cost_per_1000(api: dict) -> float | None:
-    """Estimated cost per 1,000 drawings sent (retries included in the cost, as they are billed)."""
-    drawings = api.get("successes", 0) + api.get("invalid", 0) + api.get("failed", 0)
-    return None if not drawings else api.get("estimated_cost_usd", 0.0) / drawings * 1000
 
 
 def parity_texts(record: dict) -> list[str]:

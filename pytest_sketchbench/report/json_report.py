@@ -6,37 +6,15 @@ import datetime as dt
 import json
 import math
 import os
-import subprocess
-import sys
 import uuid
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from pytest_sketchbench.hardware import git_commit, library_versions
 from pytest_sketchbench.report import charts
-from pytest_sketchbench.report.analysis import model_status, verdict_counts
+from pytest_sketchbench.report.analysis import comparison_of, model_status, verdict_counts
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scikit-learn", "tensorflow",
-            "tensorflow-cpu", "keras", "onnxruntime", "torch", "google-genai", "pytest-xdist", "pytest-html")
 SECRET_KEYS = ("api_key", "key", "token", "secret", "password")
-
-
-def git_commit(cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0]}
-    for name in PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return versions
 
 
 def json_safe(value):
@@ -95,7 +73,7 @@ def record_from_result(name: str, result: dict) -> dict:
 
 
 def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
-    dataset = sketch._dataset
+    dataset = sketch.loaded_dataset
     metadata = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,  # the HTML of the same run carries it too
@@ -122,7 +100,7 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
     report = {
         "benchmark_metadata": metadata,
         "model_results": {name: model_result(record) for name, record in sketch.results.items()},
-        "comparison_analysis": sketch.comparison(),
+        "comparison_analysis": comparison_of(sketch),
     }
     comparison_rows = baseline_rows(sketch)
     if comparison_rows is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from pathlib import Path
 
+from pytest_sketchbench.files import safe_name
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
     STATUS_MARK,
@@ -24,10 +24,6 @@ from pytest_sketchbench.report.pairwise import pair_statements
 RESULT_COLUMNS = ["model", "status", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy",
                   "macro_f1", "p50_ms_batch1", "p95_ms_batch1", "throughput_batch", "throughput_per_s",
                   "peak_memory_growth_mb", "model_mb", "load_s", "failed_checks", "inconclusive_checks", "model_sha256"]
-
-
-def safe_name(model: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
 
 
 def _csv(rows: list[list]) -> str:

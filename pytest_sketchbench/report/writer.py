@@ -13,11 +13,11 @@ import pytest
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import baseline_bytes, build_baseline
+from pytest_sketchbench.files import StagedFiles
 from pytest_sketchbench.host_audit import audit_line
 from pytest_sketchbench.report.analysis import speed_index_text
 from pytest_sketchbench.report.html_report import standalone_html
 from pytest_sketchbench.report.json_report import build_report, json_text
-from pytest_sketchbench.report.outputs import StagedFiles
 from pytest_sketchbench.report.tables import report_dir_files
 
 
@@ -54,7 +54,7 @@ def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: b
         if json_path:
             stage("JSON report", json_path, lambda: {json_path: json_text(report)})
         if html_path:
-            images = None if sketch._dataset is None else sketch._dataset.images
+            images = None if sketch.loaded_dataset is None else sketch.loaded_dataset.images
             stage("HTML report", html_path, lambda: {html_path: standalone_html(report, sketch.results, images)})
         if report_dir:
             line = (hardware.summary_line(sketch.hardware, sketch.profile)

@@ -1,4 +1,4 @@
-"""Report files written so that nothing is lost or mixed: checked early, staged, then renamed together.
+"""Files written so that nothing is lost or mixed: checked early, staged, then renamed together.
 
 Every file goes first to a unique temporary file in its target folder (a full disk or a kill leaves
 the previous good file untouched), and one run's files are renamed into place together under a lock
@@ -9,6 +9,7 @@ Imports nothing heavy: the path checks run at session start in every project.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,19 @@ class StagedFiles:
         for temporary, _ in self._staged:
             temporary.unlink(missing_ok=True)
         self._staged.clear()
+
+
+def write_file(path: Path, data: str) -> None:
+    """One file through a staging of its own (a temporary file, then a rename): a reader never sees half a
+    file, and another worker writing beside it never mixes with it."""
+    files = StagedFiles()
+    files.add(path, data)
+    files.commit()
+
+
+def safe_name(model: str) -> str:
+    """A model name as a file or folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
 
 
 def _umask() -> int:
