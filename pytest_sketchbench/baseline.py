@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_sketchbench.codec import baseline_entry, samples_by_batch
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.stats import mcnemar_exact
 
@@ -137,15 +138,7 @@ def build_baseline(sketch) -> dict:
         if record.get("categories_left_out"):
             sketch.notes.append(f"{name} not saved in the baseline: it was scored on part of the test set")
             continue
-        models[name] = {
-            "predicted": record["predicted"],
-            "latency_samples_s": {b: t["samples_s"] for b, t in record.get("timing", {}).items()},
-            "peak_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
-            "memory_context": record.get("memory_context"),
-            "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
-            "load_s": record.get("load_s"),
-            "accuracy": (record.get("accuracy") or {}).get("accuracy"),
-        }
+        models[name] = baseline_entry(record)
     return {"format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "git_commit": git_commit(sketch.rootdir), "device_profile": sketch.profile,
             "hardware": sketch.hardware, "library_versions": library_versions(),
@@ -289,7 +282,7 @@ class BaselineComparison:
         return None
 
     def latency(self, batch_size: int, samples_s: list[float]) -> dict | None:
-        saved = (self._entry().get("latency_samples_s") or {}).get(str(batch_size))
+        saved = samples_by_batch(self._entry().get("latency_samples_s")).get(batch_size)
         if not saved:
             return None
         result = latency_shift(saved, samples_s)

@@ -64,12 +64,14 @@ def write_outputs(report: dict, records: dict, args) -> list[str]:
 def _assemble(metadata: dict, records: dict) -> dict:
     import numpy as np
 
-    from pytest_sketchbench.report.analysis import comparison
-    from pytest_sketchbench.report.json_report import json_safe, model_result
+    from pytest_sketchbench.codec import FORMAT_VERSION, model_result
+    from pytest_sketchbench.report.analysis import comparison, model_status
+    from pytest_sketchbench.report.json_report import json_safe
 
     labels = (metadata.get("dataset") or {}).get("labels")
-    return json_safe({"benchmark_metadata": metadata,
-                   "model_results": {name: model_result(record) for name, record in records.items()},
+    return json_safe({"format_version": FORMAT_VERSION, "benchmark_metadata": metadata,
+                   "model_results": {name: model_result(record, model_status(record))
+                                     for name, record in records.items()},
                    "comparison_analysis": comparison(records, None if labels is None else np.asarray(labels))})
 
 
@@ -146,7 +148,7 @@ def compare(args) -> int:
 
 
 def report(args) -> int:
-    from pytest_sketchbench.report.json_report import record_from_result
+    from pytest_sketchbench.codec import record_from_result
 
     source = read_report(args.run)
     records = {name: record_from_result(name, result) for name, result in source["model_results"].items()}

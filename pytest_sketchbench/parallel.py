@@ -15,6 +15,8 @@ import socket
 
 import pytest
 
+from pytest_sketchbench.codec import from_wire, to_wire
+
 WORKER_KEY = pytest.StashKey[dict]()
 REPORT_ATTR = "sketchbench_record"
 
@@ -133,7 +135,7 @@ def header_notes(config: pytest.Config) -> list[str]:
 # -- results across processes ---------------------------------------------------------------------
 def attach_record(report, record: dict | None) -> None:
     if record is not None:
-        setattr(report, REPORT_ATTR, json.loads(json.dumps(record)))
+        setattr(report, REPORT_ATTR, to_wire(record))
 
 
 class ResultCollector:
@@ -155,7 +157,7 @@ class ResultCollector:
     def pytest_runtest_logreport(self, report) -> None:
         record = getattr(report, REPORT_ATTR, None)
         if record:
-            self.results[record["model"]] = record
+            self.results[record["model"]] = from_wire(record)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
@@ -178,7 +180,8 @@ class ResultCollector:
         worker = getattr(getattr(node, "gateway", None), "id", None) or output.get("workerid", "?")
         self.slots.pop(worker, None)
         if "sketchbench_results" in output:
-            self.results.update(json.loads(output["sketchbench_results"]))
+            self.results.update({name: from_wire(record) for name, record
+                                 in json.loads(output["sketchbench_results"]).items()})
         if error:
             lost = sorted(m for m, r in self.results.items() if (r.get("parallel") or {}).get("worker") == worker)
             self.notes.append(f"worker {worker} crashed ({str(error).splitlines()[0][:120]}); kept the results "

@@ -385,7 +385,7 @@ def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelP
                              options.inconclusive)
             return
         sketch_latency(batch_size)
-        samples = sketch_session.record(name)["timing"][str(batch_size)]["samples_s"]
+        samples = sketch_session.record(name)["timing"][batch_size]["samples_s"]
         comparison = _fail_on_user_error(lambda: sketch_session.baseline_for(name))
         gate = BaselineGate(comparison, sketch_session.record(name), request.node.nodeid)
         gate.check_latency(batch_size, samples, sketch_session.hardware)
@@ -403,7 +403,7 @@ def sketch_latency(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
     """
 
     def measure(batch_size: int) -> dict:
-        known = sketch_session.record(sketch_model.name)["timing"].get(str(batch_size))
+        known = sketch_session.record(sketch_model.name)["timing"].get(batch_size)
         benchmark = None
         if known is None and _benchmark_enabled(request.config):
             benchmark = request.getfixturevalue("benchmark")
@@ -490,7 +490,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sketch.release(name)
     try:
         if parallel.worker_id(session.config):
-            session.config.workeroutput["sketchbench_results"] = json.dumps(sketch.results)
+            from pytest_sketchbench.codec import to_wire
+
+            session.config.workeroutput["sketchbench_results"] = json.dumps(
+                {name: to_wire(record) for name, record in sketch.results.items()})
             return
         from pytest_sketchbench.report import writer
 

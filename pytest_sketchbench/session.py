@@ -351,7 +351,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
 
         Each (model, batch size) is timed once per run and later tests reuse the figures.
         """
-        known = self.record(name)["timing"].get(str(batch_size))
+        known = self.record(name)["timing"].get(batch_size)
         if known is not None:
             return {k: v for k, v in known.items() if k != "samples_s"}
         plugin = self.load_model(name)
@@ -379,9 +379,9 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         if benchmark is not None:
             benchmark.extra_info.update(stats)
         timing = self.record(name)["timing"]
-        timing[str(batch_size)] = {**stats, "samples_s": samples}
+        timing[batch_size] = {**stats, "samples_s": samples}
         if len(timing) > 1:  # the batch-size sweep: where a larger batch stops paying
-            throughputs = {int(b): t["throughput_per_s"] for b, t in timing.items()}
+            throughputs = {size: t["throughput_per_s"] for size, t in timing.items()}
             self.record(name)["batch_sweep"] = throughput_knee(throughputs)
         return stats
 
@@ -398,7 +398,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         stats = latency_stats(samples, 1) | {"timer": "api-requests"}
         if benchmark is not None:
             benchmark.extra_info.update(stats)
-        self.record(name)["timing"]["1"] = {**stats, "samples_s": samples}
+        self.record(name)["timing"][1] = {**stats, "samples_s": samples}
         return stats
 
     def baseline_for(self, name: str) -> BaselineComparison | None:

@@ -14,7 +14,8 @@ LAYERS = [  # top to bottom
     {"measure", "checks", "baseline", "baseline_gates", "loadgen", "profiling", "host_audit", "input_probe",
      "config", "options"},
     {"models"},
-    {"stats", "metrics", "data", "strokes", "preprocess", "hardware", "files", "guard", "content_hash", "errors"},
+    {"stats", "metrics", "data", "strokes", "preprocess", "hardware", "files", "guard", "content_hash", "errors",
+     "codec"},
 ]
 
 

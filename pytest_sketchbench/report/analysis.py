@@ -22,7 +22,7 @@ def fmt(value, spec: str = ".3f", missing: str = "—") -> str:
 def batch1_timing(record: dict) -> dict | None:
     """Latency statistics at batch 1, or at the smallest batch measured."""
     timing = record.get("timing", {})
-    return timing.get("1") or (timing[min(timing, key=int)] if timing else None)
+    return timing.get(1) or (timing[min(timing)] if timing else None)
 
 
 def speed_index_text(index: dict | None, baseline: dict | None = None) -> str:
@@ -93,8 +93,8 @@ def largest_batch_throughput(record: dict) -> tuple[int, float] | tuple[None, No
     timing = record.get("timing", {})
     if not timing:
         return None, None
-    batch = max(timing, key=int)
-    return int(batch), timing[batch]["throughput_per_s"]
+    batch = max(timing)
+    return batch, timing[batch]["throughput_per_s"]
 
 
 def failed_check_details(record: dict) -> list[str]:
@@ -168,7 +168,7 @@ def end_to_end_text(record: dict) -> str | None:
         stages = ", ".join(f"{stage} {row['share']:.0%}" for stage, row in e2e["stages"].items())
         parts.append(f"end to end p50 {e2e['median_ms']:.3f} ms at batch 1 ({stages})")
     if cold:
-        warm = (record.get("timing", {}).get("1") or {}).get("median_ms")
+        warm = (record.get("timing", {}).get(1) or {}).get("median_ms")
         parts.append(f"first call after load {cold['first_call_ms']:.2f} ms"
                      + (f" (×{cold['first_call_ms'] / warm:.0f} the warm p50)" if warm else ""))
     return "; ".join(parts) or None
@@ -188,7 +188,7 @@ def api_text(record: dict) -> str | None:
     api = record.get("api")
     if not api:
         return None
-    p95 = (record.get("timing", {}).get("1") or {}).get("p95_ms")
+    p95 = (record.get("timing", {}).get(1) or {}).get("p95_ms")
     per_1000 = cost_per_1000(api)
     return (f"API: success {api['success_rate']:.3f}, invalid answers {api['invalid_rate']:.3f}"
             + (f", p95 {p95:.0f} ms" if p95 is not None else "")

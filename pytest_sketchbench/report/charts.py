@@ -110,7 +110,7 @@ def scatter_png(points: list[tuple[str, float, float]]) -> bytes | None:
 def latency_png(model: str, timing: dict) -> bytes | None:
     """Distribution of raw latency samples per batch size (box plot)."""
     plt = _pyplot()
-    batches = sorted(((int(b), s) for b, s in timing.items() if s.get("samples_s")), key=lambda kv: kv[0])
+    batches = sorted((size, s) for size, s in timing.items() if s.get("samples_s"))
     if plt is None or not batches:
         return None
     figure, axis = plt.subplots(figsize=(6, 3.5))

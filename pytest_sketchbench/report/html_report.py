@@ -81,7 +81,7 @@ def timing_table(record: dict) -> str:
         f"<td class=num>{s['p90_ms']:.3f}</td><td class=num>{s['p95_ms']:.3f}</td><td class=num>{s['p99_ms']:.3f}</td>"
         f"<td class=num>{s['stddev_ms']:.3f}</td><td class=num>{s['throughput_per_s']:,.0f}</td>"
         f"<td class=num>{s['rounds']}</td><td>{_e(s['timer'])}</td></tr>"
-        for b, s in sorted(record.get("timing", {}).items(), key=lambda kv: int(kv[0])))
+        for b, s in sorted(record.get("timing", {}).items()))
     if not rows:
         return ""
     return ("<table><tr><th>batch</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>stddev</th>"
@@ -136,8 +136,8 @@ def standalone_html(report: dict, results: dict, images=None) -> str:
     """The whole page; ``images`` (the test set's drawings) lets parity disagreements be shown as drawings."""
     metadata = report["benchmark_metadata"]
     summary = report.get("comparison_analysis") or comparison(results)
-    points = [(m, r["timing"]["1"]["median_ms"], r["accuracy"]["accuracy"]) for m, r in results.items()
-              if r.get("accuracy") and r.get("timing", {}).get("1")]
+    points = [(m, r["timing"][1]["median_ms"], r["accuracy"]["accuracy"]) for m, r in results.items()
+              if r.get("accuracy") and r.get("timing", {}).get(1)]
     variance = "".join(f"<li>{_e(v['category'])}: variance {v['variance']:.4f}</li>"
                        for v in summary["category_variance"])
     notes = "".join(f"<li>{_e(n)}</li>" for n in metadata.get("notes", []))
@@ -228,7 +228,7 @@ class PytestHtmlHooks:
                     extras.append(pytest_html.extras.png(base64.b64encode(png).decode("ascii")))
         timing = record.get("timing", {})
         timed_here = {b: t for b, t in timing.items() if b not in item.stash.get(TIMED_BEFORE, set(timing))}
-        batch = str(getattr(getattr(item, "callspec", None), "params", {}).get("sketch_batch_size"))
+        batch = getattr(getattr(item, "callspec", None), "params", {}).get("sketch_batch_size")
         if batch in timing:  # its batch size, also when an earlier test timed it and this one reused it
             timed_here[batch] = timing[batch]
         if timed_here:  # a latency test's row: the distribution it measured

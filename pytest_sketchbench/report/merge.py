@@ -6,8 +6,8 @@ Pure functions over parsed ``--sketch-json`` reports; :mod:`pytest_sketchbench.c
 
 from __future__ import annotations
 
+from pytest_sketchbench.codec import check_report_version, record_from_result
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.report.json_report import record_from_result
 
 
 def hardware_label(metadata: dict) -> str:
@@ -24,6 +24,7 @@ def check_reports(reports: list[tuple[str, dict]]) -> None:
         if not isinstance(report, dict) or "benchmark_metadata" not in report or "model_results" not in report:
             raise SketchBenchError(path, "is not a sketchbench JSON report (no benchmark_metadata/model_results)",
                                    "pass files written by --sketch-json")
+        check_report_version(path, report)
 
 
 def merge_reports(reports: list[tuple[str, dict]]) -> tuple[dict, dict, list[str]]:
@@ -128,7 +129,7 @@ def speed_rows(records: dict) -> list[dict]:
     (p50 × speed index), the figure that compares across machines."""
     rows = []
     for key, record in records.items():
-        timing = (record.get("timing") or {}).get("1")
+        timing = (record.get("timing") or {}).get(1)
         if not timing:
             continue
         index = record.get("speed_index")

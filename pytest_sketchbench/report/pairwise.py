@@ -65,8 +65,8 @@ def latency_pair(a: str, b: str, results: dict) -> dict | None:
             reverse["rounds"]
         confidence = reverse.get("confidence", 0.95)
     else:
-        samples_a = results[a].get("timing", {}).get("1", {}).get("samples_s")
-        samples_b = results[b].get("timing", {}).get("1", {}).get("samples_s")
+        samples_a = results[a].get("timing", {}).get(1, {}).get("samples_s")
+        samples_b = results[b].get("timing", {}).get(1, {}).get("samples_s")
         if not samples_a or not samples_b:
             return None
         test = median_ratio_test(samples_a, samples_b)

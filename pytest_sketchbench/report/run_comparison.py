@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_sketchbench.baseline import FORMAT, BaselineComparison, settings_for, settings_from
+from pytest_sketchbench.codec import baseline_entry, record_from_result, samples_by_batch
 from pytest_sketchbench.errors import SketchBenchError
 
 
@@ -15,9 +16,7 @@ def as_baseline(report: dict) -> dict:
     """A JSON report in the baseline file's shape (the fields the comparison reads)."""
     metadata = report["benchmark_metadata"]
     dataset = metadata.get("dataset") or {}
-    models = {name: {"predicted": result["predicted"], "latency_samples_s": result.get("latency_samples_s") or {},
-                     "peak_growth_mb": (result.get("memory") or {}).get("peak_growth_mb"),
-                     "memory_context": result.get("memory_context"), "model_size_bytes": result.get("model_size_bytes")}
+    models = {name: baseline_entry(record_from_result(name, result))
               for name, result in report["model_results"].items()
               if result.get("predicted") and not result.get("categories_left_out") and not result.get("errors")}
     return {"format": FORMAT, "device_profile": metadata.get("device_profile"), "hardware": metadata.get("hardware"),
@@ -53,7 +52,7 @@ def compare_reports(base: tuple[str, dict], new: tuple[str, dict], settings_tabl
         gate = set(comparison.settings["gate"])
         found = [("accuracy", comparison.accuracy_row(labels, np.asarray(result["predicted"]),
                                                       metadata.get("categories")))]
-        samples = (result.get("latency_samples_s") or {}).get("1")
+        samples = samples_by_batch(result.get("latency_samples_s")).get(1)
         if samples and comparison.hardware_differs(metadata.get("hardware") or {}) is None:
             found.append(("latency", comparison.latency(1, samples)))
         if result.get("memory"):

@@ -55,7 +55,7 @@ def result_row(model: str, record: dict) -> dict:
     accuracy = record.get("accuracy") or {}
     info = record.get("model_info") or {}
     timing = record.get("timing", {})
-    batch1 = timing.get("1", {})
+    batch1 = timing.get(1, {})
     failed = [v["check"] for v in record.get("verdicts", []) if v.get("passed") is False]
     throughput_batch, throughput = largest_batch_throughput(record)
     return {

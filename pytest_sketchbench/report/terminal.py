@@ -59,7 +59,7 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
             reporter.write_line("    best:  " + ", ".join(f"{c} {a:.3f}" for c, a in best))
             reporter.write_line("    worst: " + ", ".join(f"{c} {a:.3f}" for c, a in worst))
             if verbosity > 1:
-                for batch, stats in sorted(record.get("timing", {}).items(), key=lambda kv: int(kv[0])):
+                for batch, stats in sorted(record.get("timing", {}).items()):
                     reporter.write_line(f"    batch {batch:>4}: p50 {stats['median_ms']:.3f} ms, p99 "
                                         f"{stats['p99_ms']:.3f} ms, {stats['throughput_per_s']:,.0f}/s "
                                         f"({stats['rounds']} rounds, {stats['timer']})")

@@ -1,0 +1,99 @@
+"""The codec: one record spelled for the JSON report, the xdist wire and the baseline file, and read back."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+from conftest import REPO
+from pytest_sketchbench.codec import (
+    FORMAT_VERSION,
+    baseline_entry,
+    check_report_version,
+    from_wire,
+    model_result,
+    record_from_result,
+    to_wire,
+)
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.metrics import accuracy_report
+from pytest_sketchbench.report.json_report import SCHEMA_PATH, json_safe, json_text
+from pytest_sketchbench.stats import latency_stats
+
+GOLDEN = REPO / "tests" / "data" / "golden" / "model_result.json"
+
+
+def fixed_record() -> dict:
+    """A record as a run holds it: timings keyed by batch size (int), batch 32 before batch 1 on purpose."""
+    one, many = [0.00125, 0.0013, 0.0012], [0.0095, 0.0096, 0.0094]
+    return {
+        "model": "cnn", "device_profile": "cpu", "device": "cpu", "hardware": "cpu: AMD EPYC (2 cores)",
+        "timing": {32: {**latency_stats(many, 32), "timer": "sketchbench", "samples_s": many},
+                   1: {**latency_stats(one, 1), "timer": "sketchbench", "samples_s": one}},
+        "accuracy": accuracy_report(np.eye(3)[[0, 1, 2, 2]], np.array([0, 1, 2, 2]), np.array([0, 1, 2, 1]),
+                                    ["cat", "dog", "sun"]),
+        "verdicts": [{"test": "t::test_accuracy[cnn]", "check": "min_accuracy", "measured": 0.75, "limit": 0.5,
+                      "passed": True, "status": "passed", "message": "cnn accuracy 0.750 >= 0.500"}],
+        "errors": [], "predicted": [0, 1, 2, 2], "load_s": 0.5, "model_info": {"name": "cnn", "file_size_bytes": 42},
+        "memory": {"peak_growth_mb": 12.0}, "memory_context": ["onnxruntime"], "model_sha256": "ab" * 32,
+        "dataset_fingerprint": "0123456789abcdef", "outcomes": {"passed": 1},
+    }
+
+
+def test_a_fixed_record_encodes_byte_for_byte_to_the_committed_json_and_validates():
+    encoded = json_text(json_safe(model_result(fixed_record(), "passed")))
+    assert encoded + "\n" == GOLDEN.read_text()  # regenerate only on purpose: the JSON is users' API
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validate(json.loads(encoded), schema["properties"]["model_results"]["additionalProperties"])
+    assert list(json.loads(encoded)["timing_results"]) == ["1", "32"]
+
+
+def test_every_way_out_comes_back_with_batch_sizes_as_numbers():
+    record = fixed_record()
+    back = record_from_result("cnn", json.loads(json_text(json_safe(model_result(record, "passed")))))
+    assert back["timing"] == record["timing"] and list(back["timing"]) == [1, 32]
+    assert {k: back[k] for k in record if k != "timing"} == {k: v for k, v in record.items() if k != "timing"}
+    wired = from_wire(json.loads(json.dumps(to_wire(record))))
+    assert wired == record
+
+
+def test_one_baseline_entry_for_a_live_record_and_a_report_read_back():
+    record = fixed_record()
+    live = baseline_entry(record)
+    from_report = baseline_entry(record_from_result("cnn", json.loads(json_text(model_result(record, "passed")))))
+    assert live == from_report
+    assert live["latency_samples_s"] == {"1": [0.00125, 0.0013, 0.0012], "32": [0.0095, 0.0096, 0.0094]}
+    assert live["load_s"] == 0.5 and live["accuracy"] == 0.75 and live["predicted"] == [0, 1, 2, 2]
+
+
+def test_reports_of_earlier_versions_read_and_newer_ones_are_refused_in_one_line():
+    check_report_version("old.json", {"benchmark_metadata": {}, "model_results": {}})  # version 1: no field
+    check_report_version("now.json", {"format_version": FORMAT_VERSION})
+    for version in (FORMAT_VERSION + 1, "2", 0):
+        with pytest.raises(SketchBenchError) as refused:
+            check_report_version("new.json", {"format_version": version})
+        assert "new.json: is a JSON report of format version" in str(refused.value)
+        assert "\n" not in str(refused.value)
+
+
+V1_REPORT, V1_BASELINE = GOLDEN.parent / "v1_report.json", GOLDEN.parent / "v1_baseline.json.gz"
+
+
+def test_a_report_and_a_baseline_written_before_the_version_field_still_read(tmp_path):
+    """Both written by commit adac550 (before the codec): re-rendered, compared, and gated against."""
+    from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
+    from pytest_sketchbench.cli import main
+
+    assert "format_version" not in json.loads(V1_REPORT.read_text())
+    main(["report", str(V1_REPORT), "--html", str(tmp_path / "r.html"), "--report-dir", str(tmp_path / "dir")])
+    assert "onnx" in (tmp_path / "dir" / "results.csv").read_text() and (tmp_path / "r.html").stat().st_size > 0
+    assert main(["compare", str(V1_REPORT), str(V1_REPORT), "--json", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["rows"]  # the accuracy and latency rows of onnx
+    baseline = load_baseline(V1_BASELINE)
+    comparison = BaselineComparison(baseline, settings_for(settings_from({}, "t"), "onnx"), "onnx", "cpu",
+                                    str(V1_BASELINE))
+    row = comparison.latency(1, baseline["models"]["onnx"]["latency_samples_s"]["1"])
+    assert row is not None and row["verdict"] != "regression", row
