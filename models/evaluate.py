@@ -56,7 +56,7 @@ def main() -> None:
         if not path.exists():
             print(f"{name}: {path} missing, skipped")
             continue
-        plugin = ModelSpec(name, RUNTIMES[runtime], {"path": str(path), **options}).create()
+        plugin = ModelSpec(name, RUNTIMES[runtime].plugin, {"path": str(path), **options}).create()
         plugin.import_runtime()
         plugin.load()
         result = accuracy_pass(plugin, dataset, 256)

@@ -1,7 +1,7 @@
-"""pytest wiring: options, ini keys, markers, fixtures and hooks — nothing else lives here.
+"""pytest wiring: markers, fixtures and hooks. Registered through the ``pytest11`` entry point as ``sketchbench``.
 
-Measuring is in :mod:`.session`/:mod:`.measure`, judging in :mod:`.checks`, reporting in
-:mod:`.report`. Registered through the ``pytest11`` entry point as ``sketchbench``.
+The command line, ini keys and config file are read by :mod:`.options`, xdist's side by :mod:`.parallel`;
+measuring is in :mod:`.session`/:mod:`.measure`, judging in :mod:`.checks`, reporting in :mod:`.report`.
 """
 
 from __future__ import annotations

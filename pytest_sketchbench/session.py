@@ -170,7 +170,11 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
                 plugin.config.setdefault("threads", threads)
                 for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # oneDNN/MKL pools, read at import
                     os.environ.setdefault(variable, str(threads))
-            plugin.import_runtime()
+            try:
+                plugin.import_runtime()
+            except ModuleNotFoundError as exc:
+                raise SketchBenchError(f"model '{name}'", f"its runtime is not installed ({exc})",
+                                       self.registry[name].install_hint()) from None
             # what this process had already run shapes a model's RSS growth (shared libraries, allocator
             # arenas): recorded, so that a baseline compares memory only in the same context
             record["memory_context"] = sorted(self._runtimes_used)
@@ -355,7 +359,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         if known is not None:
             return {k: v for k, v in known.items() if k != "samples_s"}
         plugin = self.load_model(name)
-        if hasattr(plugin, "measured_latencies"):
+        if plugin.times_own_requests:
             return self._api_latency(name, plugin, batch_size, benchmark)
         self.first_call(name, plugin)
         prepared = plugin.prepare(self._drawings(batch_size))

@@ -29,7 +29,8 @@ class Marker:
 
 
 def _load(runtime: str, path: Path, **config):
-    plugin = ModelSpec("hostile", RUNTIMES[runtime], {"path": str(path), "categories": ["a", "b"], **config}).create()
+    config = {"path": str(path), "categories": ["a", "b"], **config}
+    plugin = ModelSpec("hostile", RUNTIMES[runtime].plugin, config).create()
     plugin.import_runtime()
     plugin.load()
     return plugin

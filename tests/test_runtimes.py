@@ -42,7 +42,7 @@ def _softmax(z):
 
 def _load(runtime: str, path, categories=None):
     config = {"path": str(path)} | ({"categories": categories} if categories else {})
-    plugin = ModelSpec("tiny", RUNTIMES[runtime], config).create()
+    plugin = ModelSpec("tiny", RUNTIMES[runtime].plugin, config).create()
     plugin.import_runtime()
     plugin.load()
     return plugin
@@ -121,7 +121,7 @@ def test_keras_native_file_and_savedmodel_folder(tmp_path, centroid_weights, bun
     np.testing.assert_allclose(plugin.predict(bundled.images[:64]), _softmax(expected), atol=1e-5)
     config = {"path": str(tmp_path / "saved"), "signature": "predict"}
     with pytest.raises(SketchBenchError, match="no signature 'predict' in .* it has serve, serving_default"):
-        broken = ModelSpec("tiny", RUNTIMES["savedmodel"], config).create()
+        broken = ModelSpec("tiny", RUNTIMES["savedmodel"].plugin, config).create()
         broken.import_runtime()
         broken.load()
 
@@ -313,3 +313,16 @@ def test_a_345_class_layers_model_is_scored_closed_and_open_set_from_path_and_ca
     assert record["model_info"]["runtime"].startswith("tfjs-layers") and len(record["model_info"]["categories"]) == 345
     assert open_set["accuracy"] < closed and 0 < open_set["outside_rate"] < 1
     assert "open-set acc" in (tmp_path / "r.html").read_text()
+
+
+def test_a_runtime_that_is_not_installed_names_its_extra(pytester, monkeypatch):
+    """The registry's row for ONNX Runtime says which extra installs it; the model is an error, not a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails as if not installed
+    pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1", "-k", "test_accuracy",
+                                "--sketch-models=onnx", "-p", "no:cacheprovider", f"--rootdir={pytester.path}")
+    assert ("model 'onnx': its runtime is not installed (import of onnxruntime halted; None in sys.modules) — "
+            "pip install 'pytest-sketchbench[onnx]'") in result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -76,6 +76,8 @@ class ModelPlugin(ABC):
     contention_allowance: ClassVar[float] = 1.7
     #: The option holding the per-stage deadline (a served model's ``timeout_s`` bounds each request instead).
     stage_timeout_option: ClassVar[str] = "timeout_s"
+    #: An API model times its own requests (``measured_latencies``) instead of being timed call by call.
+    times_own_requests: ClassVar[bool] = False
     profiler_name: ClassVar[str | None] = None  # the runtime's operator profiler, where profile_operators has one
     results_key: ClassVar[str] = "api"  # where ``extra_results`` lands in the model's record
 
@@ -216,6 +218,10 @@ class ModelPlugin(ABC):
         shifted = output - output.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         return exp / exp.sum(axis=1, keepdims=True)
+
+    def measured_latencies(self) -> list[float]:
+        """Per-request seconds, for a plugin that ``times_own_requests``."""
+        raise NotImplementedError
 
     def to_labels(self, raw) -> np.ndarray:
         """Class-only models (``outputs_probabilities = False``): raw output → label per drawing, -1 = invalid."""

@@ -42,6 +42,7 @@ class GeminiModel(ModelPlugin):
     input_format = "png"
     outputs_probabilities = False
     local = False
+    times_own_requests = True
     options = tuple(DEFAULTS) + ("prompt", "stage_timeout_s")
     stage_timeout_option = "stage_timeout_s"  # timeout_s bounds each request
 

@@ -17,18 +17,30 @@ from pytest_sketchbench.errors import SketchBenchError
 
 ENTRY_POINT_GROUP = "sketchbench.models"
 
-RUNTIMES = {
-    "keras": "pytest_sketchbench.models.keras_model:KerasModel",
-    "onnx": "pytest_sketchbench.models.onnx_model:OnnxModel",
-    "torch": "pytest_sketchbench.models.torch_model:TorchScriptModel",
-    "torch-export": "pytest_sketchbench.models.torch_model:TorchExportModel",
-    "savedmodel": "pytest_sketchbench.models.keras_model:SavedModel",
-    "tfjs": "pytest_sketchbench.models.tfjs_model:TfjsGraphModel",
-    "tfjs-layers": "pytest_sketchbench.models.tfjs_model:TfjsLayersModel",
-    "gemini": "pytest_sketchbench.models.gemini_model:GeminiModel",
-    "v2": "pytest_sketchbench.models.v2_model:OpenInferenceModel",
-    "tflite": "pytest_sketchbench.models.tflite_model:LiteRTModel",
+@dataclass(frozen=True)
+class Runtime:
+    """One runtime: its plugin class ("module:Class", imported only when a model of it loads), the model file
+    suffixes that select it, and the pip extra that installs what it imports."""
+
+    plugin: str
+    suffixes: tuple[str, ...]
+    extra: str
+
+
+_MODELS = "pytest_sketchbench.models"
+RUNTIMES: dict[str, Runtime] = {
+    "keras": Runtime(f"{_MODELS}.keras_model:KerasModel", (".h5", ".keras", ".hdf5"), "keras"),
+    "onnx": Runtime(f"{_MODELS}.onnx_model:OnnxModel", (".onnx",), "onnx"),
+    "torch": Runtime(f"{_MODELS}.torch_model:TorchScriptModel", (".pt", ".pth", ".torchscript", ".ts"), "torch"),
+    "torch-export": Runtime(f"{_MODELS}.torch_model:TorchExportModel", (".pt2",), "torch"),
+    "savedmodel": Runtime(f"{_MODELS}.keras_model:SavedModel", (), "keras"),  # a folder holding saved_model.pb
+    "tfjs": Runtime(f"{_MODELS}.tfjs_model:TfjsGraphModel", (), "keras"),  # model.json: read to tell graph …
+    "tfjs-layers": Runtime(f"{_MODELS}.tfjs_model:TfjsLayersModel", (), "keras"),  # … from layers
+    "gemini": Runtime(f"{_MODELS}.gemini_model:GeminiModel", (), "gemini"),
+    "v2": Runtime(f"{_MODELS}.v2_model:OpenInferenceModel", (), "serve"),
+    "tflite": Runtime(f"{_MODELS}.tflite_model:LiteRTModel", (".tflite",), "litert"),
 }
+
 
 # Built-in names → (runtime, file relative to the models folder, extra options).
 BUILTINS: dict[str, tuple[str, str | None, dict]] = {
@@ -60,14 +72,16 @@ class ModelSpec:
             module = importlib.import_module(module_name)
             return getattr(module, class_name)
         except ModuleNotFoundError as exc:
-            extra = {"tensorflow": "keras", "onnxruntime": "onnx", "torch": "torch", "google": "gemini",
-                     "httpx": "serve", "ai_edge_litert": "litert"}
-            hint = extra.get((exc.name or "").split(".")[0])
-            fix = f"pip install 'pytest-sketchbench[{hint}]'" if hint else "install the module that provides it"
-            raise SketchBenchError(f"model '{self.name}'", f"cannot import {module_name} ({exc})", fix) from None
+            raise SketchBenchError(f"model '{self.name}'", f"cannot import {module_name} ({exc})",
+                                   self.install_hint()) from None
         except AttributeError:
             raise SketchBenchError(f"model '{self.name}'", f"{module_name} has no class {class_name}",
                                    "check the 'plugin' value (module:Class)") from None
+
+    def install_hint(self) -> str:
+        """How to install what this model's runtime imports (its row's pip extra)."""
+        extra = next((r.extra for r in RUNTIMES.values() if r.plugin == self.plugin), None)
+        return f"pip install 'pytest-sketchbench[{extra}]'" if extra else "install the module that provides it"
 
     def create(self):
         """Instantiate the plugin (validates its config; does not load the model yet)."""
@@ -106,16 +120,9 @@ def runtime_for_path(path: str | Path) -> str:
     """Pick a runtime from a model file's name."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in (".h5", ".keras", ".hdf5"):
-        return "keras"
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix == ".tflite":
-        return "tflite"
-    if suffix in (".pt", ".pth", ".torchscript", ".ts"):
-        return "torch"
-    if suffix == ".pt2":
-        return "torch-export"
+    for name, runtime in RUNTIMES.items():
+        if suffix in runtime.suffixes:
+            return name
     if path.is_dir() and (path / "saved_model.pb").exists():
         return "savedmodel"
     if path.name == "model.json" or (path.is_dir() and (path / "model.json").exists()):
@@ -144,7 +151,7 @@ def _from_table(name: str, table: dict, base: Path, where: str) -> ModelSpec:
         if runtime not in RUNTIMES:
             raise SketchBenchError(f"{where} [models.{name}]", f"unknown runtime '{runtime}'",
                                    f"use one of {', '.join(RUNTIMES)}")
-        plugin = RUNTIMES[runtime]
+        plugin = RUNTIMES[runtime].plugin
     return ModelSpec(name, plugin, config, origin=where)
 
 
@@ -158,7 +165,7 @@ class Registry:
             config = dict(options)
             if relative:
                 config["path"] = str(models_dir / relative)
-            self.specs[name] = ModelSpec(name, RUNTIMES[runtime], config)
+            self.specs[name] = ModelSpec(name, RUNTIMES[runtime].plugin, config)
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             self.specs[entry.name] = ModelSpec(entry.name, _EntryPointPlugin(entry), {},
                                                origin=f"entry point {entry.value}")

@@ -1,4 +1,5 @@
-"""The JSON report: the seed's structure, documented by ``schema.json`` beside this file."""
+"""The JSON report of a run: its metadata, one entry per model (spelled by :mod:`pytest_sketchbench.codec`) and the
+cross-model comparison; ``format_version`` says which layout, ``schema.json`` beside this file documents it."""
 
 from __future__ import annotations
 

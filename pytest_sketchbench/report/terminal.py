@@ -1,4 +1,4 @@
-"""The end-of-run console summary, in the spirit of the seed's output; respects -q and -v."""
+"""The end-of-run console summary: a line per model, the checks and the comparison; respects -q and -v."""
 
 from __future__ import annotations
 
