@@ -10,8 +10,11 @@ the field existed (version 1, the same layout) and reads as it is; a newer versi
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pytest_sketchbench.errors import SketchBenchError
+
+Record = dict[str, Any]  # one model's results as a run holds them (timings keyed by int batch size)
 
 FORMAT_VERSION = 2  # 2: format_version and the model files' sha256 recorded; 1: before (same layout otherwise)
 
@@ -29,30 +32,31 @@ RESULT_KEYS: dict[str, str] = {
     "verdicts": "threshold_verdicts", "errors": "errors", "parallel": "parallel", "predicted": "predicted",
     "dataset_fingerprint": "dataset_fingerprint", "model_sha256": "model_sha256",
 }
-EMPTY_WHEN_MISSING = {"outcomes": {}, "skipped": [], "relative_speed": {}, "parity": {}, "verdicts": [],
-                      "errors": []}
+EMPTY_WHEN_MISSING: dict[str, dict[str, Any] | list[Any]] = {
+    "outcomes": {}, "skipped": [], "relative_speed": {}, "parity": {}, "verdicts": [], "errors": []}
 
 
-def samples_by_batch(mapping: dict | None) -> dict:
+def samples_by_batch(mapping: dict[str, Any] | None) -> dict[int, Any]:
     """``{"1": …, "32": …}`` as read from JSON → ``{1: …, 32: …}``, in batch order."""
     return {int(size): value for size, value in sorted((mapping or {}).items(), key=lambda kv: int(kv[0]))}
 
 
-def _text_keys(mapping: dict) -> dict:
+def _text_keys(mapping: dict[int, Any]) -> dict[str, Any]:
     return {str(size): value for size, value in sorted(mapping.items())}
 
 
-def to_wire(record: dict) -> dict:
+def to_wire(record: Record) -> dict[str, Any]:
     """A record as JSON carries it between processes (xdist workers → controller)."""
-    return json.loads(json.dumps({**record, "timing": _text_keys(record.get("timing") or {})}))
+    wire: dict[str, Any] = json.loads(json.dumps({**record, "timing": _text_keys(record.get("timing") or {})}))
+    return wire
 
 
-def from_wire(data: dict) -> dict:
+def from_wire(data: dict[str, Any]) -> Record:
     """The inverse of :func:`to_wire`."""
     return {**data, "timing": samples_by_batch(data.get("timing"))}
 
 
-def model_result(record: dict, status: str) -> dict:
+def model_result(record: Record, status: str) -> dict[str, Any]:
     """One model's record as the JSON report has it: timing statistics without the raw samples, which are kept
     apart (``latency_samples_s``) so that a later ``sketchbench compare`` can test them."""
     timing = sorted((record.get("timing") or {}).items())
@@ -67,7 +71,7 @@ def model_result(record: dict, status: str) -> dict:
     return result
 
 
-def record_from_result(name: str, result: dict) -> dict:
+def record_from_result(name: str, result: dict[str, Any]) -> Record:
     """The inverse of :func:`model_result`: a JSON report's model back into the record every reporter reads."""
     record = {key: result[json_key] for key, json_key in RESULT_KEYS.items() if result.get(json_key) is not None}
     samples = samples_by_batch(result.get("latency_samples_s"))
@@ -79,7 +83,7 @@ def record_from_result(name: str, result: dict) -> dict:
     return record
 
 
-def baseline_entry(record: dict) -> dict:
+def baseline_entry(record: Record) -> dict[str, Any]:
     """What the baseline file keeps of one model: every figure its comparisons read (one builder, for a live run's
     record and for a JSON report's model read back with :func:`record_from_result`)."""
     return {
@@ -94,7 +98,7 @@ def baseline_entry(record: dict) -> dict:
     }
 
 
-def check_report_version(path: str, report: dict) -> None:
+def check_report_version(path: str, report: dict[str, Any]) -> None:
     """A JSON report this version can read: version 1 (no field) or 2; a newer one is refused in one line."""
     version = report.get("format_version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:

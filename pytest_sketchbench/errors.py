@@ -79,7 +79,7 @@ def redact(text: str) -> str:
 
 # C0 and C1 control characters and DEL: a server's or a file's text that carries them could erase a line of the
 # terminal, forge a green "passed", retitle the window (ANSI/OSC escapes), or break a one-line message
-_CONTROL = {code: None for code in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL: dict[int, str | None] = {code: None for code in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))}
 _CONTROL.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " "})
 
 
