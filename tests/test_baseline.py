@@ -102,6 +102,7 @@ def baseline_project(centroid_project):
     return centroid_project
 
 
+@pytest.mark.slow
 def test_saved_baseline_then_degraded_model_fails_with_effect_and_p_value(baseline_project, monkeypatch, tmp_path):
     saved = tmp_path / "base.json.gz"
     first = _run(baseline_project, f"--sketch-save-baseline={saved}", "--sketch-samples-per-category=60")
@@ -157,6 +158,7 @@ def test_latency_not_compared_across_machines():
     assert forced.hardware_differs(other) is None
 
 
+@pytest.mark.slow
 def test_memory_is_compared_only_in_the_same_load_order(baseline_project, tmp_path):
     """RSS growth depends on what the process ran before: a model benchmarked after another one is not
     compared with a baseline that measured it first (measured: onnx +110 MB after TensorFlow, +143 MB alone)."""

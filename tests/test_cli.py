@@ -53,6 +53,7 @@ def run(project, *args, env=None):
         os.environ.update(old)
 
 
+@pytest.mark.slow
 def test_compare_reproduces_the_baseline_gate_verdicts(project, tmp_path):
     base = tmp_path / "base.json.gz"
     run(project, "--sketch-models=centroid", f"--sketch-save-baseline={base}", f"--sketch-json={tmp_path}/a.json")
@@ -73,6 +74,7 @@ def test_compare_reproduces_the_baseline_gate_verdicts(project, tmp_path):
     assert same.returncode == 0 and "no significant change" in same.stdout
 
 
+@pytest.mark.slow
 def test_merge_three_runs_once_per_model_and_machine(project, tmp_path):
     run(project, "--sketch-models=centroid", f"--sketch-json={tmp_path}/1.json")
     run(project, "--sketch-models=other", "-n", "2", f"--sketch-json={tmp_path}/2.json")
@@ -106,6 +108,7 @@ def test_merge_flags_the_same_model_answering_differently(project, tmp_path):
     assert merged["model_results"]["centroid @ cpu: CPU bad"]["status"] == "error"
 
 
+@pytest.mark.slow
 def test_compare_fails_on_a_model_that_erred_or_went_missing_naming_both(project, tmp_path):
     run(project, "--sketch-models=centroid,other,third", "-k", "accuracy", f"--sketch-json={tmp_path}/base.json")
     run(project, "--sketch-models=centroid,other", "-k", "accuracy", f"--sketch-json={tmp_path}/new.json",
@@ -127,6 +130,7 @@ def test_a_baseline_model_this_run_did_not_measure_fails_the_run(project, tmp_pa
     assert "failed" not in result.stdout.lines[-1]
 
 
+@pytest.mark.slow
 def test_merge_keeps_every_runs_verdicts_and_refuses_another_test_set(project, tmp_path):
     project.makefile(".toml", thresholds="[centroid]\nmin_accuracy = 0.99\n")
     run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/failed.json")

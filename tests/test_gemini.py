@@ -182,6 +182,7 @@ def test_live_api_session_over_tls(small, key, tmp_path):
     assert fake.api_keys == {KEY} and api["mode"] == "live" and api["tokens_in"] == 260 * len(tiny)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["rest", "live"])
 def test_a_dead_endpoint_never_prints_the_key_under_any_traceback_setting(pytester, small, key, tmp_path, mode):
     """The live connect runs outside the retries: its failure must still be our one redacted line, raised from

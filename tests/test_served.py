@@ -178,6 +178,7 @@ def test_a_served_model_asked_for_by_name_fails_when_its_server_is_down_and_othe
     assert results["centroid"]["status"] == "passed" and results["served"]["status"] != "passed"
 
 
+@pytest.mark.slow
 def test_with_all_models_a_served_model_whose_server_is_down_is_left_out_of_the_side_by_side_timing(
         centroid_project):
     """`--sketch-models=all` skips a served model whose server is down; the models timed beside each other
@@ -257,6 +258,7 @@ def test_loadgen_scenarios_on_a_local_model_pass_and_keep_their_logs(centroid_pr
     assert (tmp_path / "dir" / "centroid" / "loadgen" / "Offline" / "mlperf_log_summary.txt").exists()
 
 
+@pytest.mark.slow
 def test_a_loadgen_run_past_the_stage_deadline_ends_cleanly_and_keeps_the_results(centroid_project, tmp_path):
     """The deadline never fires inside LoadGen's callbacks (it segfaulted the session): LoadGen is told to stop
     before it, the deadline fires after LoadGen returns, and the accuracy already measured is reported."""
