@@ -42,3 +42,15 @@ def test_every_module_has_a_layer():
     for path in PACKAGE.iterdir():
         if path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists()):
             layer_of(f"pytest_sketchbench.{path.stem}")
+
+
+def test_the_readme_names_every_fixture_and_every_threshold_check():
+    """The README's fixture list is the benchmark writer's API reference: it must not fall behind the code."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    plugin = (PACKAGE / "plugin.py").read_text()
+    fixtures = set(re.findall(r"^def (sketch_\w+)\(", plugin, re.M)) | {"sketch_batch_size"}
+    checks = set(re.findall(r"^    def (check_\w+)\(", (PACKAGE / "checks.py").read_text(), re.M)) - {"check_ratio"}
+    missing = sorted(name for name in fixtures | checks if f"`{name}`" not in readme)
+    assert missing == []
