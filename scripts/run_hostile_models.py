@@ -144,17 +144,15 @@ def _keras_lambda(folder: Path, name: str, marker: Path) -> Path:
     return path
 
 
-def _onnx_outside(folder: Path, name: str, marker: Path) -> Path:
-    """An .onnx file whose weights are external data in a file outside its folder."""
+def onnx_with_external_weights(path: Path, location: str) -> Path:
+    """A valid ONNX graph (784 → 23) whose one weight is external data at ``location``, read when it loads."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    secret = folder / "secret.bin"
-    secret.write_bytes(b"\0" * 784 * 23 * 4)
     weight = numpy_helper.from_array(np.ones((784, 23), np.float32), "w")
     weight.ClearField("raw_data")
     weight.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "../secret.bin"), ("offset", "0"), ("length", str(784 * 23 * 4))):
+    for key, value in (("location", location), ("offset", "0"), ("length", str(784 * 23 * 4))):
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
     graph = helper.make_graph(
@@ -162,10 +160,15 @@ def _onnx_outside(folder: Path, name: str, marker: Path) -> Path:
         "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 28, 28, 1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 23])],
         [weight, numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")])
-    (folder / name).mkdir()
-    path = folder / name / f"{name}.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
+
+
+def _onnx_outside(folder: Path, name: str, marker: Path) -> Path:
+    """An .onnx file whose weights are external data in a file outside its folder."""
+    (folder / "secret.bin").write_bytes(b"\0" * 784 * 23 * 4)
+    return onnx_with_external_weights(folder / name / f"{name}.onnx", "../secret.bin")
 
 
 def _fifo(folder: Path, name: str, marker: Path) -> Path:

@@ -4,6 +4,7 @@ and the marker never appears."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import REPO
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models.registry import RUNTIMES, ModelSpec
 
@@ -26,6 +28,14 @@ class Marker:
 
     def __reduce__(self):
         return (Path.touch, (self.path,))
+
+
+def hostile_script():
+    """scripts/run_hostile_models.py, whose payload builders the tests share."""
+    spec = importlib.util.spec_from_file_location("run_hostile_models", REPO / "scripts" / "run_hostile_models.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def _load(runtime: str, path: Path, **config):
@@ -156,37 +166,14 @@ def test_a_savedmodel_that_writes_files_is_refused_unless_trusted(tmp_path):
     assert marker.exists()
 
 
-def _onnx_reading_weights_from(tmp_path: Path, location: str) -> Path:
-    """A valid ONNX graph whose one weight lives in external data at ``location`` (read when it loads)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weight = numpy_helper.from_array(np.ones((784, 2), np.float32), "w")
-    weight.ClearField("raw_data")
-    weight.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", str(784 * 2 * 4))):
-        entry = weight.external_data.add()
-        entry.key, entry.value = key, value
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["y"])],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 28, 28, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
-        [weight, numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")])
-    folder = tmp_path / "onnx"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"reads-{len(list(folder.iterdir()))}.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
-
-
 @pytest.mark.slow
 def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path):
     """A hostile archive: the weights of an .onnx file 'live' in a file outside its folder (absolute, ``../``, or a
     symlink beside it): one line, nothing read."""
     secret = tmp_path / "secret.bin"
-    secret.write_bytes(b"\0" * 784 * 2 * 4)
-    for location in (str(secret), "../secret.bin", "link.bin"):
-        path = _onnx_reading_weights_from(tmp_path, location)
+    secret.write_bytes(b"\0" * 784 * 23 * 4)
+    for number, location in enumerate((str(secret), "../secret.bin", "link.bin")):
+        path = hostile_script().onnx_with_external_weights(tmp_path / "onnx" / f"reads-{number}.onnx", location)
         (path.parent / "link.bin").unlink(missing_ok=True)
         (path.parent / "link.bin").symlink_to(secret)
         with pytest.raises(SketchBenchError) as refused:
@@ -236,13 +223,7 @@ def test_a_model_path_that_is_a_pipe_or_a_device_is_refused_not_read(tmp_path, r
 def test_every_hostile_model_at_once_beside_a_healthy_one(tmp_path):
     """scripts/run_hostile_models.py on a small sample: each payload refused with its own one line, no marker, the
     healthy model measured and judged, every report whole (the script's full run is quoted in issue #33's note)."""
-    import importlib.util
-
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("run_hostile_models", REPO / "scripts" / "run_hostile_models.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = hostile_script()
     folder, scratch, reports = (tmp_path / name for name in ("models", "scratch", "reports"))
     for path in (folder, scratch, reports):
         path.mkdir()
