@@ -16,7 +16,7 @@ _armed = False
 
 
 @contextmanager
-def deadline(seconds: float | None, model: str, stage: str) -> Iterator[None]:
+def deadline(seconds: float | None, model: str, stage: str, option: str = "timeout_s") -> Iterator[None]:
     """Raise :class:`ModelTimeout` in this thread if the block runs past ``seconds``.
 
     SIGALRM interrupts Python code and sleeps; a runtime stuck inside one C call is interrupted when it
@@ -31,7 +31,7 @@ def deadline(seconds: float | None, model: str, stage: str) -> Iterator[None]:
 
     def expire(signum, frame):
         raise ModelTimeout(f"model '{model}'", f"{stage} did not finish within {seconds:g} s (timed out)",
-                           f"raise [models.{model}] timeout_s if the model is just slow")
+                           f"raise [models.{model}] {option} if the model is just slow")
 
     previous = signal.signal(signal.SIGALRM, expire)
     _armed = True

@@ -53,11 +53,12 @@ class LoadRuns:
         if run not in loadgen.planned_runs(table):
             raise ModelUnavailable(f"model '{name}'", f"no LoadGen {run} run configured "
                                    f"(its gate's key under [{name}.loadgen] in the config)", "")
-        timeout, duration_ms = self._timeout_s(name), table.get("min_duration_ms", LOADGEN_DEFAULTS["min_duration_ms"])
+        (timeout, option), duration_ms = self._deadline_of(name), table.get("min_duration_ms",
+                                                                           LOADGEN_DEFAULTS["min_duration_ms"])
         if timeout is not None and duration_ms >= timeout * 1000:  # refused up front, not cut short by a signal
             raise SketchBenchError(f"model '{name}'", f"[{name}.loadgen] min_duration_ms = {duration_ms:,} cannot "
                                    f"finish within its stage deadline of {timeout:g} s",
-                                   f"raise the deadline in [models.{name}] or lower min_duration_ms")
+                                   f"raise {option} in [models.{name}] or lower min_duration_ms")
         done = self.record(name).setdefault("loadgen", {})
         if run not in done:
             with self.guarded(name, f"LoadGen {run}"):

@@ -227,7 +227,8 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         if name in self._timed_out:
             raise ModelTimeout(f"model '{name}'", f"{stage} not run: {self._timed_out[name]}")
         try:
-            with deadline(self._timeout_s(name), name, stage):
+            seconds, option = self._deadline_of(name)
+            with deadline(seconds, name, stage, option):
                 yield
         except PartnerFailure:  # the other model's failure: its caller records it there
             raise
@@ -244,10 +245,14 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             self._note(name, "errors", str(failure))
             raise failure from exc
 
-    def _timeout_s(self, name: str) -> float | None:
-        """The model's deadline per stage (``timeout_s``, default 600 s; served and API models have their own)."""
+    def _deadline_of(self, name: str) -> tuple[float | None, str]:
+        """The model's deadline per stage and the option that sets it (``timeout_s``, default 600 s; served and API
+        models: ``stage_timeout_s``, their ``timeout_s`` bounds one request)."""
         spec = self.registry.specs.get(name)
-        return None if spec is None else spec.plugin_class().stage_deadline_s(spec.config)
+        if spec is None:
+            return None, "timeout_s"
+        plugin_class = spec.plugin_class()
+        return plugin_class.stage_deadline_s(spec.config), getattr(plugin_class, "stage_timeout_option", "timeout_s")
 
     def _note(self, name: str, key: str, message: str) -> None:
         entries = self.record(name).setdefault(key, [])

@@ -216,7 +216,8 @@ def test_zero_requests_in_flight_is_a_config_error_not_a_hang():
             GeminiModel.validate_config({key: value})
 
 
-def test_an_api_model_that_never_answers_is_bounded_by_its_stage_deadline(pytester, small, key, tmp_path):
+@pytest.mark.parametrize("mode", ["rest", "live"])
+def test_an_api_model_that_never_answers_is_bounded_by_its_stage_deadline(pytester, small, key, tmp_path, mode):
     """An endpoint that accepts the connection and never answers, with a 10-minute request timeout: the accuracy
     pass ends at stage_timeout_s, recorded on the model, and the run goes on to its reports."""
     import json
@@ -229,7 +230,7 @@ def test_an_api_model_that_never_answers_is_bounded_by_its_stage_deadline(pytest
         class Silent:
             base_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
 
-        _gemini_project(pytester, Silent, "timeout_s = 600\nstage_timeout_s = 3")
+        _gemini_project(pytester, Silent, f'mode = "{mode}"\ntimeout_s = 600\nstage_timeout_s = 3')
         started = time.monotonic()
         result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1",
                                     "--sketch-models=gemini", "-p", "no:cacheprovider",
@@ -237,7 +238,8 @@ def test_an_api_model_that_never_answers_is_bounded_by_its_stage_deadline(pytest
         elapsed = time.monotonic() - started
     assert elapsed < 60, elapsed
     record = json.loads((tmp_path / "r.json").read_text())["model_results"]["gemini"]
-    assert record["status"] == "error" and any("did not finish within 3 s" in e for e in record["errors"]), record
+    assert record["status"] == "error" and any("did not finish within 3 s (timed out) — raise [models.gemini] "
+                                               "stage_timeout_s" in e for e in record["errors"]), record
     assert result.ret == 1
 
 
