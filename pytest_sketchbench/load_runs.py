@@ -1,13 +1,15 @@
 """The session's LoadGen runs: each planned scenario of a model run once per process, its result on the record.
 
-A mixin of :class:`~pytest_sketchbench.session.SketchSession` (like ``Diagnostics``): it uses the session's
-models, dataset, category mapping, accuracy pass and guarded stages.
+A collaborator of :class:`~pytest_sketchbench.session.SketchSession` (like ``Diagnostics``): it uses the session's
+models, dataset, category mapping, accuracy pass and guarded stages through
+:class:`~pytest_sketchbench.session_core.SessionCore`, and the speed index of the side-by-side timing.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,16 +18,25 @@ from pytest_sketchbench.config import LOADGEN_DEFAULTS, RELATIVE_LOADGEN
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.measure import classify, quiet_process
 
+if TYPE_CHECKING:
+    from pytest_sketchbench.session_core import SessionCore
+    from pytest_sketchbench.side_by_side import SideBySide
+
 
 class LoadRuns:
+    """The model's planned LoadGen runs, each once per process, their results on the session's records."""
+
+    def __init__(self, core: SessionCore, side_by_side: SideBySide):
+        self.core, self.side_by_side = core, side_by_side
+
     def loadgen_table(self, name: str) -> dict:
         """The model's ``[<model>.loadgen]`` settings on this device profile (empty: no scenarios)."""
-        return self.config.limits_for(name, self.profile).loadgen
+        return self.core.config.limits_for(name, self.core.profile).loadgen
 
     def resolved_loadgen_table(self, name: str) -> dict:
         """The table with each travelling service level (``*_ratio``) turned into the absolute figure LoadGen
         takes, from this run's own measurements; ``record["loadgen_basis"]`` says what each came from."""
-        record = self.record(name)
+        record = self.core.record(name)
         if "loadgen_limits" in record:
             return record["loadgen_limits"]
         table, basis = dict(self.loadgen_table(name)), {}
@@ -34,11 +45,11 @@ class LoadRuns:
                 continue
             ratio = table.pop(ratio_key)
             if base == "p50":
-                p50_ms = self.measure_latency(name, 1)["median_ms"]
+                p50_ms = self.core.measure_latency(name, 1)["median_ms"]
                 table[absolute_key] = ratio * p50_ms
                 basis[absolute_key] = f"{ratio:g} × {name}'s batch-1 p50 {p50_ms:.3f} ms"
             else:
-                index = self.speed_index() or {}
+                index = self.side_by_side.speed_index() or {}
                 if not index.get("calls_per_s"):
                     raise ModelUnavailable(f"model '{name}'", f"{ratio_key} needs the calibration network "
                                            f"({index.get('note', 'not measured')})", "")
@@ -53,31 +64,31 @@ class LoadRuns:
         if run not in loadgen.planned_runs(table):
             raise ModelUnavailable(f"model '{name}'", f"no LoadGen {run} run configured "
                                    f"(its gate's key under [{name}.loadgen] in the config)", "")
-        (timeout, option), duration_ms = self._deadline_of(name), table.get("min_duration_ms",
+        (timeout, option), duration_ms = self.core.deadline_of(name), table.get("min_duration_ms",
                                                                            LOADGEN_DEFAULTS["min_duration_ms"])
         if timeout is not None and duration_ms >= timeout * 1000:  # refused up front, not cut short by a signal
             raise SketchBenchError(f"model '{name}'", f"[{name}.loadgen] min_duration_ms = {duration_ms:,} cannot "
                                    f"finish within its stage deadline of {timeout:g} s",
                                    f"raise {option} in [models.{name}] or lower min_duration_ms")
-        done = self.record(name).setdefault("loadgen", {})
+        done = self.core.record(name).setdefault("loadgen", {})
         if run not in done:
-            with self.guarded(name, f"LoadGen {run}"):
+            with self.core.guarded(name, f"LoadGen {run}"):
                 done[run] = self._loadgen_run(name, run, self.resolved_loadgen_table(name), report_dir).to_dict()
         return loadgen.ScenarioResult.from_dict(done[run])
 
     def _loadgen_run(self, name: str, run: str, table: dict, report_dir: Path | None) -> loadgen.ScenarioResult:
         from pytest_sketchbench.files import safe_name
 
-        plugin = self.load_model(name)
-        dataset, columns = self.model_dataset(name)
+        plugin = self.core.load_model(name)
+        dataset, columns = self.core.model_dataset(name)
         concurrency = int(table.get("concurrency") or plugin.config.get("concurrency") or 1)
         base = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="sketch-loadgen-"))
         log_dir = base / safe_name(name) / "loadgen" / run
-        with quiet_process(self._trackers.values()):  # the memory sampler would take the GIL from the SUT
+        with quiet_process(self.core.trackers.values()):  # the memory sampler would take the GIL from the SUT
             result, answers = loadgen.run_scenario(lambda images: classify(plugin, images, columns),
                                                    dataset.images, run, table, log_dir, concurrency)
         if answers is not None:  # accuracy mode: LoadGen's answers against the accuracy pass, drawing by drawing
             by_index = np.array([answers.get(i, -1) for i in range(len(dataset))])
             result.accuracy = float(np.mean(by_index == dataset.labels))
-            result.differs_from_accuracy_pass = int(np.sum(by_index != self.predictions(name).predicted))
+            result.differs_from_accuracy_pass = int(np.sum(by_index != self.core.predictions(name).predicted))
         return result

@@ -310,10 +310,11 @@ def sketch_relative_speed(sketch_model: ModelPlugin, sketch_session: SketchSessi
         default = 1 if latency else max(sketch_session.options.batch_sizes)
         bound = limit.bound if latency else 1 / limit.bound  # a throughput ratio is the inverse time ratio
         try:
-            return _fail_on_user_error(lambda: sketch_session.relative_speed(sketch_model.name, limit.reference,
-                                                                             limit.batch or default, (bound,)))
+            timing = sketch_session.side_by_side
+            return _fail_on_user_error(lambda: timing.relative_speed(sketch_model.name, limit.reference,
+                                                                     limit.batch or default, (bound,)))
         except PartnerFailure as failure:  # the reference's failure is recorded on it; this limit is not judged
-            line = sketch_session.partner_failed(sketch_model.name, failure)
+            line = sketch_session.diagnostics.partner_failed(sketch_model.name, failure)
             pytest.skip(f"{limit.key} to {limit.reference} not judged: {line}")
 
     return measure
@@ -323,19 +324,19 @@ def sketch_relative_speed(sketch_model: ModelPlugin, sketch_session: SketchSessi
 def sketch_parity(sketch_model: ModelPlugin, sketch_session: SketchSession) -> Callable[[str], dict]:
     """``measure(other)`` → agreement and probability differences with model ``other`` on the same drawings
     (``other`` is loaded beside the model for it when it is not selected)."""
-    return lambda other: _fail_on_user_error(lambda: sketch_session.parity(sketch_model.name, other))
+    return lambda other: _fail_on_user_error(lambda: sketch_session.diagnostics.parity(sketch_model.name, other))
 
 
 @pytest.fixture
 def sketch_end_to_end(sketch_model: ModelPlugin, sketch_session: SketchSession) -> Callable[[], dict]:
     """``measure()`` → one drawing from uint8 bitmap to class: p50/p95 and each stage's share."""
-    return lambda: _fail_on_user_error(lambda: sketch_session.end_to_end(sketch_model.name))
+    return lambda: _fail_on_user_error(lambda: sketch_session.diagnostics.end_to_end(sketch_model.name))
 
 
 @pytest.fixture
 def sketch_pairwise(sketch_model: ModelPlugin, sketch_session: SketchSession) -> list[dict]:
     """The model timed interleaved with every local model selected after it (for the pairwise comparison)."""
-    return _fail_on_user_error(lambda: sketch_session.pairwise_speed(sketch_model.name))
+    return _fail_on_user_error(lambda: sketch_session.diagnostics.pairwise_speed(sketch_model.name))
 
 
 @pytest.fixture
@@ -348,7 +349,7 @@ def sketch_profile(request: pytest.FixtureRequest, sketch_model: ModelPlugin, sk
 
     report_dir = Path(request.config.invocation_params.dir) / request.config.getoption("sketch_report_dir")
     folder = report_dir / safe_name(sketch_model.name)
-    return _fail_on_user_error(lambda: sketch_session.take_profile(sketch_model.name, folder))
+    return _fail_on_user_error(lambda: sketch_session.diagnostics.take_profile(sketch_model.name, folder))
 
 
 @pytest.fixture
@@ -359,7 +360,8 @@ def sketch_loadgen(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
     asks for no such run. LoadGen's logs go to ``--sketch-report-dir/<model>/loadgen/<run>/``."""
     folder = request.config.getoption("sketch_report_dir")
     report_dir = Path(request.config.invocation_params.dir) / folder if folder else None
-    return lambda run: _fail_on_user_error(lambda: sketch_session.loadgen_run(sketch_model.name, run, report_dir))
+    runs = sketch_session.load_runs
+    return lambda run: _fail_on_user_error(lambda: runs.loadgen_run(sketch_model.name, run, report_dir))
 
 
 @pytest.fixture
@@ -379,8 +381,9 @@ def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelP
             from pytest_sketchbench.baseline import settings_for
 
             max_ratio = settings_for(sketch_session.baseline_settings, name)["ab_latency_max_ratio"]
-            result = _fail_on_user_error(lambda: sketch_session.relative_speed(name, f"baseline:{name}", batch_size,
-                                                                               (max_ratio,)))
+            timing = sketch_session.side_by_side
+            result = _fail_on_user_error(lambda: timing.relative_speed(name, f"baseline:{name}", batch_size,
+                                                                       (max_ratio,)))
             check_ab_latency(name, result, max_ratio, sketch_session.record(name), request.node.nodeid,
                              options.inconclusive)
             return
@@ -509,7 +512,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if session.exitstatus == pytest.ExitCode.OK:  # every test passed, but a report is missing
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
     finally:
-        sketch.release_references()
+        sketch.side_by_side.release_references()
 
 
 def _vanished_from_baseline(sketch: SketchSession) -> list[str]:

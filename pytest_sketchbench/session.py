@@ -63,7 +63,7 @@ class Predictions:
     throughput: float
 
 
-class SketchSession(SideBySide, Diagnostics, LoadRuns):
+class SketchSession:
     def __init__(self, setup: RunSetup):
         self.setup = setup
         self.options = setup.options
@@ -84,19 +84,20 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         self._dataset: Dataset | None = None
         self.progress: Callable[[str], None] | None = None  # where slow preparation (rendering strokes) is said
         self.loaded: dict[str, ModelPlugin] = {}
-        self._trackers: dict[str, MemoryTracker] = {}
+        self.trackers: dict[str, MemoryTracker] = {}
         self._predictions: dict[str, Predictions] = {}
         self.results: dict[str, dict] = {}
         self.notes: list[str] = []
         self.placement: dict | None = None  # set under xdist: this worker's cores / GPU
-        self._references: dict[str, ModelPlugin] = {}  # timed beside the models, never scored
-        self._runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
-        self._speed_index: dict | None = None
+        self.runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
         self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
         self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
         self.comparison_analysis: dict | None = None  # filled once by the reports (report.analysis.comparison_of)
-        self._followed: dict[str, tuple] = {}  # model followed by a parity limit → its answers (one pass each)
         self.category_limits_not_applied: list[str] = []  # the config's, for categories this dataset lacks
+        # collaborators, each with its own state, using the session through what SessionCore declares
+        self.side_by_side = SideBySide(self)
+        self.diagnostics = Diagnostics(self, self.side_by_side)
+        self.load_runs = LoadRuns(self, self.side_by_side)
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
@@ -132,14 +133,14 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             lines.append(f"{', '.join(ungated)}: no limits in the config — measured, not gated")
         return lines
 
-    def _drawings(self, count: int) -> np.ndarray:
+    def drawings(self, count: int) -> np.ndarray:
         """The first ``count`` drawings of the test set (repeated when it holds fewer): one timed batch."""
         images = self.dataset().images
         if len(images) < count:
             images = np.resize(images, (count, *images.shape[1:]))
         return images[:count]
 
-    def _threads(self) -> int | None:
+    def threads(self) -> int | None:
         """Intra-op threads for every runtime: --sketch-threads / the config, else the xdist worker's cores."""
         return self.options.threads or (self.placement or {}).get("threads")
 
@@ -165,7 +166,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         try:
             plugin = self.registry[name].create()
             plugin.config.setdefault("device", self.device)
-            threads = self._threads()
+            threads = self.threads()
             if threads:
                 plugin.config.setdefault("threads", threads)
                 for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # oneDNN/MKL pools, read at import
@@ -177,8 +178,8 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
                                        self.registry[name].install_hint()) from None
             # what this process had already run shapes a model's RSS growth (shared libraries, allocator
             # arenas): recorded, so that a baseline compares memory only in the same context
-            record["memory_context"] = sorted(self._runtimes_used)
-            self._runtimes_used.add(plugin.runtime)
+            record["memory_context"] = sorted(self.runtimes_used)
+            self.runtimes_used.add(plugin.runtime)
             tracker = MemoryTracker().__enter__()
             started = time.perf_counter()
             try:
@@ -200,7 +201,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             if tracker is not None:
                 tracker.__exit__(None, None, None)
             raise
-        self._trackers[name] = tracker
+        self.trackers[name] = tracker
         self.loaded[name] = plugin
         return plugin
 
@@ -227,25 +228,25 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         if name in self._timed_out:
             raise ModelTimeout(f"model '{name}'", f"{stage} not run: {self._timed_out[name]}")
         try:
-            seconds, option = self._deadline_of(name)
+            seconds, option = self.deadline_of(name)
             with deadline(seconds, name, stage, option):
                 yield
         except PartnerFailure:  # the other model's failure: its caller records it there
             raise
         except ModelUnavailable as exc:
-            self._note(name, "skipped", str(exc))
+            self.note(name, "skipped", str(exc))
             raise
         except SketchBenchError as exc:
-            self._note(name, "errors", str(exc))
+            self.note(name, "errors", str(exc))
             if isinstance(exc, ModelTimeout):
                 self._timed_out[name] = f"{stage} timed out"
             raise
         except Exception as exc:
             failure = ModelFailure.from_exception(name, stage, exc)
-            self._note(name, "errors", str(failure))
+            self.note(name, "errors", str(failure))
             raise failure from exc
 
-    def _deadline_of(self, name: str) -> tuple[float | None, str]:
+    def deadline_of(self, name: str) -> tuple[float | None, str]:
         """The model's deadline per stage and the option that sets it (``timeout_s``, default 600 s; served and API
         models: ``stage_timeout_s``, their ``timeout_s`` bounds one request)."""
         spec = self.registry.specs.get(name)
@@ -254,7 +255,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         plugin_class = spec.plugin_class()
         return plugin_class.stage_deadline_s(spec.config), getattr(plugin_class, "stage_timeout_option", "timeout_s")
 
-    def _note(self, name: str, key: str, message: str) -> None:
+    def note(self, name: str, key: str, message: str) -> None:
         entries = self.record(name).setdefault(key, [])
         message = redact(message)
         if message not in entries:  # a stage nested in another reports once
@@ -291,7 +292,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         dataset, columns = self.model_dataset(name)
         try:
             with self.guarded(name, "the accuracy pass"):
-                self.first_call(name, plugin)
+                self.diagnostics.first_call(name, plugin)
                 plugin.before_accuracy_pass(dataset)
                 try:
                     result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns)
@@ -340,7 +341,7 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
             self.record(name)[plugin.results_key] = extra
 
     def finish_memory(self, name: str) -> dict:
-        tracker = self._trackers.pop(name, None)
+        tracker = self.trackers.pop(name, None)
         record = self.record(name)
         if tracker is not None:
             tracker.__exit__(None, None, None)
@@ -366,13 +367,13 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         plugin = self.load_model(name)
         if plugin.times_own_requests:
             return self._api_latency(name, plugin, batch_size, benchmark)
-        self.first_call(name, plugin)
-        prepared = plugin.prepare(self._drawings(batch_size))
+        self.diagnostics.first_call(name, plugin)
+        prepared = plugin.prepare(self.drawings(batch_size))
         timed = timed_call(plugin, prepared)
 
         def call(_batch):  # pytest-benchmark passes the batch back in
             timed()
-        with quiet_process(self._trackers.values()):
+        with quiet_process(self.trackers.values()):
             rounds = plan_rounds(lambda: call(prepared), self.options.latency_budget_s, min_rounds=20,
                                  max_rounds=2000)
             warmup = max(3, rounds // 20)
@@ -437,10 +438,20 @@ class SketchSession(SideBySide, Diagnostics, LoadRuns):
         if plugin is not None:
             plugin.release()
 
-    def release_references(self) -> None:
-        for plugin in self._references.values():
-            plugin.release()
-        self._references.clear()
+    def scored(self, name: str) -> Predictions | None:
+        """The model's accuracy pass if this run has made it (never starts one)."""
+        return self._predictions.get(name)
+
+    # -- what benchmark files and reports ask of the collaborators --------------------------------
+    def speed_index(self) -> dict | None:
+        return self.side_by_side.speed_index()
+
+    @property
+    def measured_speed_index(self) -> dict | None:
+        return self.side_by_side.measured_speed_index
+
+    def host_audit(self) -> dict:
+        return self.side_by_side.host_audit()
 
 
 def no_category_list(name: str, plugin: ModelPlugin, dataset: Dataset) -> SketchBenchError:

@@ -1,13 +1,14 @@
 """Timing a model side by side with a reference in one process: the figures that hold on any machine.
 
-A mixin of :class:`~pytest_sketchbench.session.SketchSession` (which owns the state it uses): the
-references (a registered model, the calibration workload, ``baseline:<model>``), the interleaved
-relative speed, and the machine speed index.
+A collaborator of :class:`~pytest_sketchbench.session.SketchSession`, using it through
+:class:`~pytest_sketchbench.session_core.SessionCore`: the references (a registered model, the calibration workload,
+``baseline:<model>``), the interleaved relative speed, and the machine speed index.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,13 +20,22 @@ from pytest_sketchbench.models.onnx_model import OnnxModel
 from pytest_sketchbench.options import BUNDLED_DIR
 from pytest_sketchbench.stats import decided, sequential_ratio
 
+if TYPE_CHECKING:
+    from pytest_sketchbench.session_core import SessionCore
+
 CALIBRATION_FILE = BUNDLED_DIR.parent / "calibration" / "calibration.onnx"
 INTERLEAVE_BLOCK_S = 0.01  # one side's share of an interleaved round
 MAX_PREEMPTED_SHARE = 0.10  # more of the timed wall time spent waiting for the core: the host is unfit
 
 
 class SideBySide:
-    """Side-by-side timing for :class:`SketchSession`, which holds the references, results and settings."""
+    """Side-by-side timing: the references it loads, the interleaved ratios it records on the session's models,
+    and the speed index."""
+
+    def __init__(self, core: SessionCore):
+        self.core = core
+        self._references: dict[str, ModelPlugin] = {}  # timed beside the models, never scored
+        self._speed_index: dict | None = None
 
     def reference(self, name: str) -> ModelPlugin:
         """A model timed beside others, loaded once, outside any memory tracking: a registered model
@@ -33,7 +43,7 @@ class SideBySide:
         model's file from ``--sketch-baseline-models``."""
         if name in self._references:
             return self._references[name]
-        threads = self._threads()
+        threads = self.core.threads()
         if name == CALIBRATION:
             # the same thread settings as the models it is compared with (runtime default, or
             # --sketch-threads / the worker's cores): contention then slows both sides alike
@@ -41,14 +51,14 @@ class SideBySide:
         elif name.startswith("baseline:"):
             plugin = self._baseline_model(name.removeprefix("baseline:"))
         else:
-            plugin = self.registry[name].create()
-        plugin.config.setdefault("device", self.device)
+            plugin = self.core.registry[name].create()
+        plugin.config.setdefault("device", self.core.device)
         if threads:
             plugin.config.setdefault("threads", threads)
-        with quiet_process(self._trackers.values(), settle_s=0):
+        with quiet_process(self.core.trackers.values(), settle_s=0):
             try:
                 plugin.import_runtime()
-                self._runtimes_used.add(plugin.runtime)
+                self.core.runtimes_used.add(plugin.runtime)
                 plugin.load()
             except ImportError as exc:
                 raise ModelUnavailable(f"reference '{name}'", f"its runtime is not installed ({exc.name})",
@@ -58,13 +68,13 @@ class SideBySide:
         return plugin
 
     def _baseline_model(self, name: str) -> ModelPlugin:
-        folder = Path(self.options.baseline_models)
-        spec = self.registry[name]
+        folder = Path(self.core.options.baseline_models)
+        spec = self.core.registry[name]
         current = spec.config.get("path")
         if not current:
             raise ModelUnavailable(f"model '{name}'", "has no model file to compare with a baseline file", "")
         try:
-            relative = Path(current).resolve().relative_to(self.setup.models_dir.resolve())
+            relative = Path(current).resolve().relative_to(self.core.setup.models_dir.resolve())
         except ValueError:
             relative = Path(Path(current).name)
         path = folder / relative
@@ -74,39 +84,39 @@ class SideBySide:
         return spec.plugin_class()(f"{name} (baseline)", {**spec.config, "path": str(path)})
 
     def relative_speed(self, name: str, reference: str, batch_size: int, bounds: tuple[float, ...] = ()) -> dict:
-        with self.guarded(name, f"timing beside {reference} at batch {batch_size}"):
+        with self.core.guarded(name, f"timing beside {reference} at batch {batch_size}"):
             return self._relative_speed(name, reference, batch_size, tuple(bounds))
 
     def _relative_speed(self, name: str, reference: str, batch_size: int, bounds: tuple[float, ...]) -> dict:
         """``name`` and ``reference`` timed in alternating blocks on the same batch until the ratio's interval
         lies clearly on one side of every bound, or the budget is spent (``stats.LOOKS`` looks). Reused for a
         later caller whose bounds it already decides, measured again otherwise."""
-        record = self.record(name)
+        record = self.core.record(name)
         key = f"{reference}@{batch_size}"
         known = record.setdefault("relative_speed", {}).get(key)
         if known is not None and decided(known, bounds):
             return known
-        if name in self._trackers:  # memory is tracked over load + accuracy pass: finish that first
-            self.predictions(name)
-        plugin = self.load_model(name)
+        if name in self.core.trackers:  # memory is tracked over load + accuracy pass: finish that first
+            self.core.predictions(name)
+        plugin = self.core.load_model(name)
         other = self.reference(reference)
-        batch = self._drawings(batch_size)
+        batch = self.core.drawings(batch_size)
         call_a, call_b = timed_call(plugin, plugin.prepare(batch)), timed_call(other, other.prepare(batch))
-        if reference in self.registry.specs:  # another model of the run: its failure is its own
+        if reference in self.core.registry.specs:  # another model of the run: its failure is its own
             call_b = partner_call(reference, call_b)
         clock = self._decision_clock(plugin, other)
-        with quiet_process(self._trackers.values()):
+        with quiet_process(self.core.trackers.values()):
             per_a, per_b = (max(float(np.median(time_calls(call, 3))), 1e-7) for call in (call_a, call_b))
             block = int(np.clip(INTERLEAVE_BLOCK_S / max(per_a, per_b), 1, 20))  # ~10 ms of calls per side
             # the budget is doubled (each round times two workloads); at least 50 rounds for the interval
-            first = int(np.clip(2 * self.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
+            first = int(np.clip(2 * self.core.options.latency_budget_s / (block * (per_a + per_b)), 50, 1000))
             samples = time_interleaved(call_a, call_b, 0, warmup=max(5, first // 20), block=block)
-            host = self.audit.now()
+            host = self.core.audit.now()
 
             def more(rounds: int) -> tuple[list[float], list[float]]:
                 samples.extend(time_interleaved(call_a, call_b, rounds, block=block,
                                                 start_with_b=len(samples.wall_a) // block % 2 == 1))
-                host.update(self.audit.now())
+                host.update(self.core.audit.now())
                 return samples.clock(clock)
 
             # on the wall clock a busy host preempts the longer call more often: the p10 ratio, which preempted
@@ -138,7 +148,7 @@ class SideBySide:
         runtime's ``contention_allowance``: scripts/measure_clock_bias.py) — else wall time (a GPU's or a
         server's work is not this process's CPU time, and threads working in parallel would count several
         times). CPU time misses waits (sleeps, I/O), which a local single-threaded CPU model does not have."""
-        single = self._threads() == 1
+        single = self.core.threads() == 1
         local = all(p.computes_in_process and p.device == "cpu" for p in (plugin, other))
         return "cpu" if single and local else "wall"
 
@@ -146,7 +156,8 @@ class SideBySide:
         """The host audit as reports show it, with the calibration network's spread across blocks (from the
         speed index, where this run measured one) as the run's measured noise."""
         index = self._speed_index or {}
-        return self.audit.summary({"block_spread": index.get("block_spread")} if index.get("block_spread") else None)
+        spread = index.get("block_spread")
+        return self.core.audit.summary({"block_spread": spread} if spread else None)
 
     @property
     def measured_speed_index(self) -> dict | None:
@@ -164,7 +175,7 @@ class SideBySide:
                 self._speed_index = {"calls_per_s": None, "note": str(exc)}
                 return self._speed_index
             call = timed_call(plugin, plugin.prepare(np.zeros((1, 28, 28), np.uint8)))  # the work is data-blind
-            with quiet_process(self._trackers.values()):
+            with quiet_process(self.core.trackers.values()):
                 samples = time_calls(call, 1000, warmup=100)
             blocks = np.median(np.reshape(samples, (20, -1)), axis=1)  # 20 blocks of 50 calls
             self._speed_index = {"calls_per_s": float(1.0 / np.median(samples)),
@@ -174,6 +185,10 @@ class SideBySide:
                                              "batch 1, the run's thread settings"}
         return self._speed_index
 
+    def release_references(self) -> None:
+        for plugin in self._references.values():
+            plugin.release()
+        self._references.clear()
 
 
 def partner_call(partner: str, call):

@@ -10,7 +10,7 @@ PACKAGE = REPO / "pytest_sketchbench"
 LAYERS = [  # top to bottom
     {"plugin", "parallel", "cli", "__init__"},
     {"report"},
-    {"session", "side_by_side", "diagnostics", "load_runs"},
+    {"session", "side_by_side", "diagnostics", "load_runs", "session_core"},
     {"measure", "checks", "baseline", "baseline_gates", "loadgen", "profiling", "host_audit", "input_probe",
      "config", "options"},
     {"models"},
