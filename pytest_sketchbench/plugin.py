@@ -103,30 +103,34 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
         from pytest_sketchbench.guard import interrupt_on_sigterm
 
         interrupt_on_sigterm(config)
+    setup = config.stash[SETUP_KEY]
+    placement = parallel.placement(config)
+    if placement is None and setup.options.threads:
+        placement = parallel.pin_serial(setup.options.threads, config)
     try:
-        sketch = SketchSession(config.stash[SETUP_KEY])
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None and not parallel.worker_id(config):
-            def say(text: str) -> None:
-                terminal.write_line(f"sketchbench: {text}")
-                terminal.flush()
-
-            sketch.progress = say
+        sketch = SketchSession(setup, placement, config.stash.get(COLLECTED_KEY, None), _progress_printer(config))
         _check_config_against_data(sketch)
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
-    sketch.placement = parallel.placement(config)
-    if sketch.placement is None and sketch.options.threads:
-        sketch.placement = parallel.pin_serial(sketch.options.threads, config)
-    collected = config.stash.get(COLLECTED_KEY, None)
-    if collected is not None:  # the controller's collector keeps filling these same objects
-        sketch.results, sketch.notes = collected["results"], collected["notes"]
     config.stash[SESSION_KEY] = sketch
     if config.pluginmanager.hasplugin("html"):
         from pytest_sketchbench.report.html_report import PytestHtmlHooks
 
         config.pluginmanager.register(PytestHtmlHooks(sketch), "sketchbench-html")
     return sketch
+
+
+def _progress_printer(config: pytest.Config) -> Callable[[str], None] | None:
+    """Where slow preparation is said: the terminal of the process the user watches (not an xdist worker's)."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None or parallel.worker_id(config):
+        return None
+
+    def say(text: str) -> None:
+        terminal.write_line(f"sketchbench: {text}")
+        terminal.flush()
+
+    return say
 
 
 def _check_config_against_data(sketch: SketchSession) -> None:

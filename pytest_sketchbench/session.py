@@ -64,7 +64,11 @@ class Predictions:
 
 
 class SketchSession:
-    def __init__(self, setup: RunSetup):
+    def __init__(self, setup: RunSetup, placement: dict | None = None, shared: dict | None = None,
+                 progress: Callable[[str], None] | None = None):
+        """``placement``: this process's cores (and GPU) under xdist or ``--sketch-threads``; ``shared``: the xdist
+        controller's ``{"results", "notes"}``, which its collector keeps filling; ``progress``: where slow
+        preparation (rendering strokes) is said."""
         self.setup = setup
         self.options = setup.options
         self.rootdir = setup.rootdir
@@ -82,13 +86,13 @@ class SketchSession:
         self.baseline = load_baseline(self.options.baseline) if self.options.baseline else None
         self.baseline_settings = settings_from(self.config.baseline, self.config.path or "config")
         self._dataset: Dataset | None = None
-        self.progress: Callable[[str], None] | None = None  # where slow preparation (rendering strokes) is said
+        self.progress = progress
         self.loaded: dict[str, ModelPlugin] = {}
         self.trackers: dict[str, MemoryTracker] = {}
         self._predictions: dict[str, Predictions] = {}
-        self.results: dict[str, dict] = {}
-        self.notes: list[str] = []
-        self.placement: dict | None = None  # set under xdist: this worker's cores / GPU
+        self.results: dict[str, dict] = shared["results"] if shared is not None else {}
+        self.notes: list[str] = shared["notes"] if shared is not None else []
+        self.placement = placement
         self.runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
         self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
         self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
