@@ -1,7 +1,8 @@
 """How a model's record is spelled outside this process: the xdist transport, the JSON report's model entries and
 the baseline file's model entries.
 
-In memory a record's timings are keyed by batch size (``int``); JSON keys are text, so every way out goes through
+In memory a record's timings are keyed by batch size (``int``) and its side-by-side ratios by ``(reference, batch
+size)``; JSON keys are text (``"32"``, ``"calibration@1"``), so every way out goes through
 :func:`to_wire` or :func:`model_result` and every way back in through :func:`from_wire`, :func:`record_from_result`
 or :func:`samples_by_batch`. The JSON report carries ``format_version``; a file without one was written before
 the field existed (version 1, the same layout) and reads as it is; a newer version is refused in one line.
@@ -45,15 +46,31 @@ def _text_keys(mapping: dict[int, Any]) -> dict[str, Any]:
     return {str(size): value for size, value in sorted(mapping.items())}
 
 
+def speed_keys_out(mapping: dict[tuple[str, int], Any] | None) -> dict[str, Any]:
+    """``{("calibration", 1): …}`` → ``{"calibration@1": …}``."""
+    return {f"{reference}@{size}": value for (reference, size), value in (mapping or {}).items()}
+
+
+def speed_keys_in(mapping: dict[str, Any] | None) -> dict[tuple[str, int], Any]:
+    """The inverse of :func:`speed_keys_out` (a reference's own name may hold "@": the batch is after the last)."""
+    keyed: dict[tuple[str, int], Any] = {}
+    for key, value in (mapping or {}).items():
+        reference, _, size = key.rpartition("@")
+        keyed[(reference, int(size))] = value
+    return keyed
+
+
 def to_wire(record: Record) -> dict[str, Any]:
     """A record as JSON carries it between processes (xdist workers → controller)."""
-    wire: dict[str, Any] = json.loads(json.dumps({**record, "timing": _text_keys(record.get("timing") or {})}))
+    wire: dict[str, Any] = json.loads(json.dumps({**record, "timing": _text_keys(record.get("timing") or {}),
+                                                  "relative_speed": speed_keys_out(record.get("relative_speed"))}))
     return wire
 
 
 def from_wire(data: dict[str, Any]) -> Record:
     """The inverse of :func:`to_wire`."""
-    return {**data, "timing": samples_by_batch(data.get("timing"))}
+    return {**data, "timing": samples_by_batch(data.get("timing")),
+            "relative_speed": speed_keys_in(data.get("relative_speed"))}
 
 
 def model_result(record: Record, status: str) -> dict[str, Any]:
@@ -68,12 +85,14 @@ def model_result(record: Record, status: str) -> dict[str, Any]:
     for key, empty in EMPTY_WHEN_MISSING.items():
         if result[RESULT_KEYS[key]] is None:
             result[RESULT_KEYS[key]] = type(empty)()
+    result["relative_speed"] = speed_keys_out(record.get("relative_speed"))
     return result
 
 
 def record_from_result(name: str, result: dict[str, Any]) -> Record:
     """The inverse of :func:`model_result`: a JSON report's model back into the record every reporter reads."""
     record = {key: result[json_key] for key, json_key in RESULT_KEYS.items() if result.get(json_key) is not None}
+    record["relative_speed"] = speed_keys_in(result.get("relative_speed"))
     samples = samples_by_batch(result.get("latency_samples_s"))
     record["timing"] = {size: {**stats, "samples_s": samples.get(size, [])}
                         for size, stats in samples_by_batch(result.get("timing_results")).items()}

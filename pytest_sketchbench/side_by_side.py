@@ -92,7 +92,7 @@ class SideBySide:
         lies clearly on one side of every bound, or the budget is spent (``stats.LOOKS`` looks). Reused for a
         later caller whose bounds it already decides, measured again otherwise."""
         record = self.core.record(name)
-        key = f"{reference}@{batch_size}"
+        key = (reference, batch_size)
         known = record.setdefault("relative_speed", {}).get(key)
         if known is not None and decided(known, bounds):
             return known

@@ -40,6 +40,11 @@ def fixed_record() -> dict:
         "errors": [], "predicted": [0, 1, 2, 2], "load_s": 0.5, "model_info": {"name": "cnn", "file_size_bytes": 42},
         "memory": {"peak_growth_mb": 12.0}, "memory_context": ["onnxruntime"], "model_sha256": "ab" * 32,
         "dataset_fingerprint": "0123456789abcdef", "outcomes": {"passed": 1},
+        "relative_speed": {
+            ("calibration", 1): {"ratio": 12.9, "ci_low": 12.7, "ci_high": 13.1, "rounds": 200,
+                                 "reference": "calibration", "batch_size": 1, "clock": "cpu"},
+            ("baseline:cnn@v2", 32): {"ratio": 1.01, "ci_low": 0.98, "ci_high": 1.04, "rounds": 100,
+                                      "reference": "baseline:cnn@v2", "batch_size": 32, "clock": "cpu"}},
     }
 
 
@@ -49,12 +54,14 @@ def test_a_fixed_record_encodes_byte_for_byte_to_the_committed_json_and_validate
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.validate(json.loads(encoded), schema["properties"]["model_results"]["additionalProperties"])
     assert list(json.loads(encoded)["timing_results"]) == ["1", "32"]
+    assert list(json.loads(encoded)["relative_speed"]) == ["calibration@1", "baseline:cnn@v2@32"]
 
 
 def test_every_way_out_comes_back_with_batch_sizes_as_numbers():
     record = fixed_record()
     back = record_from_result("cnn", json.loads(json_text(json_safe(model_result(record, "passed")))))
     assert back["timing"] == record["timing"] and list(back["timing"]) == [1, 32]
+    assert back["relative_speed"] == record["relative_speed"]  # ("baseline:cnn@v2", 32): split at the last "@"
     assert {k: back[k] for k in record if k != "timing"} == {k: v for k, v in record.items() if k != "timing"}
     wired = from_wire(json.loads(json.dumps(to_wire(record))))
     assert wired == record

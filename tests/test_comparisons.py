@@ -93,7 +93,7 @@ def test_drawing_png_decodes_to_the_drawing(bundled):
 
 
 def test_latency_statement_reads_as_slower_with_its_interval_either_way():
-    records = {"a": {"relative_speed": {"b@1": {"ratio": 0.25, "ci_low": 0.2, "ci_high": 0.3125, "rounds": 99}}},
+    records = {"a": {"relative_speed": {("b", 1): {"ratio": 0.25, "ci_low": 0.2, "ci_high": 0.3125, "rounds": 99}}},
                "b": {}}
     statement = latency_pair("a", "b", records)
     assert statement["significant"] and statement["text"].startswith("b 4× slower than a at batch 1 (95% CI 3.2–5,")

@@ -54,7 +54,7 @@ def latency_pair(a: str, b: str, results: dict) -> dict | None:
     separately timed samples with a two-sided Mann–Whitney U; None when neither exists."""
     if results[a].get("machine") != results[b].get("machine"):  # merged runs: times from two machines
         return None
-    key_ab, key_ba = f"{b}@1", f"{a}@1"
+    key_ab, key_ba = (b, 1), (a, 1)
     side_by_side = results[a].get("relative_speed", {}).get(key_ab)
     if side_by_side is not None:
         ratio, low, high, rounds = (side_by_side["ratio"], side_by_side["ci_low"], side_by_side["ci_high"],
