@@ -1,7 +1,8 @@
-"""The session owns all state of a run: options, registry, dataset, loaded models, results.
+"""The session owns the state of a run: options, registry, dataset, loaded models, results; its collaborators
+(side-by-side timing, diagnostics, LoadGen runs) use it through :class:`.session_core.SessionCore`.
 
-Results are plain dicts keyed by model name, so they cross xdist's process boundary
-unchanged and every reporter reads the same structure.
+A model's results are one record keyed by model name; :mod:`.codec` spells it for xdist's process boundary, the
+JSON report and the baseline file, and every reporter reads the same structure.
 """
 
 from __future__ import annotations
