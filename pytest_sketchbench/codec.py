@@ -46,6 +46,11 @@ def _text_keys(mapping: dict[int, Any]) -> dict[str, Any]:
     return {str(size): value for size, value in sorted(mapping.items())}
 
 
+def _samples_out(record: Record) -> dict[str, Any]:
+    """``latency_samples_s`` as the JSON report and the baseline file keep it: batch size (text) → seconds."""
+    return {str(size): stats.get("samples_s", []) for size, stats in sorted((record.get("timing") or {}).items())}
+
+
 def speed_keys_out(mapping: dict[tuple[str, int], Any] | None) -> dict[str, Any]:
     """``{("calibration", 1): …}`` → ``{"calibration@1": …}``."""
     return {f"{reference}@{size}": value for (reference, size), value in (mapping or {}).items()}
@@ -80,7 +85,7 @@ def model_result(record: Record, status: str) -> dict[str, Any]:
     result = {"status": status, **{json_key: record.get(key) for key, json_key in RESULT_KEYS.items()},
               "timing_results": {str(size): {k: v for k, v in stats.items() if k != "samples_s"}
                                  for size, stats in timing},
-              "latency_samples_s": {str(size): stats.get("samples_s", []) for size, stats in timing},
+              "latency_samples_s": _samples_out(record),
               "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes")}
     for key, empty in EMPTY_WHEN_MISSING.items():
         if result[RESULT_KEYS[key]] is None:
@@ -107,8 +112,7 @@ def baseline_entry(record: Record) -> dict[str, Any]:
     record and for a JSON report's model read back with :func:`record_from_result`)."""
     return {
         "predicted": record.get("predicted"),
-        "latency_samples_s": {str(size): stats.get("samples_s", [])
-                              for size, stats in sorted((record.get("timing") or {}).items())},
+        "latency_samples_s": _samples_out(record),
         "peak_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
         "memory_context": record.get("memory_context"),
         "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),

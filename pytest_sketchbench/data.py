@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.files import is_stream
 
 PROGRESS_EVERY_S = 5.0  # rendering progress is said at the first stroke file and then at most this often
 
@@ -76,8 +77,8 @@ def load_dataset(path: str | Path, categories_path: str | Path | None = None, pe
             str(path), "no such file or folder",
             "pass --sketch-data a .npz test split or a folder of <category>.npy or <category>.ndjson files",
         )
-    for given in (path, Path(categories_path or path)):
-        if not (given.is_file() or given.is_dir()):  # a FIFO or a device: reading it blocks or never ends
+    for given in (path, Path(categories_path)) if categories_path else (path,):
+        if is_stream(given):
             raise SketchBenchError(str(given), "is not a regular file or folder (a pipe, device or socket)",
                                    "point it at the data file or folder itself")
     categories = read_category_file(Path(categories_path)) if categories_path else None

@@ -88,6 +88,12 @@ def write_file(path: Path, data: str) -> None:
     files.commit()
 
 
+def is_stream(path: Path) -> bool:
+    """An existing path that is neither a regular file nor a folder (a FIFO, a device such as /dev/zero, a socket):
+    reading it may block forever or never end, so it is refused before any read."""
+    return path.exists() and not (path.is_file() or path.is_dir())
+
+
 def safe_name(model: str) -> str:
     """A model name as a file or folder name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)

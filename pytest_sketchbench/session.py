@@ -258,7 +258,7 @@ class SketchSession:
         if spec is None:
             return None, "timeout_s"
         plugin_class = spec.plugin_class()
-        return plugin_class.stage_deadline_s(spec.config), getattr(plugin_class, "stage_timeout_option", "timeout_s")
+        return plugin_class.stage_deadline_s(spec.config), plugin_class.stage_timeout_option
 
     def note(self, name: str, key: str, message: str) -> None:
         entries = self.record(name).setdefault(key, [])

@@ -373,3 +373,5 @@ def test_a_data_path_or_categories_file_that_is_a_pipe_is_refused_not_read(tmp_p
         load_dataset(fifo)
     with pytest.raises(SketchBenchError, match="split.npz: is not a regular file or folder"):
         load_dataset(BUNDLED, categories_path=fifo)
+    with pytest.raises(SketchBenchError, match="missing.json: categories file not found"):  # not called a pipe
+        load_dataset(BUNDLED, categories_path=tmp_path / "missing.json")

@@ -18,6 +18,7 @@ import numpy as np
 from pytest_sketchbench import preprocess
 from pytest_sketchbench.data import read_category_file
 from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
+from pytest_sketchbench.files import is_stream
 from pytest_sketchbench.guard import DEFAULT_TIMEOUT_S
 
 FLAG_OPTIONS = ("strict_categories", "allow_cpu_fallback", "trust_model", "spinning")  # a quoted "false" is truthy
@@ -142,7 +143,7 @@ class ModelPlugin(ABC):
         if not path.exists():
             raise SketchBenchError(f"model '{self.name}'", f"file not found: {path}",
                                    "check the path, or re-create it with the recipe in models/README.md")
-        if not (path.is_file() or path.is_dir()):  # a FIFO or /dev/zero: reading it blocks or never ends
+        if is_stream(path):
             raise SketchBenchError(f"model '{self.name}'", f"{path} is not a regular file or folder (a pipe, "
                                    "device or socket)", "point path at the model file itself")
         return path

@@ -217,6 +217,10 @@ class _EntryPointPlugin:
         cls = self.entry.load()
         return cls.stage_deadline_s(self._merged(cls, config))
 
+    @property
+    def stage_timeout_option(self) -> str:
+        return self.entry.load().stage_timeout_option
+
     @staticmethod
     def _merged(cls, config: dict) -> dict:
         return {**getattr(cls, "default_config", {}), **config}
