@@ -5,4 +5,4 @@ Their p95 latency is gated like any model's (``max_p95_latency_ms``, ``test_late
 
 
 def test_api_service_levels(sketch_predictions, sketch_session, sketch_thresholds):
-    sketch_thresholds.check_api(sketch_session.record(sketch_predictions.model).get("api"))
+    sketch_thresholds.check_api(sketch_session.record(sketch_predictions.model).extras.get("api"))

@@ -12,7 +12,7 @@ def test_single_drawing_latency(sketch_latency, sketch_thresholds):
 
 def test_latency_by_batch_size(sketch_latency, sketch_batch_size):
     stats = sketch_latency(sketch_batch_size)
-    assert stats["rounds"] >= 20 and stats["median_ms"] > 0
+    assert stats.rounds >= 20 and stats.median_ms > 0
 
 
 def test_end_to_end_latency(sketch_end_to_end, sketch_thresholds):
@@ -23,4 +23,4 @@ def test_end_to_end_latency(sketch_end_to_end, sketch_thresholds):
 def test_cold_start(sketch_model, sketch_session, sketch_latency, sketch_thresholds):
     """The first call after loading, against the warm p50 (a ratio travels) or an absolute limit."""
     warm = sketch_latency(1)
-    sketch_thresholds.check_cold_start(sketch_session.record(sketch_model.name).get("cold_start"), warm)
+    sketch_thresholds.check_cold_start(sketch_session.record(sketch_model.name).cold_start, warm)

@@ -15,4 +15,4 @@ def test_loadgen_scenario(scenario, sketch_loadgen, sketch_thresholds):
 
 def test_loadgen_accuracy_mode(sketch_loadgen, sketch_predictions, sketch_thresholds):
     """LoadGen's answers, drawing by drawing, must be the accuracy pass's: the SUT measured is the model scored."""
-    sketch_thresholds.check_loadgen(sketch_loadgen("Accuracy"), sketch_predictions.report["accuracy"])
+    sketch_thresholds.check_loadgen(sketch_loadgen("Accuracy"), sketch_predictions.report.accuracy)

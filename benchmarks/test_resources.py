@@ -13,7 +13,7 @@ def test_model_size(sketch_model, sketch_thresholds):
 
 def test_load_time(sketch_model, sketch_session, sketch_thresholds):
     index = sketch_session.speed_index() if sketch_thresholds.limits.get("max_load_ratio") else None
-    sketch_thresholds.check_load_time(sketch_session.record(sketch_model.name)["load_s"],
+    sketch_thresholds.check_load_time(sketch_session.record(sketch_model.name).load_s,
                                       (index or {}).get("p50_ms", 0) / 1000 or None)
 
 

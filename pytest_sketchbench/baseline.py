@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_sketchbench.codec import baseline_entry, samples_by_batch
+from pytest_sketchbench.codec import baseline_entry, baseline_models_in, baseline_models_out
 from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.results import BaselineEntry, Memory
 from pytest_sketchbench.stats import mcnemar_exact
 
 FORMAT = "sketchbench-baseline/1"
@@ -130,12 +131,12 @@ def build_baseline(sketch) -> dict:
     dataset = sketch.dataset()
     models = {}
     for name, record in sketch.results.items():
-        if "predicted" not in record:
+        if record.predicted is None:
             continue
-        if record.get("errors"):
-            sketch.notes.append(f"{name} not saved in the baseline: it had errors ({record['errors'][0][:120]})")
+        if record.errors:
+            sketch.notes.append(f"{name} not saved in the baseline: it had errors ({record.errors[0][:120]})")
             continue
-        if record.get("categories_left_out"):
+        if record.categories_left_out:
             sketch.notes.append(f"{name} not saved in the baseline: it was scored on part of the test set")
             continue
         models[name] = baseline_entry(record)
@@ -157,7 +158,8 @@ def baseline_bytes(baseline: dict) -> bytes:
     if not baseline["models"]:
         raise SketchBenchError("--sketch-save-baseline", "no model could be saved (see the notes above)",
                                "the previous baseline file is kept")
-    return gzip.compress(json.dumps(baseline, separators=(",", ":")).encode(), compresslevel=9, mtime=0)
+    stored = {**baseline, "models": baseline_models_out(baseline["models"])}
+    return gzip.compress(json.dumps(stored, separators=(",", ":")).encode(), compresslevel=9, mtime=0)
 
 
 def load_baseline(path: str | Path) -> dict:
@@ -183,21 +185,16 @@ def load_baseline(path: str | Path) -> dict:
 
 
 def _schema_problem(baseline: dict) -> str | None:
-    """What is wrong with a parsed baseline's structure, if anything (checked once, at load)."""
-    dataset, models = baseline.get("dataset"), baseline.get("models")
+    """What is wrong with a parsed baseline's structure, if anything (checked once, at load; its models are read
+    into typed entries on the way)."""
+    dataset = baseline.get("dataset")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("categories"), list) or \
             not isinstance(dataset.get("fingerprint"), str):
         return "'dataset' must hold a fingerprint and a category list"
-    if not isinstance(models, dict):
-        return "'models' must be a table of model results"
-    for name, model in models.items():
-        if not isinstance(model, dict) or not isinstance(model.get("predicted"), list) or \
-                not all(isinstance(label, int) for label in model["predicted"]):
-            return f"model '{name}' has no list of predicted labels"
-        samples = model.get("latency_samples_s", {})
-        if not isinstance(samples, dict) or not all(
-                isinstance(v, list) and all(isinstance(x, int | float) for x in v) for v in samples.values()):
-            return f"model '{name}' has malformed latency samples"
+    try:
+        baseline["models"] = baseline_models_in(baseline.get("models"))
+    except ValueError as problem:
+        return str(problem)
     return None
 
 
@@ -211,10 +208,10 @@ class BaselineComparison:
     profile: str
     path: str
 
-    def _entry(self) -> dict | None:
+    def _entry(self) -> BaselineEntry:
         return self.baseline["models"].get(self.model)
 
-    def check_dataset(self, fingerprint: str, categories: list[str]) -> None:
+    def check_dataset(self, fingerprint: str | None, categories: list[str]) -> None:
         saved = self.baseline["dataset"]
         if saved["categories"] != categories:
             raise SketchBenchError(self.path, "the baseline was measured on another category list",
@@ -226,7 +223,7 @@ class BaselineComparison:
 
     def accuracy(self, labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict:
         entry = self._entry()
-        before = np.asarray(entry["predicted"]) == labels
+        before = np.asarray(entry.predicted) == labels
         now = np.asarray(predicted) == labels
         result = mcnemar_exact(before, now)
         verdict = accuracy_verdict(result, self.settings["accuracy_margin"], self.settings["alpha"])
@@ -252,20 +249,20 @@ class BaselineComparison:
                                       for c in row.pop("significant_categories"))
         return row
 
-    def memory_row(self, memory: dict, context: list[str] | None) -> tuple[dict | None, str | None]:
+    def memory_row(self, memory: Memory, context: list[str] | None) -> tuple[dict | None, str | None]:
         """(row, None), or (None, why not compared): RSS growth depends on what the process ran before
         (measured: onnx +110 MB after TensorFlow, +143 MB alone), so only the same load order compares."""
         entry = self._entry()
-        before = entry.get("memory_context")
+        before = entry.memory_context
         if before is not None and context is not None and before != context:
             return None, (f"{self.model}: baseline memory was measured after {_runtimes(before)} had run in its "
                           f"process, this run's after {_runtimes(context)} — RSS growth depends on load order: not "
                           "compared (select the same models, in the same order, as the baseline run)")
-        return self.margin("peak memory growth (MB)", entry.get("peak_growth_mb"), memory.get("peak_growth_mb"),
+        return self.margin("peak memory growth (MB)", entry.peak_growth_mb, memory.peak_growth_mb,
                            self.settings["memory_margin"], self.settings["memory_floor_mb"]), None
 
     def size_row(self, current_bytes: int | None) -> dict | None:
-        saved = self._entry().get("model_size_bytes")
+        saved = self._entry().model_size_bytes
         return self.margin("model size (MB)", None if saved is None else saved / 1e6,
                            None if current_bytes is None else current_bytes / 1e6, self.settings["size_margin"])
 
@@ -282,7 +279,7 @@ class BaselineComparison:
         return None
 
     def latency(self, batch_size: int, samples_s: list[float]) -> dict | None:
-        saved = samples_by_batch(self._entry().get("latency_samples_s")).get(batch_size)
+        saved = self._entry().latency_samples_s.get(batch_size)
         if not saved:
             return None
         result = latency_shift(saved, samples_s)

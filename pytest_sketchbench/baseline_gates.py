@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from pytest_sketchbench.checks import apply_inconclusive_policy, ratio_evidence, status_of
+from pytest_sketchbench.results import Memory, ModelResult, Verdict
 from pytest_sketchbench.stats import percent
 
 
 class BaselineGate:
     """Bound to one model and the baseline; records a comparison row per check and fails on a gated regression."""
 
-    def __init__(self, comparison, record: dict, test_id: str):
+    def __init__(self, comparison, record: ModelResult, test_id: str):
         self.comparison = comparison
         self.record = record
         self.test_id = test_id
@@ -22,7 +23,7 @@ class BaselineGate:
         if row is None:
             pytest.skip(f"{self.comparison.model}: the baseline has no {what}")
         row["test"] = self.test_id
-        self.record.setdefault("baseline_rows", []).append({k: v for k, v in row.items() if k != "detail"})
+        self.record.baseline_rows.append({k: v for k, v in row.items() if k != "detail"})
         if row["verdict"] == "regression" and gate_name in self.gate:
             p_value = f", p = {row['p_value']}" if row.get("p_value") else ""
             categories = f"; significant per-category changes: {row['categories']}" if row.get("categories") else ""
@@ -41,8 +42,8 @@ class BaselineGate:
                         "(set compare_across_profiles = true in [baseline] to force)")
         self._conclude(self.comparison.latency(batch_size, samples_s), "latency", f"batch {batch_size} latency")
 
-    def check_memory(self, memory: dict) -> None:
-        row, not_compared = self.comparison.memory_row(memory, self.record.get("memory_context"))
+    def check_memory(self, memory: Memory) -> None:
+        row, not_compared = self.comparison.memory_row(memory, self.record.memory_context)
         if not_compared:
             pytest.skip(not_compared)
         self._conclude(row, "memory", "memory figure")
@@ -54,7 +55,7 @@ class BaselineGate:
 RELATION = {"regression": ">", "inconclusive": "≈"}
 
 
-def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, test_id: str,
+def check_ab_latency(model: str, result: dict, max_ratio: float, record: ModelResult, test_id: str,
                      inconclusive: str = "skip") -> None:
     """The candidate timed interleaved with the baseline's file of the same model (``--sketch-baseline-models``),
     sequentially against ``max_ratio``: a regression when the whole interval lies above it, inconclusive
@@ -70,7 +71,7 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, t
            "change": f"×{result['ratio']:.3f} ({percent(result.get('confidence', 0.95))} CI {low:.3f}–{high:.3f})",
            "p_value": None, "p_test": f"sequential paired bootstrap ({ratio_evidence(result)})", "verdict": verdict,
            "test": test_id}
-    record.setdefault("baseline_rows", []).append(row)
+    record.baseline_rows.append(row)
     message = (f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
                f"({percent(result.get('confidence', 0.95))} CI {low:.3g}–{high:.3g}) "
                f"{RELATION.get(verdict, '<=')} max {max_ratio:g} at batch {result['batch_size']} "
@@ -79,9 +80,9 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: dict, t
     if passed is None:
         message = f"inconclusive: {message} — " + (f"not judged on this host: {'; '.join(result['host_unfit'])}"
                                                     if noisy_wall_clock else "still straddles the limit")
-    record["verdicts"].append({"test": test_id, "check": "ab_latency_max_ratio", "measured": result["ratio"],
-                               "limit": max_ratio, "passed": passed, "status": status_of(passed, passed is None),
-                               "message": message})
+    record.verdicts.append(Verdict(test=test_id, check="ab_latency_max_ratio", measured=result["ratio"],
+                                   limit=max_ratio, passed=passed, status=status_of(passed, passed is None),
+                                   message=message))
     if passed is False:
         pytest.fail(message, pytrace=False)
     if passed is None:

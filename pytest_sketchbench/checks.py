@@ -13,6 +13,7 @@ import pytest
 
 from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, Limits, ParityLimit, RatioLimit
 from pytest_sketchbench.metrics import wilson_interval
+from pytest_sketchbench.results import LatencyStats, Memory, ModelResult, Parity, Verdict
 from pytest_sketchbench.stats import min_samples_for, percent
 
 
@@ -52,7 +53,7 @@ class ThresholdChecker:
     decides what the test does: ``skip`` (the default: not passed, not failed, counted), ``fail`` or ``warn``.
     """
 
-    def __init__(self, limits: Limits, record: dict, test_id: str = "",
+    def __init__(self, limits: Limits, record: ModelResult, test_id: str = "",
                  inconclusive: str = "skip",
                  host: Callable[[], dict] | None = None, subsample: bool = False):
         self.limits = limits
@@ -68,8 +69,8 @@ class ThresholdChecker:
         status = status_of(passed, inconclusive)
         if inconclusive:
             message = f"inconclusive: {message}"
-        self.record["verdicts"].append({"test": self.test_id, "check": check, "measured": measured,
-                                        "limit": limit, "passed": passed, "status": status, "message": message})
+        self.record.verdicts.append(Verdict(test=self.test_id, check=check, measured=measured, limit=limit,
+                                            passed=passed, status=status, message=message))
         if passed is False:
             pytest.fail(message, pytrace=False)
         if inconclusive:
@@ -131,21 +132,21 @@ class ThresholdChecker:
         from pytest_sketchbench.input_probe import diagnosis_text
 
         report = predictions.report
-        low, high = report["accuracy_ci95"]
-        diagnosis = self.record.get("input_diagnosis")
-        self._compare("min_accuracy", report["accuracy"],
-                      f"accuracy {report['accuracy']:.3f} (95% CI {low:.3f}–{high:.3f})",
-                      f"on {_fmt_int(report['n_samples'])} drawings"
+        low, high = report.accuracy_ci95
+        diagnosis = self.record.input_diagnosis
+        self._compare("min_accuracy", report.accuracy,
+                      f"accuracy {report.accuracy:.3f} (95% CI {low:.3f}–{high:.3f})",
+                      f"on {_fmt_int(report.n_samples)} drawings"
                       + (diagnosis_text(self.model, diagnosis) if diagnosis else ""),
                       interval=(low, high) if self.subsample else None)
 
     def check_top5(self, predictions) -> None:
-        top5 = predictions.report["top5_accuracy"]
+        top5 = predictions.report.top5_accuracy
         if top5 is None:
             self._verdict("min_top5_accuracy", None, self.limits.get("min_top5_accuracy"), None,
                           f"{self.model} returns classes, not probabilities: top-5 accuracy is not applicable")
             pytest.skip(f"{self.model} returns a class, not probabilities: top-5 accuracy is not applicable")
-        n = predictions.report["n_samples"]
+        n = predictions.report.n_samples
         low, high = wilson_interval(round(top5 * n), n)
         self._compare("min_top5_accuracy", top5, f"top-5 accuracy {top5:.3f} (95% CI {low:.3f}–{high:.3f})",
                       f"on {_fmt_int(n)} drawings", interval=(low, high) if self.subsample else None)
@@ -154,16 +155,16 @@ class ThresholdChecker:
         """Every category against its limit; on a sample of the test set a category whose interval straddles
         its limit is inconclusive (on the whole split the point estimate decides)."""
         failing, unsure, checked = [], [], 0
-        for category, row in predictions.report["per_category"].items():
+        for category, row in predictions.report.per_category.items():
             limit = self.limits.category_limit(category)
             if limit is None:
                 continue
             checked += 1
-            low, high = wilson_interval(round(row["accuracy"] * row["support"]), row["support"])
+            low, high = wilson_interval(round(row.accuracy * row.support), row.support)
             if self.subsample and low < limit < high:
-                unsure.append((category, row["accuracy"], limit, row["support"]))
-            elif (high if self.subsample else row["accuracy"]) < limit:
-                failing.append((category, row["accuracy"], limit, row["support"]))
+                unsure.append((category, row.accuracy, limit, row.support))
+            elif (high if self.subsample else row.accuracy) < limit:
+                failing.append((category, row.accuracy, limit, row.support))
         if not checked:
             self._verdict("min_category_accuracy", None, None, None,
                           f"{self.model}: no category accuracy limits configured")
@@ -181,7 +182,7 @@ class ThresholdChecker:
                       f"{self.model}: all {checked} categories meet their accuracy limits")
 
     # -- speed ---------------------------------------------------------------------------------
-    def check_latency(self, stats: dict) -> None:
+    def check_latency(self, stats: LatencyStats) -> None:
         """p50 (and p95/p99) against their absolute limits (a named hardware profile's): judged only with
         enough samples to estimate the percentile, on a fit host, and when its interval lies on one side."""
         self._all_of([lambda key=key, percentile=percentile: self._check_percentile(key, percentile, stats)
@@ -189,20 +190,20 @@ class ThresholdChecker:
                                               ("max_p99_latency_ms", 99))
                       if key == "max_latency_ms" or self.limits.get(key) is not None])
 
-    def _check_percentile(self, key: str, percentile: int, stats: dict) -> None:
-        figure = "median_ms" if percentile == 50 else f"p{percentile}_ms"
+    def _check_percentile(self, key: str, percentile: int, stats: LatencyStats) -> None:
+        measured, interval = {50: (stats.median_ms, stats.p50_ci_ms), 95: (stats.p95_ms, stats.p95_ci_ms),
+                              99: (stats.p99_ms, stats.p99_ci_ms)}[percentile]
         label = "p50" if percentile == 50 else f"p{percentile}"
         needed = min_samples_for(percentile) if percentile > 50 else 2
-        where = f"at batch {stats['batch_size']} over {_fmt_int(stats['rounds'])} rounds"
+        where = f"at batch {stats.batch_size} over {_fmt_int(stats.rounds)} rounds"
         limit = self.limits.get(key)
-        if stats["rounds"] < needed:
-            self._verdict(key, None, limit, None, f"{self.model}: not enough samples for {label} (n={stats['rounds']}, "
+        if stats.rounds < needed:
+            self._verdict(key, None, limit, None, f"{self.model}: not enough samples for {label} (n={stats.rounds}, "
                           f"need ≥ {needed}); raise --sketch-latency-budget", inconclusive=limit is not None)
             return
-        interval = stats.get(f"p{percentile}_ci_ms")
         shown = f" (95% CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
-        self._compare(key, stats[figure], f"{label} latency {stats[figure]:.3f} ms{shown}", where,
-                      interval=tuple(interval) if interval else None)
+        self._compare(key, measured, f"{label} latency {measured:.3f} ms{shown}", where,
+                      interval=(interval[0], interval[1]) if interval else None)
 
     def check_ratios(self, measure: Callable[[RatioLimit], dict]) -> None:
         """Every relative speed limit of the model; all are measured and recorded before any fails."""
@@ -251,12 +252,12 @@ class ThresholdChecker:
         self._verdict(f"{limit.key}:{limit.reference}@{result['batch_size']}", ratio, limit.bound, passed,
                       message, inconclusive=passed is None)
 
-    def check_throughput(self, stats: dict) -> None:
-        self._compare("min_throughput", stats["throughput_per_s"],
-                      f"throughput {stats['throughput_per_s']:,.0f} drawings/s at batch {stats['batch_size']}")
+    def check_throughput(self, stats: LatencyStats) -> None:
+        self._compare("min_throughput", stats.throughput_per_s,
+                      f"throughput {stats.throughput_per_s:,.0f} drawings/s at batch {stats.batch_size}")
 
     # -- parity, end to end, cold start, API service levels ---------------------------------------
-    def check_parity(self, measure: Callable[[str], dict]) -> None:
+    def check_parity(self, measure: Callable[[str], Parity]) -> None:
         """Every parity limit of the model (``min_agreement``, ``max_probability_diff``); all are measured and
         recorded before any fails, and a failure lists the first drawings where the two models disagree."""
         if not self.limits.parity:
@@ -264,16 +265,16 @@ class ThresholdChecker:
         self._all_of([lambda limit=limit: self._check_parity(limit, measure(limit.with_model))
                       for limit in self.limits.parity])
 
-    def _check_parity(self, limit: ParityLimit, result: dict) -> None:
-        other, n = limit.with_model, _fmt_int(result["n_samples"])
+    def _check_parity(self, limit: ParityLimit, result: Parity) -> None:
+        other, n = limit.with_model, _fmt_int(result.n_samples)
         if limit.key == "min_agreement":
-            low, high = result["agreement_ci95"]
-            measured, passed = result["agreement"], result["agreement"] >= limit.bound
+            low, high = result.agreement_ci95
+            measured, passed = result.agreement, result.agreement >= limit.bound
             message = (f"{self.model} agreement with {other} {measured:.4f} (95% CI {low:.4f}–{high:.4f}; "
-                       f"{_fmt_int(result['disagreements'])} of {n} drawings differ) "
+                       f"{_fmt_int(result.disagreements)} of {n} drawings differ) "
                        f"{'>=' if passed else '<'} min {limit.bound:g}")
         else:
-            measured = result["max_probability_diff"]
+            measured = result.max_probability_diff
             if measured is None:
                 self._verdict(f"{limit.key}:{other}", None, limit.bound, None, f"{self.model} or {other} returns "
                               "classes, not probabilities: max_probability_diff is not applicable")
@@ -281,10 +282,10 @@ class ThresholdChecker:
             passed = measured <= limit.bound
             message = (f"{self.model} max |probability difference| from {other} {measured:.3g} "
                        f"{'<=' if passed else '>'} max {limit.bound:g} over {n} drawings "
-                       f"({_fmt_int(result['disagreements'])} with another class)")
-        if not passed and result["disagreeing"]:
-            shown = "; ".join(f"#{row['index']} {row['label']}: {row['predicted']} vs {row['with_predicted']}"
-                              for row in result["disagreeing"][:5])
+                       f"({_fmt_int(result.disagreements)} with another class)")
+        if not passed and result.disagreeing:
+            shown = "; ".join(f"#{row.index} {row.label}: {row.predicted} vs {row.with_predicted}"
+                              for row in result.disagreeing[:5])
             message += f" — first disagreements (drawing label: {self.model} vs {other}): {shown}"
         self._verdict(f"{limit.key}:{other}", measured, limit.bound, passed, message)
 
@@ -303,16 +304,16 @@ class ThresholdChecker:
                                   f"(preprocess {result['stages']['preprocess']['share']:.1%}, postprocess "
                                   f"{result['stages']['postprocess']['share']:.1%})")])
 
-    def check_cold_start(self, cold: dict | None, warm: dict) -> None:
+    def check_cold_start(self, cold: dict | None, warm: LatencyStats) -> None:
         """The first call after loading, in ms and as a multiple of the warm batch-1 p50 (which travels)."""
         if not cold:
             pytest.skip(f"{self.model}: no first-call figure (API models are not cold-started here)")
         first = cold["first_call_ms"]
-        ratio = first / warm["median_ms"] if warm["median_ms"] > 0 else float("inf")
+        ratio = first / warm.median_ms if warm.median_ms > 0 else float("inf")
         self._all_of([
             lambda: self._compare("max_cold_start_ms", first, f"first call after load {first:.2f} ms"),
             lambda: self._compare("max_cold_start_ratio", ratio, f"first call after load ×{ratio:.1f} the warm p50 "
-                                  f"({first:.2f} vs {warm['median_ms']:.3f} ms)")])
+                                  f"({first:.2f} vs {warm.median_ms:.3f} ms)")])
 
     def check_api(self, api: dict | None) -> None:
         """An API model's service levels: success rate, invalid-answer rate and cost per 1,000 drawings."""
@@ -340,7 +341,7 @@ class ThresholdChecker:
         A travelling limit (``*_ratio``) was resolved from this run's own figures; on an unfit host a missed
         or INVALID run is inconclusive (the host's noise, not the model, may have missed it), and an absolute
         one (a named hardware profile's) is judged only on a fit host."""
-        table = self.record.get("loadgen_limits") or self.limits.loadgen
+        table = self.record.loadgen_limits or self.limits.loadgen
         where = f"{self.model} {result.describe()}"
         logs = f" — LoadGen's logs: {result.log_dir}"
         if result.mode == "AccuracyOnly":
@@ -360,7 +361,7 @@ class ThresholdChecker:
         within = measured is not None and limit is not None and (measured >= limit if lower else measured <= limit)
         relation = (">=" if lower else "<=") if within else ("<" if lower else ">")
         shown = "none" if measured is None else f"{measured:.2f}"
-        basis = (self.record.get("loadgen_basis") or {}).get(key)
+        basis = (self.record.loadgen_basis or {}).get(key)
         message = f"{where}: {shown} {relation} {key} {limit:g}" + (f" (= {basis})" if basis else "")
         if within and not result.valid:
             message += " — but LoadGen calls the run INVALID: raise min_query_count or min_duration_ms in " \
@@ -370,21 +371,21 @@ class ThresholdChecker:
                       measured, limit, passed, message + why + ("" if passed else logs), inconclusive=passed is None)
 
     # -- resources -----------------------------------------------------------------------------
-    def check_memory(self, memory: dict) -> None:
-        self._compare("max_memory_mb", memory["peak_growth_mb"],
-                      f"peak memory growth {memory['peak_growth_mb']:.1f} MB over load + inference")
+    def check_memory(self, memory: Memory) -> None:
+        self._compare("max_memory_mb", memory.peak_growth_mb,
+                      f"peak memory growth {memory.peak_growth_mb:.1f} MB over load + inference")
 
-    def check_gpu_memory(self, record: dict) -> None:
+    def check_gpu_memory(self, record: ModelResult) -> None:
         """Peak device memory of a model on a GPU (its runtime's own figure where it has one, else NVML's)."""
-        memory = record.get("gpu_memory")
+        memory = record.gpu_memory
         if not memory or memory.get("peak_mb") is None:
-            pytest.skip(f"{self.model}: no device memory figure (runs on {record.get('device')}, or neither its "
+            pytest.skip(f"{self.model}: no device memory figure (runs on {record.device}, or neither its "
                         "runtime nor NVML reports one)")
         source = "runtime allocator" if memory.get("runtime_peak_mb") is not None else "NVML, this process"
         nvml = memory.get("nvml_process_mb")
         beside = f"; NVML {nvml:.1f} MB for the process" if nvml is not None and source != "NVML, this process" else ""
         self._compare("max_gpu_memory_mb", memory["peak_mb"],
-                      f"peak GPU memory {memory['peak_mb']:.1f} MB ({source}{beside}) on {record.get('placement')}")
+                      f"peak GPU memory {memory['peak_mb']:.1f} MB ({source}{beside}) on {record.placement}")
 
     def check_model_size(self, info: dict) -> None:
         size_mb = (info.get("file_size_bytes") or 0) / 1e6

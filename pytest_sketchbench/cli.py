@@ -4,6 +4,7 @@ two runs like ``--sketch-baseline`` does, re-render a report.
     sketchbench merge RUN.json... [--json OUT] [--html OUT] [--report-dir DIR]
     sketchbench compare BASE.json NEW.json [--config thresholds.toml] [--json OUT]
     sketchbench report RUN.json [--html OUT] [--report-dir DIR]
+    sketchbench history add|check|show …   (the results store across commits: see history_cli)
 
 Exit codes follow the gates, so a CI job can gate on them: 0 when every model passed (or was skipped, or was
 inconclusive under the runs' default policy) and nothing disagrees; 1 when a model failed or erred, runs
@@ -96,8 +97,7 @@ def _summarise(records: dict, problems: list[str], title: str, speed: list[dict]
     print(title)
     statuses = {key: model_status(record) for key, record in records.items()}
     for key, record in records.items():
-        accuracy = (record.get("accuracy") or {}).get("accuracy")
-        shown = f"acc {accuracy:.4f}" if accuracy is not None else "no accuracy"
+        shown = f"acc {record.accuracy.accuracy:.4f}" if record.accuracy else "no accuracy"
         print(f"  {key:<40} {statuses[key]:<8} {shown}")
     for row in speed or []:
         units = f" = {row['calibration_calls']:.1f} calibration calls" if row["calibration_calls"] else ""
@@ -180,12 +180,19 @@ def parser() -> argparse.ArgumentParser:
     for command in (merged, rendered):
         command.add_argument("--html", metavar="OUT")
         command.add_argument("--report-dir", metavar="DIR")
+    from pytest_sketchbench import history_cli
+
+    history_cli.add_parser(commands)
     return main
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command == "history":
+            from pytest_sketchbench import history_cli
+
+            return history_cli.run(args)
         return {"merge": merge, "compare": compare, "report": report}[args.command](args)
     except SketchBenchError as exc:
         print(f"sketchbench {args.command}: {exc}", file=sys.stderr)

@@ -1,26 +1,37 @@
-"""How a model's record is spelled outside this process: the xdist transport, the JSON report's model entries and
-the baseline file's model entries.
+"""How a model's result is spelled outside this process: the xdist transport, the JSON report's model entries and
+the baseline file's model entries. The only module that knows those key names.
 
-In memory a record's timings are keyed by batch size (``int``) and its side-by-side ratios by ``(reference, batch
-size)``; JSON keys are text (``"32"``, ``"calibration@1"``), so every way out goes through
-:func:`to_wire` or :func:`model_result` and every way back in through :func:`from_wire`, :func:`record_from_result`
-or :func:`samples_by_batch`. The JSON report carries ``format_version``; a file without one was written before
-the field existed (version 1, the same layout) and reads as it is; a newer version is refused in one line.
+In memory a result is a :class:`~pytest_sketchbench.results.ModelResult`: timings keyed by batch size (``int``),
+side-by-side ratios by ``(reference, batch size)``. JSON keys are text (``"32"``, ``"calibration@1"``), so every
+way out goes through :func:`to_wire` or :func:`model_result` and every way back in through :func:`from_wire`,
+:func:`record_from_result` or :func:`samples_by_batch`. The JSON report carries ``format_version``; a file without
+one was written before the field existed (version 1, the same layout) and reads as it is; a newer version is
+refused in one line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_sketchbench.errors import SketchBenchError
-
-Record = dict[str, Any]  # one model's results as a run holds them (timings keyed by int batch size)
+from pytest_sketchbench.results import (
+    Accuracy,
+    BaselineEntry,
+    CategoryAccuracy,
+    Disagreement,
+    LatencyStats,
+    Memory,
+    ModelResult,
+    Parity,
+    Verdict,
+)
 
 FORMAT_VERSION = 2  # 2: format_version and the model files' sha256 recorded; 1: before (same layout otherwise)
 
-# record key → JSON key, in the order the JSON lists them (a record key missing here is not reported); the same
-# table reads a JSON report back into records (``sketchbench report`` / ``merge`` / ``compare``)
+# attribute (or a plugin's extras key) → JSON key, in the order the JSON lists them (an attribute missing here is
+# not reported); the same table reads a JSON report back (``sketchbench report`` / ``merge`` / ``compare``)
 RESULT_KEYS: dict[str, str] = {
     "outcomes": "outcomes", "skipped": "skipped", "category_limits": "category_limits",
     "category_mapping": "category_mapping", "categories_left_out": "categories_left_out", "model_info": "model_info",
@@ -33,8 +44,51 @@ RESULT_KEYS: dict[str, str] = {
     "verdicts": "threshold_verdicts", "errors": "errors", "parallel": "parallel", "predicted": "predicted",
     "dataset_fingerprint": "dataset_fingerprint", "model_sha256": "model_sha256",
 }
-EMPTY_WHEN_MISSING: dict[str, dict[str, Any] | list[Any]] = {
-    "outcomes": {}, "skipped": [], "relative_speed": {}, "parity": {}, "verdicts": [], "errors": []}
+EXTRAS = ("api", "served")  # ModelPlugin.results_key values: kept in ModelResult.extras
+RENAMED_FIELDS = {"with_model": "with"}  # attribute → key inside a part
+Part = TypeVar("Part")
+
+
+def _plain(value: Any) -> Any:
+    """A typed part as JSON-ready values: a dataclass by its fields (an optional field never filled is left
+    out), tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {RENAMED_FIELDS.get(f.name, f.name): _plain(getattr(value, f.name))
+                for f in dataclasses.fields(value) if not (getattr(value, f.name) is None and f.default is None)}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _part(kind: type[Part], data: dict[str, Any], **typed: Any) -> Part:
+    """A typed part from its JSON dict: the fields the dict has (older files lack some optional ones)."""
+    known = {f.name: data[RENAMED_FIELDS.get(f.name, f.name)] for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+             if RENAMED_FIELDS.get(f.name, f.name) in data}
+    return kind(**{**known, **typed})
+
+
+def latency_of(data: dict[str, Any], samples: list[float] | None = None) -> LatencyStats:
+    return _part(LatencyStats, data, samples_s=list(samples if samples is not None else data.get("samples_s", [])))
+
+
+def accuracy_of(data: dict[str, Any]) -> Accuracy:
+    return _part(Accuracy, data, per_category={category: _part(CategoryAccuracy, row)
+                                               for category, row in data["per_category"].items()})
+
+
+def parity_of(data: dict[str, Any]) -> Parity:
+    return _part(Parity, data, disagreeing=[_part(Disagreement, row) for row in data.get("disagreeing", [])])
+
+
+def verdict_of(data: dict[str, Any]) -> Verdict:
+    return _part(Verdict, {"status": None, "measured": None, "limit": None, **data})
+
+
+def latency_figures(stats: LatencyStats) -> dict[str, Any]:
+    """The summary without the raw samples (pytest-benchmark's ``extra_info``, the JSON's ``timing_results``)."""
+    return {key: value for key, value in _plain(stats).items() if key != "samples_s"}
 
 
 def samples_by_batch(mapping: dict[str, Any] | None) -> dict[int, Any]:
@@ -42,13 +96,9 @@ def samples_by_batch(mapping: dict[str, Any] | None) -> dict[int, Any]:
     return {int(size): value for size, value in sorted((mapping or {}).items(), key=lambda kv: int(kv[0]))}
 
 
-def _text_keys(mapping: dict[int, Any]) -> dict[str, Any]:
-    return {str(size): value for size, value in sorted(mapping.items())}
-
-
-def _samples_out(record: Record) -> dict[str, Any]:
+def _samples_out(record: ModelResult) -> dict[str, list[float]]:
     """``latency_samples_s`` as the JSON report and the baseline file keep it: batch size (text) → seconds."""
-    return {str(size): stats.get("samples_s", []) for size, stats in sorted((record.get("timing") or {}).items())}
+    return {str(size): list(stats.samples_s) for size, stats in sorted(record.timing.items())}
 
 
 def speed_keys_out(mapping: dict[tuple[str, int], Any] | None) -> dict[str, Any]:
@@ -65,60 +115,112 @@ def speed_keys_in(mapping: dict[str, Any] | None) -> dict[tuple[str, int], Any]:
     return keyed
 
 
-def to_wire(record: Record) -> dict[str, Any]:
-    """A record as JSON carries it between processes (xdist workers → controller)."""
-    wire: dict[str, Any] = json.loads(json.dumps({**record, "timing": _text_keys(record.get("timing") or {}),
-                                                  "relative_speed": speed_keys_out(record.get("relative_speed"))}))
+def _attributes(record: ModelResult) -> dict[str, Any]:
+    """Every attribute as JSON-ready values, a plugin's extras beside the rest, text batch keys."""
+    plain = _plain(dataclasses.replace(record, timing={}, relative_speed={}, extras={}))
+    plain.update(record.extras)
+    plain["timing"] = {str(size): _plain(stats) for size, stats in sorted(record.timing.items())}
+    plain["relative_speed"] = speed_keys_out(record.relative_speed)
+    return plain  # type: ignore[no-any-return]
+
+
+def _from_attributes(data: dict[str, Any]) -> ModelResult:
+    """The inverse of :func:`_attributes`."""
+    fields = {f.name for f in dataclasses.fields(ModelResult)}
+    typed: dict[str, Any] = {key: value for key, value in data.items() if key in fields and value is not None}
+    typed["timing"] = {size: latency_of(stats) for size, stats in samples_by_batch(data.get("timing")).items()}
+    typed["relative_speed"] = speed_keys_in(data.get("relative_speed"))
+    typed["extras"] = {key: data[key] for key in EXTRAS if data.get(key) is not None}
+    typed["verdicts"] = [verdict_of(v) for v in data.get("verdicts") or []]
+    typed["parity"] = {other: parity_of(p) for other, p in (data.get("parity") or {}).items()}
+    if data.get("accuracy"):
+        typed["accuracy"] = accuracy_of(data["accuracy"])
+    if data.get("memory"):
+        typed["memory"] = _part(Memory, data["memory"])
+    typed.pop("merged_from", None)  # a merge's provenance stays in the merging process
+    return ModelResult(**typed)
+
+
+def to_wire(record: ModelResult) -> dict[str, Any]:
+    """A result as JSON carries it between processes (xdist workers → controller)."""
+    wire: dict[str, Any] = json.loads(json.dumps(_attributes(record)))
     return wire
 
 
-def from_wire(data: dict[str, Any]) -> Record:
+def from_wire(data: dict[str, Any]) -> ModelResult:
     """The inverse of :func:`to_wire`."""
-    return {**data, "timing": samples_by_batch(data.get("timing")),
-            "relative_speed": speed_keys_in(data.get("relative_speed"))}
+    return _from_attributes(data)
 
 
-def model_result(record: Record, status: str) -> dict[str, Any]:
-    """One model's record as the JSON report has it: timing statistics without the raw samples, which are kept
+EMPTY_WHEN_MISSING = ("outcomes", "skipped", "relative_speed", "parity", "verdicts", "errors")
+
+
+def model_result(record: ModelResult, status: str) -> dict[str, Any]:
+    """One model's result as the JSON report has it: timing statistics without the raw samples, which are kept
     apart (``latency_samples_s``) so that a later ``sketchbench compare`` can test them."""
-    timing = sorted((record.get("timing") or {}).items())
-    result = {"status": status, **{json_key: record.get(key) for key, json_key in RESULT_KEYS.items()},
-              "timing_results": {str(size): {k: v for k, v in stats.items() if k != "samples_s"}
-                                 for size, stats in timing},
+    plain = _attributes(record)
+    result = {"status": status, **{json_key: plain.get(key) for key, json_key in RESULT_KEYS.items()},
+              "timing_results": {size: {k: v for k, v in stats.items() if k != "samples_s"}
+                                 for size, stats in plain["timing"].items()},
               "latency_samples_s": _samples_out(record),
-              "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes")}
-    for key, empty in EMPTY_WHEN_MISSING.items():
+              "model_size_bytes": record.file_size_bytes}
+    for key in EMPTY_WHEN_MISSING:
         if result[RESULT_KEYS[key]] is None:
-            result[RESULT_KEYS[key]] = type(empty)()
-    result["relative_speed"] = speed_keys_out(record.get("relative_speed"))
+            result[RESULT_KEYS[key]] = {} if key in ("outcomes", "relative_speed", "parity") else []
     return result
 
 
-def record_from_result(name: str, result: dict[str, Any]) -> Record:
-    """The inverse of :func:`model_result`: a JSON report's model back into the record every reporter reads."""
-    record = {key: result[json_key] for key, json_key in RESULT_KEYS.items() if result.get(json_key) is not None}
-    record["relative_speed"] = speed_keys_in(result.get("relative_speed"))
+def reported_status(result: dict[str, Any]) -> str:
+    """The status a JSON report gave a model (every report carries one; schema.json requires it)."""
+    return str(result.get("status", "not run"))
+
+
+def record_from_result(name: str, result: dict[str, Any]) -> ModelResult:
+    """The inverse of :func:`model_result`: a JSON report's model back into the result every reporter reads."""
+    data = {key: result[json_key] for key, json_key in RESULT_KEYS.items() if result.get(json_key) is not None}
     samples = samples_by_batch(result.get("latency_samples_s"))
-    record["timing"] = {size: {**stats, "samples_s": samples.get(size, [])}
-                        for size, stats in samples_by_batch(result.get("timing_results")).items()}
-    record.setdefault("verdicts", [])
-    record.setdefault("errors", [])
-    record["model"] = name
-    return record
+    data["timing"] = {str(size): {**stats, "samples_s": samples.get(size, [])}
+                      for size, stats in samples_by_batch(result.get("timing_results")).items()}
+    data["model"] = name
+    return _from_attributes(data)
 
 
-def baseline_entry(record: Record) -> dict[str, Any]:
-    """What the baseline file keeps of one model: every figure its comparisons read (one builder, for a live run's
-    record and for a JSON report's model read back with :func:`record_from_result`)."""
-    return {
-        "predicted": record.get("predicted"),
-        "latency_samples_s": _samples_out(record),
-        "peak_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
-        "memory_context": record.get("memory_context"),
-        "model_size_bytes": (record.get("model_info") or {}).get("file_size_bytes"),
-        "load_s": record.get("load_s"),
-        "accuracy": (record.get("accuracy") or {}).get("accuracy"),
-    }
+def baseline_entry(record: ModelResult) -> BaselineEntry:
+    """What the baseline file keeps of one model (one builder, for a live run's result and for a JSON report's
+    model read back with :func:`record_from_result`)."""
+    return BaselineEntry(
+        predicted=list(record.predicted or []),
+        latency_samples_s={size: list(stats.samples_s) for size, stats in sorted(record.timing.items())},
+        peak_growth_mb=record.memory.peak_growth_mb if record.memory else None,
+        memory_context=record.memory_context, model_size_bytes=record.file_size_bytes, load_s=record.load_s,
+        accuracy=record.accuracy.accuracy if record.accuracy else None)
+
+
+def baseline_models_out(models: dict[str, BaselineEntry]) -> dict[str, Any]:
+    """The baseline file's ``models`` table."""
+    return {name: {**_plain(entry), "latency_samples_s": {str(size): samples for size, samples
+                                                           in entry.latency_samples_s.items()}}
+            for name, entry in models.items()}
+
+
+def baseline_models_in(models: Any) -> dict[str, BaselineEntry]:
+    """A baseline file's ``models`` table, checked; ``ValueError`` says what is wrong with it."""
+    if not isinstance(models, dict):
+        raise ValueError("'models' must be a table of model results")
+    entries = {}
+    for name, model in models.items():
+        if not isinstance(model, dict) or not isinstance(model.get("predicted"), list) or \
+                not all(isinstance(label, int) for label in model["predicted"]):
+            raise ValueError(f"model '{name}' has no list of predicted labels")
+        samples = model.get("latency_samples_s", {})
+        if not isinstance(samples, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, int | float) for x in v) for v in samples.values()):
+            raise ValueError(f"model '{name}' has malformed latency samples")
+        entries[name] = BaselineEntry(
+            predicted=model["predicted"], latency_samples_s=samples_by_batch(samples),
+            peak_growth_mb=model.get("peak_growth_mb"), memory_context=model.get("memory_context"),
+            model_size_bytes=model.get("model_size_bytes"), load_s=model.get("load_s"), accuracy=model.get("accuracy"))
+    return entries
 
 
 def check_report_version(path: str, report: dict[str, Any]) -> None:

@@ -171,6 +171,7 @@ class SketchConfig:
     models: dict[str, dict] = field(default_factory=dict)
     profiles: dict[str, dict] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, Any] = field(default_factory=dict)  # [history]: what sketchbench history check follows
     settings: dict[str, Any] = field(default_factory=dict)
 
     def has_limits(self, model: str) -> bool:
@@ -327,6 +328,7 @@ def load_config(path: Path | None, known_models: list[str] | None = None,
     config.models = raw.pop("models", {}) or {}
     config.profiles = raw.pop("profiles", {}) or {}
     config.baseline = raw.pop("baseline", {}) or {}
+    config.history = raw.pop("history", {}) or {}
     config.settings = raw.pop("sketchbench", {}) or {}
     names = set(known_models or []) | set(config.models) | set(extra_models or [])
     for model, table in raw.items():

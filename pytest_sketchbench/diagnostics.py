@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pytest_sketchbench.codec import latency_figures
 from pytest_sketchbench.data import category_columns
 from pytest_sketchbench.errors import (
     ModelFailure,
@@ -30,6 +31,7 @@ from pytest_sketchbench.measure import (
     time_end_to_end,
 )
 from pytest_sketchbench.metrics import parity
+from pytest_sketchbench.results import Parity
 from pytest_sketchbench.stats import latency_stats
 
 if TYPE_CHECKING:
@@ -47,14 +49,14 @@ class Diagnostics:
         self._followed: dict[str, tuple] = {}  # model followed by a parity limit → its answers (one pass each)
 
     # -- parity -----------------------------------------------------------------------------------
-    def parity(self, name: str, other: str) -> dict:
+    def parity(self, name: str, other: str) -> Parity:
         with self.core.guarded(name, f"comparing with {other}"):
             return self._parity(name, other)
 
-    def _parity(self, name: str, other: str) -> dict:
+    def _parity(self, name: str, other: str) -> Parity:
         """Agreement and probability differences with ``other`` on every drawing both are scored on."""
         record = self.core.record(name)
-        known = record.setdefault("parity", {}).get(other)
+        known = record.parity.get(other)
         if known is not None:
             return known
         if other == name:
@@ -62,16 +64,16 @@ class Diagnostics:
                                    "name the model it was exported or converted from in 'with'")
         mine = self.core.predictions(name)
         theirs = self._followed_predictions(other)
-        if record.get("categories_left_out") or len(mine.labels) != len(theirs[0]):
+        if record.categories_left_out or len(mine.labels) != len(theirs[0]):
             raise ModelUnavailable(f"model '{name}'", f"not compared with {other}: the two are scored on different "
                                    "drawings (categories left out)", "")
         result = parity(mine.predicted, theirs[0], mine.labels, mine.probabilities, theirs[1])
         categories = mine.categories
-        for row in result["disagreeing"]:  # names, not indices, in the reports
-            row.update(label=categories[row["label"]], predicted=_name(categories, row["predicted"]),
-                       with_predicted=_name(categories, row["with_predicted"]))
-        result["with"] = other
-        record["parity"][other] = result
+        for row in result.disagreeing:  # names, not indices, in the reports
+            row.label, row.predicted = categories[int(row.label)], _name(categories, int(row.predicted))
+            row.with_predicted = _name(categories, int(row.with_predicted))
+        result.with_model = other
+        record.parity[other] = result
         return result
 
     def _followed_predictions(self, other: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -103,8 +105,8 @@ class Diagnostics:
     def _end_to_end(self, name: str) -> dict:
         """One drawing from uint8 bitmap to class, each stage timed within the same calls."""
         record = self.core.record(name)
-        if record.get("end_to_end"):
-            return record["end_to_end"]
+        if record.end_to_end:
+            return record.end_to_end
         plugin = self.core.load_model(name)
         if not plugin.local:
             raise ModelUnavailable(f"model '{name}'", "an API model's end-to-end latency is its request latency "
@@ -117,19 +119,19 @@ class Diagnostics:
             stages = time_end_to_end(plugin, images, rounds, warmup=max(3, rounds // 20))
         total = np.sum([stages[stage] for stage in STAGES], axis=0)
         whole = float(total.sum()) or 1.0
-        result = {**latency_stats(total, 1), "timer": "sketchbench",
+        result = {**latency_figures(latency_stats(total, 1)),
                   "stages": {stage: {"median_ms": float(np.median(stages[stage]) * 1000),
                                      "share": float(np.sum(stages[stage]) / whole)} for stage in STAGES}}
         result["overhead_share"] = 1.0 - result["stages"]["runtime"]["share"]
-        record["end_to_end"] = result
+        record.end_to_end = result
         return result
 
     def first_call(self, name: str, plugin) -> None:
         """Before a model's first use (its accuracy pass or its first timing): one drawing, timed as the
         first call after loading, for the cold-start checks (local models only)."""
         record = self.core.record(name)
-        if plugin.local and "cold_start" not in record:
-            record["cold_start"] = {"first_call_ms": first_call_s(plugin, self.core.drawings(1)) * 1000}
+        if plugin.local and record.cold_start is None:
+            record.cold_start = {"first_call_ms": first_call_s(plugin, self.core.drawings(1)) * 1000}
 
     # -- every pair side by side ----------------------------------------------------------------
     def pairwise_speed(self, name: str) -> list[dict]:
@@ -175,16 +177,16 @@ class Diagnostics:
     def take_profile(self, name: str, folder: Path) -> dict:
         with self.core.guarded(name, "profiling"):
             record = self.core.record(name)
-            if record.get("profile"):
-                return record["profile"]
+            if record.profile:
+                return record.profile
             from pytest_sketchbench.profiling import profile_model
 
             plugin = self.core.load_model(name)
             if not plugin.local:
                 raise ModelUnavailable(f"model '{name}'", "an API model runs elsewhere: nothing here to profile", "")
             self.core.predictions(name)  # memory tracking ends before a profiler allocates anything
-            record["profile"] = profile_model(plugin, self.core.drawings(1), folder, self.core.trackers.values())
-            return record["profile"]
+            record.profile = profile_model(plugin, self.core.drawings(1), folder, self.core.trackers.values())
+            return record.profile
 
 
 def _name(categories: list[str], label: int) -> str:

@@ -187,6 +187,13 @@ def summary_line(hardware: dict, profile: str) -> str:
             f"threads, {cpu['memory_gib']} GiB); GPUs: {gpus}; environment {hardware['environment']}")
 
 
+def machine_label(hardware: dict, profile: str | None) -> str:
+    """'cpu: AMD EPYC' or 'gpu: NVIDIA H200' — the machine a run measured, as merged rows and history name it."""
+    gpus = hardware.get("gpus") or []
+    what = gpus[0]["name"] if gpus else (hardware.get("cpu") or {}).get("model") or "unknown CPU"
+    return f"{profile or 'cpu'}: {what}"
+
+
 # -- provenance: what ran, at which commit --------------------------------------------------------------
 PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scikit-learn", "tensorflow",
             "tensorflow-cpu", "keras", "onnxruntime", "torch", "google-genai", "pytest-xdist", "pytest-html")

@@ -35,17 +35,17 @@ class LoadRuns:
 
     def resolved_loadgen_table(self, name: str) -> dict:
         """The table with each travelling service level (``*_ratio``) turned into the absolute figure LoadGen
-        takes, from this run's own measurements; ``record["loadgen_basis"]`` says what each came from."""
+        takes, from this run's own measurements; ``loadgen_basis`` on the result says what each came from."""
         record = self.core.record(name)
-        if "loadgen_limits" in record:
-            return record["loadgen_limits"]
+        if record.loadgen_limits is not None:
+            return record.loadgen_limits
         table, basis = dict(self.loadgen_table(name)), {}
         for ratio_key, (absolute_key, base) in RELATIVE_LOADGEN.items():
             if ratio_key not in table:
                 continue
             ratio = table.pop(ratio_key)
             if base == "p50":
-                p50_ms = self.core.measure_latency(name, 1)["median_ms"]
+                p50_ms = self.core.measure_latency(name, 1).median_ms
                 table[absolute_key] = ratio * p50_ms
                 basis[absolute_key] = f"{ratio:g} × {name}'s batch-1 p50 {p50_ms:.3f} ms"
             else:
@@ -55,7 +55,7 @@ class LoadRuns:
                                            f"({index.get('note', 'not measured')})", "")
                 table[absolute_key] = ratio * index["calls_per_s"]
                 basis[absolute_key] = f"{ratio:g} × calibration {index['calls_per_s']:,.0f} calls/s"
-        record["loadgen_limits"], record["loadgen_basis"] = table, basis
+        record.loadgen_limits, record.loadgen_basis = table, basis
         return table
 
     def loadgen_run(self, name: str, run: str, report_dir: Path | None) -> loadgen.ScenarioResult:
@@ -70,7 +70,10 @@ class LoadRuns:
             raise SketchBenchError(f"model '{name}'", f"[{name}.loadgen] min_duration_ms = {duration_ms:,} cannot "
                                    f"finish within its stage deadline of {timeout:g} s",
                                    f"raise {option} in [models.{name}] or lower min_duration_ms")
-        done = self.core.record(name).setdefault("loadgen", {})
+        record = self.core.record(name)
+        if record.loadgen is None:
+            record.loadgen = {}
+        done = record.loadgen
         if run not in done:
             with self.core.guarded(name, f"LoadGen {run}"):
                 done[run] = self._loadgen_run(name, run, self.resolved_loadgen_table(name), report_dir).to_dict()

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from pytest_sketchbench.results import Accuracy, CategoryAccuracy, Disagreement, Parity
+
 
 def wilson_interval(successes: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """95 % Wilson score interval for a proportion: honest near 0 and 1, unlike the normal one."""
@@ -34,7 +36,7 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) 
     return sklearn_confusion(labels, predicted, labels=np.arange(n_classes))
 
 
-def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict[str, dict]:
+def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict[str, CategoryAccuracy]:
     """Precision, recall (= the category's accuracy), F1 and support for each category."""
     from sklearn.metrics import precision_recall_fscore_support
 
@@ -42,8 +44,8 @@ def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str
         labels, predicted, labels=np.arange(len(categories)), zero_division=0
     )
     return {
-        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-               "support": int(support[i]), "accuracy": float(recall[i])}
+        name: CategoryAccuracy(precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]),
+                               support=int(support[i]), accuracy=float(recall[i]))
         for i, name in enumerate(categories)
     }
 
@@ -62,8 +64,8 @@ def averaged_scores(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -
 
 
 def accuracy_report(probabilities: np.ndarray | None, predicted: np.ndarray, labels: np.ndarray,
-                    categories: list[str]) -> dict:
-    """Everything the accuracy tests and reports need, as plain JSON-ready values.
+                    categories: list[str]) -> Accuracy:
+    """Everything the accuracy tests and reports need.
 
     ``probabilities`` may be None for models that return only a class (API models):
     then top-k is reported as not applicable (None) rather than faked.
@@ -71,25 +73,19 @@ def accuracy_report(probabilities: np.ndarray | None, predicted: np.ndarray, lab
     n = len(labels)
     correct = int(np.sum(predicted == labels))
     low, high = wilson_interval(correct, n)
-    report = {
-        "n_samples": n,
-        "correct": correct,
-        "accuracy": correct / n if n else 0.0,
-        "accuracy_ci95": [low, high],
-        "top3_accuracy": None if probabilities is None else top_k_accuracy(probabilities, labels, 3),
-        "top5_accuracy": None if probabilities is None else top_k_accuracy(probabilities, labels, 5),
+    return Accuracy(
+        n_samples=n, correct=correct, accuracy=correct / n if n else 0.0, accuracy_ci95=[low, high],
+        top3_accuracy=None if probabilities is None else top_k_accuracy(probabilities, labels, 3),
+        top5_accuracy=None if probabilities is None else top_k_accuracy(probabilities, labels, 5),
         **averaged_scores(labels, predicted, len(categories)),
-        "per_category": per_category(labels, predicted, categories),
-        "confusion_matrix": confusion_matrix(labels, predicted, len(categories)).tolist(),
-        "labels": list(categories),
-        "invalid_predictions": int(np.sum((predicted < 0) | (predicted >= len(categories)))),
-    }
-    return report
+        per_category=per_category(labels, predicted, categories),
+        confusion_matrix=confusion_matrix(labels, predicted, len(categories)).tolist(), labels=list(categories),
+        invalid_predictions=int(np.sum((predicted < 0) | (predicted >= len(categories)))))
 
 
 def parity(predicted: np.ndarray, other_predicted: np.ndarray, labels: np.ndarray,
            probabilities: np.ndarray | None = None, other_probabilities: np.ndarray | None = None,
-           listed: int = 50) -> dict:
+           listed: int = 50) -> Parity:
     """How closely one model follows another on the same drawings: the share of drawings where both name
     the same class (with a Wilson 95 % interval), the largest probability difference where both give
     probabilities, and the first ``listed`` drawings where they disagree (index, label, both answers)."""
@@ -97,15 +93,15 @@ def parity(predicted: np.ndarray, other_predicted: np.ndarray, labels: np.ndarra
     same = predicted == other_predicted
     n, agreeing = len(same), int(same.sum())
     differing = np.flatnonzero(~same)
-    result = {"n_samples": n, "agreement": agreeing / n if n else 0.0,
-              "agreement_ci95": list(wilson_interval(agreeing, n)), "disagreements": int(differing.size),
-              "disagreeing": [{"index": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
-                               "with_predicted": int(other_predicted[i])} for i in differing[:listed]],
-              "max_probability_diff": None, "mean_probability_diff": None}
+    result = Parity(n_samples=n, agreement=agreeing / n if n else 0.0,
+                    agreement_ci95=list(wilson_interval(agreeing, n)), disagreements=int(differing.size),
+                    disagreeing=[Disagreement(index=int(i), label=int(labels[i]), predicted=int(predicted[i]),
+                                              with_predicted=int(other_predicted[i])) for i in differing[:listed]],
+                    max_probability_diff=None, mean_probability_diff=None)
     if probabilities is not None and other_probabilities is not None:
         difference = np.abs(np.asarray(probabilities, np.float64) - np.asarray(other_probabilities, np.float64))
-        result["max_probability_diff"] = float(difference.max()) if difference.size else 0.0
-        result["mean_probability_diff"] = float(difference.mean()) if difference.size else 0.0
+        result.max_probability_diff = float(difference.max()) if difference.size else 0.0
+        result.mean_probability_diff = float(difference.mean()) if difference.size else 0.0
     return result
 
 

@@ -16,6 +16,7 @@ import socket
 import pytest
 
 from pytest_sketchbench.codec import from_wire, to_wire
+from pytest_sketchbench.results import ModelResult
 
 WORKER_KEY = pytest.StashKey[dict]()
 REPORT_ATTR = "sketchbench_record"
@@ -133,7 +134,7 @@ def header_notes(config: pytest.Config) -> list[str]:
 
 
 # -- results across processes ---------------------------------------------------------------------
-def attach_record(report, record: dict | None) -> None:
+def attach_record(report, record: ModelResult | None) -> None:
     if record is not None:
         setattr(report, REPORT_ATTR, to_wire(record))
 
@@ -155,9 +156,10 @@ class ResultCollector:
         self.slots[node.gateway.id] = node.workerinput["sketchbench_slot"] = slot
 
     def pytest_runtest_logreport(self, report) -> None:
-        record = getattr(report, REPORT_ATTR, None)
-        if record:
-            self.results[record["model"]] = from_wire(record)
+        wire = getattr(report, REPORT_ATTR, None)
+        if wire:
+            record = from_wire(wire)
+            self.results[record.model] = record
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
@@ -168,9 +170,9 @@ class ResultCollector:
         if scope is None or scope not in self.results and scope not in getattr(sched, "workqueue", {}):
             return
         getattr(sched, "workqueue", {}).pop(scope, None)
-        record = self.results.setdefault(scope, {"model": scope, "timing": {}, "verdicts": [], "errors": []})
+        record = self.results.setdefault(scope, ModelResult(scope))
         test = crashitem.split("@")[0].split("::")[-1]
-        record.setdefault("errors", []).append(
+        record.errors.append(
             f"model '{scope}': its pytest worker died while running {test} ({_how_it_ended(report)}) — its other "
             "tests were not run; run it without -n to see the crash")
 
@@ -183,7 +185,7 @@ class ResultCollector:
             self.results.update({name: from_wire(record) for name, record
                                  in json.loads(output["sketchbench_results"]).items()})
         if error:
-            lost = sorted(m for m, r in self.results.items() if (r.get("parallel") or {}).get("worker") == worker)
+            lost = sorted(m for m, r in self.results.items() if (r.parallel or {}).get("worker") == worker)
             self.notes.append(f"worker {worker} crashed ({str(error).splitlines()[0][:120]}); kept the results "
                               f"its models ({', '.join(lost) or 'none'}) had reported before the crash")
 

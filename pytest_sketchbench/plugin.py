@@ -26,6 +26,7 @@ from pytest_sketchbench.options import (
     read_options,
     uses_sketchbench,
 )
+from pytest_sketchbench.results import LatencyStats, Memory
 
 if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
     from pytest_sketchbench.baseline_gates import BaselineGate
@@ -392,7 +393,7 @@ def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelP
                              options.inconclusive)
             return
         sketch_latency(batch_size)
-        samples = sketch_session.record(name)["timing"][batch_size]["samples_s"]
+        samples = sketch_session.record(name).timing[batch_size].samples_s
         comparison = _fail_on_user_error(lambda: sketch_session.baseline_for(name))
         gate = BaselineGate(comparison, sketch_session.record(name), request.node.nodeid)
         gate.check_latency(batch_size, samples, sketch_session.hardware)
@@ -402,15 +403,16 @@ def sketch_baseline_latency(request: pytest.FixtureRequest, sketch_model: ModelP
 
 @pytest.fixture
 def sketch_latency(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
-                   sketch_session: SketchSession) -> Callable[[int], dict]:
-    """``measure(batch_size)`` → latency statistics; times through pytest-benchmark when it is on.
+                   sketch_session: SketchSession) -> Callable[[int], LatencyStats]:
+    """``measure(batch_size)`` → latency statistics (:class:`~pytest_sketchbench.results.LatencyStats`); times
+    through pytest-benchmark when it is on.
 
     pytest-benchmark is off under xdist (and with --benchmark-disable): then sketchbench's own
     timer measures, so ``pytest -n`` still gives honest figures.
     """
 
-    def measure(batch_size: int) -> dict:
-        known = sketch_session.record(sketch_model.name)["timing"].get(batch_size)
+    def measure(batch_size: int) -> LatencyStats:
+        known = sketch_session.record(sketch_model.name).timing.get(batch_size)
         benchmark = None
         if known is None and _benchmark_enabled(request.config):
             benchmark = request.getfixturevalue("benchmark")
@@ -437,9 +439,12 @@ def sketch_baseline(request: pytest.FixtureRequest, sketch_model: ModelPlugin,
 
 
 @pytest.fixture
-def sketch_memory(sketch_predictions: Predictions, sketch_session: SketchSession) -> dict:
+def sketch_memory(sketch_predictions: Predictions, sketch_session: SketchSession) -> Memory:
     """Peak RSS growth over load + the accuracy pass, in MB."""
-    return sketch_session.finish_memory(sketch_predictions.model)
+    memory = sketch_session.finish_memory(sketch_predictions.model)
+    if memory is None:
+        pytest.skip(f"{sketch_predictions.model}: no memory figure (its load was not tracked in this process)")
+    return memory
 
 
 @pytest.hookimpl(wrapper=True)
@@ -451,7 +456,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return report
     outcome = _outcome(report)
     if outcome:
-        outcomes = sketch.record(model).setdefault("outcomes", {})
+        outcomes = sketch.record(model).outcomes
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     if parallel.worker_id(item.config) and (report.when != "setup" or outcome):
         parallel.attach_record(report, sketch.results.get(model))
@@ -536,7 +541,7 @@ def _vanished_from_baseline(sketch: SketchSession) -> list[str]:
             continue
         status = model_status(record)
         if status in ("error", "skipped", "not run"):
-            why = (record.get("errors") or record.get("skipped") or [""])[0]
+            why = (record.errors or record.skipped or [""])[0]
             lines.append(f"{model} is in the baseline {sketch.options.baseline} but {status} in this run"
                          + (f": {why}" if why else ""))
     return lines

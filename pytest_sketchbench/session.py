@@ -17,6 +17,7 @@ import numpy as np
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
+from pytest_sketchbench.codec import latency_figures
 from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.content_hash import content_sha256
 from pytest_sketchbench.data import Dataset, category_columns, load_dataset
@@ -47,6 +48,7 @@ from pytest_sketchbench.measure import (
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.options import RunSetup
+from pytest_sketchbench.results import Accuracy, LatencyStats, Memory, ModelResult
 from pytest_sketchbench.side_by_side import SideBySide
 from pytest_sketchbench.stats import latency_stats, throughput_knee
 
@@ -60,7 +62,7 @@ class Predictions:
     categories: list[str]
     probabilities: np.ndarray | None
     predicted: np.ndarray
-    report: dict
+    report: Accuracy
     throughput: float
 
 
@@ -91,7 +93,7 @@ class SketchSession:
         self.loaded: dict[str, ModelPlugin] = {}
         self.trackers: dict[str, MemoryTracker] = {}
         self._predictions: dict[str, Predictions] = {}
-        self.results: dict[str, dict] = shared["results"] if shared is not None else {}
+        self.results: dict[str, ModelResult] = shared["results"] if shared is not None else {}
         self.notes: list[str] = shared["notes"] if shared is not None else []
         self.placement = placement
         self.runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
@@ -150,12 +152,11 @@ class SketchSession:
         return self.options.threads or (self.placement or {}).get("threads")
 
     # -- results --------------------------------------------------------------------------------
-    def record(self, model: str) -> dict:
-        """The result record of ``model``, created on first use."""
+    def record(self, model: str) -> ModelResult:
+        """The result of ``model``, created on first use."""
         if model not in self.results:
-            self.results[model] = {"model": model, "device_profile": self.profile, "timing": {}, "verdicts": [],
-                                   "errors": [], "parallel": self.placement,
-                                   "hardware": hardware.summary_line(self.hardware, self.profile)}
+            self.results[model] = ModelResult(model, device_profile=self.profile, parallel=self.placement,
+                                              hardware=hardware.summary_line(self.hardware, self.profile))
         return self.results[model]
 
     # -- models ---------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class SketchSession:
         with self.guarded(name, "loading"):
             return self._load(name, self.record(name))
 
-    def _load(self, name: str, record: dict) -> ModelPlugin:
+    def _load(self, name: str, record: ModelResult) -> ModelPlugin:
         tracker = None
         try:
             plugin = self.registry[name].create()
@@ -183,7 +184,7 @@ class SketchSession:
                                        self.registry[name].install_hint()) from None
             # what this process had already run shapes a model's RSS growth (shared libraries, allocator
             # arenas): recorded, so that a baseline compares memory only in the same context
-            record["memory_context"] = sorted(self.runtimes_used)
+            record.memory_context = sorted(self.runtimes_used)
             self.runtimes_used.add(plugin.runtime)
             tracker = MemoryTracker().__enter__()
             started = time.perf_counter()
@@ -194,8 +195,8 @@ class SketchSession:
                     raise
                 raise ModelUnavailable(exc.subject, exc.problem, exc.fix) from None
             load_s = time.perf_counter() - started
-            record.update({"model_info": plugin.describe().as_dict(), "load_s": load_s, "device": plugin.device,
-                           "placement": plugin.placement(), "model_sha256": content_sha256(plugin.config.get("path"))})
+            record.model_info, record.load_s, record.device = plugin.describe().as_dict(), load_s, plugin.device
+            record.placement, record.model_sha256 = plugin.placement(), content_sha256(plugin.config.get("path"))
             self._check_placement(name, plugin)
             if plugin.categories is None and plugin.local:  # API models take the dataset's list themselves
                 raise no_category_list(name, plugin, self.dataset())
@@ -261,14 +262,15 @@ class SketchSession:
         return plugin_class.stage_deadline_s(spec.config), plugin_class.stage_timeout_option
 
     def note(self, name: str, key: str, message: str) -> None:
-        entries = self.record(name).setdefault(key, [])
+        """An error or a skip on the model's result (``key``: "errors" or "skipped")."""
+        entries = self.record(name).errors if key == "errors" else self.record(name).skipped
         message = redact(message)
         if message not in entries:  # a stage nested in another reports once
             entries.append(message)
 
-    def _describe_mapping(self, record: dict, model_categories: list[str] | None) -> None:
+    def _describe_mapping(self, record: ModelResult, model_categories: list[str] | None) -> None:
         """Say how the model's classes were matched (nothing when they are the dataset's own list)."""
-        columns, dataset = self._columns[record["model"]], self.dataset()
+        columns, dataset = self._columns[record.model], self.dataset()
         if columns is None:
             return
         extra = len(set(range(len(model_categories))) - set(columns.tolist()))
@@ -278,8 +280,8 @@ class SketchSession:
         if left_out:
             count = int(np.isin(dataset.labels, [dataset.categories.index(c) for c in left_out]).sum())
             text += f"; {count} drawings of {', '.join(left_out)} left out (the model has no such class)"
-            record["categories_left_out"] = left_out
-        record["category_mapping"] = text
+            record.categories_left_out = left_out
+        record.category_mapping = text
 
     def model_dataset(self, name: str) -> tuple[Dataset, np.ndarray | None]:
         """The drawings a model is scored on, and its output column per category: all of them, unless the
@@ -310,30 +312,30 @@ class SketchSession:
         if open_gated:  # the user asked for the open-set figure to be the one scored and gated
             result = replace(result, predicted=result.open_predicted)
         report = accuracy_report(result.probabilities, result.predicted, dataset.labels, dataset.categories)
-        report["top_k_applicable"] = result.probabilities is not None
+        report.top_k_applicable = result.probabilities is not None
         if result.open_predicted is not None:  # the model knows more classes than the dataset
-            report["open_set"] = {"accuracy": float(np.mean(result.open_predicted == dataset.labels)),
+            report.open_set = {"accuracy": float(np.mean(result.open_predicted == dataset.labels)),
                                   "outside_rate": float(np.mean(result.open_predicted < 0)), "gated": open_gated}
         if dataset.exact is not None and not dataset.exact.all():
             exact = dataset.exact
             correct = result.predicted == dataset.labels
-            report["accuracy_by_rendering"] = {
+            report.accuracy_by_rendering = {
                 "exact": float(correct[exact].mean()) if exact.any() else None,
                 "approximate": float(correct[~exact].mean()),
             }
         record = self.record(name)
-        record["accuracy"] = report
-        if plugin.outputs_probabilities and plugin.local and near_chance(report["accuracy"], len(dataset.categories)):
+        record.accuracy = report
+        if plugin.outputs_probabilities and plugin.local and near_chance(report.accuracy, len(dataset.categories)):
             with self.guarded(name, "probing input contracts"):
-                record["input_diagnosis"] = probe_contracts(plugin, dataset, columns, report["accuracy"])
-            record["input_diagnosis"]["category_order"] = category_order(dataset.labels, result.predicted,
-                                                                         dataset.categories)
+                diagnosis = probe_contracts(plugin, dataset, columns, report.accuracy)
+            diagnosis["category_order"] = category_order(dataset.labels, result.predicted, dataset.categories)
+            record.input_diagnosis = diagnosis
         limits = self.config.limits_for(name, self.profile)
-        record["category_limits"] = {c: limits.category_limit(c) for c in dataset.categories}
-        record["accuracy_pass"] = {"seconds": result.seconds, "throughput_per_s": result.throughput,
-                                   "batch_size": self.options.eval_batch_size, "n_samples": len(dataset)}
-        record["predicted"] = result.predicted.astype(int).tolist()
-        record["dataset_fingerprint"] = dataset.fingerprint()
+        record.category_limits = {c: limits.category_limit(c) for c in dataset.categories}
+        record.accuracy_pass = {"seconds": result.seconds, "throughput_per_s": result.throughput,
+                                "batch_size": self.options.eval_batch_size, "n_samples": len(dataset)}
+        record.predicted = result.predicted.astype(int).tolist()
+        record.dataset_fingerprint = dataset.fingerprint()
         predictions = Predictions(name, dataset.labels, dataset.categories, result.probabilities,
                                   result.predicted, report, result.throughput)
         self._predictions[name] = predictions
@@ -343,32 +345,32 @@ class SketchSession:
         """The plugin's own figures (an API model's service levels, a served model's time split) on its record."""
         extra = plugin.extra_results()
         if extra is not None:
-            self.record(name)[plugin.results_key] = extra
+            self.record(name).extras[plugin.results_key] = extra
 
-    def finish_memory(self, name: str) -> dict:
+    def finish_memory(self, name: str) -> Memory | None:
         tracker = self.trackers.pop(name, None)
         record = self.record(name)
         if tracker is not None:
             tracker.__exit__(None, None, None)
-            record["memory"] = {"rss_before_mb": tracker.start_bytes / MB, "peak_rss_mb": tracker.peak_bytes / MB,
-                                "peak_growth_mb": tracker.growth_mb}
+            record.memory = Memory(rss_before_mb=tracker.start_bytes / MB, peak_rss_mb=tracker.peak_bytes / MB,
+                                   peak_growth_mb=tracker.growth_mb)
             plugin = self.loaded.get(name)
             if plugin is not None and plugin.device not in ("cpu", "remote", "cloud"):  # served/API: no GPU here
-                record["gpu_memory"] = gpu_memory(plugin)
-        return record.get("memory", {})
+                record.gpu_memory = gpu_memory(plugin)
+        return record.memory
 
-    def measure_latency(self, name: str, batch_size: int, benchmark=None) -> dict:
+    def measure_latency(self, name: str, batch_size: int, benchmark=None) -> LatencyStats:
         with self.guarded(name, f"timing batch {batch_size}"):
             return self._measure_latency(name, batch_size, benchmark)
 
-    def _measure_latency(self, name: str, batch_size: int, benchmark=None) -> dict:
+    def _measure_latency(self, name: str, batch_size: int, benchmark=None) -> LatencyStats:
         """Time ``infer`` alone on one prepared batch: pytest-benchmark when it is on, our timer when not.
 
         Each (model, batch size) is timed once per run and later tests reuse the figures.
         """
-        known = self.record(name)["timing"].get(batch_size)
+        known = self.record(name).timing.get(batch_size)
         if known is not None:
-            return {k: v for k, v in known.items() if k != "samples_s"}
+            return known
         plugin = self.load_model(name)
         if plugin.times_own_requests:
             return self._api_latency(name, plugin, batch_size, benchmark)
@@ -388,19 +390,17 @@ class SketchSession:
                 samples, timer = list(benchmark.stats.stats.data), "pytest-benchmark"
             else:
                 samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
-        stats = latency_stats(samples, batch_size)
-        stats["timer"] = timer
+        stats = latency_stats(samples, batch_size, timer)
         self._keep_extra_results(name, plugin)  # a served model splits its requests' time: refresh it
         if benchmark is not None:
-            benchmark.extra_info.update(stats)
-        timing = self.record(name)["timing"]
-        timing[batch_size] = {**stats, "samples_s": samples}
-        if len(timing) > 1:  # the batch-size sweep: where a larger batch stops paying
-            throughputs = {size: t["throughput_per_s"] for size, t in timing.items()}
-            self.record(name)["batch_sweep"] = throughput_knee(throughputs)
+            benchmark.extra_info.update(latency_figures(stats))
+        record = self.record(name)
+        record.timing[batch_size] = stats
+        if len(record.timing) > 1:  # the batch-size sweep: where a larger batch stops paying
+            record.batch_sweep = throughput_knee({size: t.throughput_per_s for size, t in record.timing.items()})
         return stats
 
-    def _api_latency(self, name: str, plugin, batch_size: int, benchmark) -> dict:
+    def _api_latency(self, name: str, plugin, batch_size: int, benchmark) -> LatencyStats:
         """API models: one drawing per request, timed per request during the accuracy pass (no extra cost)."""
         if batch_size != 1:
             raise ModelUnavailable(f"model '{name}'", f"an API model sends one drawing per request: batch "
@@ -409,18 +409,19 @@ class SketchSession:
         samples = plugin.measured_latencies()
         if not samples:
             raise SketchBenchError(f"model '{name}'", "no request succeeded, so no latency was measured",
-                                   str(self.record(name).get("api", {}).get("last_error") or "check the endpoint"))
-        stats = latency_stats(samples, 1) | {"timer": "api-requests"}
+                                   str(self.record(name).extras.get("api", {}).get("last_error")
+                                       or "check the endpoint"))
+        stats = latency_stats(samples, 1, "api-requests")
         if benchmark is not None:
-            benchmark.extra_info.update(stats)
-        self.record(name)["timing"][1] = {**stats, "samples_s": samples}
+            benchmark.extra_info.update(latency_figures(stats))
+        self.record(name).timing[1] = stats
         return stats
 
     def baseline_for(self, name: str) -> BaselineComparison | None:
         """The comparison for one model, after refusing a baseline made on another test set."""
         if self.baseline is None:
             return None
-        if self.record(name).get("categories_left_out"):
+        if self.record(name).categories_left_out:
             raise ModelUnavailable(f"model '{name}'", "not compared with the baseline: it is scored on part of "
                                    "the test set (categories left out)", "")
         if name not in self.baseline["models"]:

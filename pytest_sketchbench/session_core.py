@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pytest_sketchbench.models.base import ModelPlugin
     from pytest_sketchbench.models.registry import Registry
     from pytest_sketchbench.options import Options, RunSetup
+    from pytest_sketchbench.results import LatencyStats, ModelResult
 
 
 class SessionCore(Protocol):
@@ -34,7 +35,7 @@ class SessionCore(Protocol):
     trackers: dict[str, MemoryTracker]  # memory tracked per model over load + accuracy pass
     runtimes_used: set[str]  # runtimes this process has loaded a model into
 
-    def record(self, model: str) -> dict[str, Any]: ...
+    def record(self, model: str) -> ModelResult: ...
 
     def guarded(self, name: str, stage: str) -> AbstractContextManager[None]: ...
 
@@ -48,7 +49,7 @@ class SessionCore(Protocol):
 
     def model_dataset(self, name: str) -> tuple[Dataset, np.ndarray | None]: ...
 
-    def measure_latency(self, name: str, batch_size: int, benchmark: Any = None) -> dict[str, Any]: ...
+    def measure_latency(self, name: str, batch_size: int, benchmark: Any = None) -> LatencyStats: ...
 
     def drawings(self, count: int) -> np.ndarray: ...
 

@@ -93,7 +93,7 @@ class SideBySide:
         later caller whose bounds it already decides, measured again otherwise."""
         record = self.core.record(name)
         key = (reference, batch_size)
-        known = record.setdefault("relative_speed", {}).get(key)
+        known = record.relative_speed.get(key)
         if known is not None and decided(known, bounds):
             return known
         if name in self.core.trackers:  # memory is tracked over load + accuracy pass: finish that first
@@ -138,7 +138,7 @@ class SideBySide:
                       reference_p50_ms=float(np.median(samples.wall_b) * 1000),
                       model_cpu_p50_ms=float(np.median(samples.cpu_a) * 1000),
                       reference_cpu_p50_ms=float(np.median(samples.cpu_b) * 1000))
-        record["relative_speed"][key] = result
+        record.relative_speed[key] = result
         return result
 
     def _decision_clock(self, plugin: ModelPlugin, other: ModelPlugin) -> str:

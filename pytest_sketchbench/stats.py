@@ -4,34 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from pytest_sketchbench.results import LatencyStats
+
 PERCENTILES = (50, 90, 95, 99)
 
 
-def latency_stats(samples_s, batch_size: int = 1) -> dict[str, float]:
-    """Summary of raw per-call timings; times in milliseconds, throughput in drawings per second."""
+def latency_stats(samples_s, batch_size: int = 1, timer: str = "sketchbench") -> LatencyStats:
+    """Raw per-call timings (seconds) with their summary; times in milliseconds, throughput in drawings per
+    second."""
     samples = np.asarray(samples_s, dtype=np.float64)
     if samples.size == 0:
         raise ValueError("no timing samples")
     ms = samples * 1000.0
     p50, p90, p95, p99 = np.percentile(ms, PERCENTILES)
     mean = float(ms.mean())
-    return {
-        "rounds": int(samples.size),
-        "batch_size": int(batch_size),
-        "mean_ms": mean,
-        "median_ms": float(p50),
-        "p90_ms": float(p90),
-        "p95_ms": float(p95),
-        "p99_ms": float(p99),
-        "stddev_ms": float(ms.std(ddof=1)) if samples.size > 1 else 0.0,
-        "min_ms": float(ms.min()),
-        "max_ms": float(ms.max()),
-        "iqr_ms": float(np.subtract(*np.percentile(ms, [75, 25]))),
-        # order-statistic 95 % intervals; None where the samples are too few to bound that percentile
-        **{f"p{q}_ci_ms": percentile_ci(ms, q) for q in (50, 90, 95, 99)},
-        # sustained rate: drawings over total time, so slow outliers count
-        "throughput_per_s": batch_size / float(samples.mean()) if samples.mean() > 0 else float("inf"),
-    }
+    return LatencyStats(
+        rounds=int(samples.size), batch_size=int(batch_size), mean_ms=mean, median_ms=float(p50), p90_ms=float(p90),
+        p95_ms=float(p95), p99_ms=float(p99), stddev_ms=float(ms.std(ddof=1)) if samples.size > 1 else 0.0,
+        min_ms=float(ms.min()), max_ms=float(ms.max()), iqr_ms=float(np.subtract(*np.percentile(ms, [75, 25]))),
+        p50_ci_ms=_listed(percentile_ci(ms, 50)), p90_ci_ms=_listed(percentile_ci(ms, 90)),
+        p95_ci_ms=_listed(percentile_ci(ms, 95)), p99_ci_ms=_listed(percentile_ci(ms, 99)),
+        throughput_per_s=batch_size / float(samples.mean()) if samples.mean() > 0 else float("inf"),
+        timer=timer, samples_s=[float(x) for x in samples])
+
+
+def _listed(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else [float(interval[0]), float(interval[1])]
 
 
 def min_samples_for(quantile_pct: float, confidence: float = 0.99) -> int:

@@ -9,6 +9,12 @@ really runs both branches. A regression the speed gates must catch, and nothing 
 
     python scripts/make_slowed_model.py models/cnn.onnx /tmp/slow/cnn.onnx
     python scripts/make_slowed_model.py --prefix 4 models/cnn.onnx /tmp/slow13/cnn.onnx   # about 1.3×
+    python scripts/make_slowed_model.py --extra-channels 40 models/cnn.onnx /tmp/slower/cnn.onnx  # a few %
+
+``--extra-channels C`` adds one dead branch instead: a 3×3 convolution of the input to C channels (work per
+drawing, so it scales with the batch like the model's own; 9·C weights, so the file barely grows), summed,
+multiplied by zero and added to the logits — a slowdown that C tunes finely (``scripts/build_history.py``
+calibrates C to a factor).
 """
 
 from __future__ import annotations
@@ -61,16 +67,47 @@ def slowed(model: onnx.ModelProto, prefix: int | None = None) -> onnx.ModelProto
     return model
 
 
+def with_extra_work(model: onnx.ModelProto, channels: int, seed: int = 0) -> onnx.ModelProto:
+    """``model`` plus a dead 3×3 convolution of ``channels`` output channels on its first layer's input (see the
+    docstring): work per drawing, a few kilobytes of weights, so the file's size barely moves."""
+    graph = model.graph
+    last, first = graph.node[-1], graph.node[0]
+    if last.op_type != "Softmax":
+        raise SystemExit("expected a model ending in Softmax")
+    source = first.output[0] if first.op_type == "Transpose" else graph.input[0].name  # NHWC → NCHW already
+    weights = np.random.default_rng(seed).standard_normal((channels, 1, 3, 3)).astype(np.float32)
+    graph.initializer.extend([numpy_helper.from_array(weights, "extra_weights"),
+                              numpy_helper.from_array(np.zeros((), np.float32), "extra_zero")])
+    softmax = onnx.NodeProto()
+    softmax.CopyFrom(last)
+    softmax.input[0] = "extra_logits"
+    nodes = list(graph.node[:-1]) + [
+        helper.make_node("Conv", [source, "extra_weights"], ["extra_maps"], pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceSum", ["extra_maps"], ["extra_sum"], keepdims=0),
+        helper.make_node("Mul", ["extra_sum", "extra_zero"], ["extra_zeroed"]),
+        helper.make_node("Add", [last.input[0], "extra_zeroed"], ["extra_logits"]), softmax]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model
+
+
 if __name__ == "__main__":
     arguments = sys.argv[1:]
     prefix = None
+    channels = None
+    if "--extra-channels" in arguments:
+        at = arguments.index("--extra-channels")
+        channels = int(arguments[at + 1])
+        del arguments[at:at + 2]
     if "--prefix" in arguments:
         at = arguments.index("--prefix")
         prefix = int(arguments[at + 1])
         del arguments[at:at + 2]
     source, target = Path(arguments[0]), Path(arguments[1])
     target.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(slowed(onnx.load(source), prefix), target)
+    model = onnx.load(source)
+    onnx.save(with_extra_work(model, channels) if channels else slowed(model, prefix), target)
     for sidecar in source.parent.glob(f"{source.stem}.classes.json"):
         target.with_name(sidecar.name).write_bytes(sidecar.read_bytes())
     print(f"wrote {target}")

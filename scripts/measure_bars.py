@@ -33,9 +33,9 @@ def plugin_vs_bare_latency(rounds: int = 2000, repeats: int = 5) -> dict:
     session, feed = plugin.session, prepared
     plugin_p50, bare_p50 = [], []
     for _ in range(repeats):  # ABAB: drift on the machine hits both sides alike
-        sketch.record("onnx")["timing"].clear()
+        sketch.record("onnx").timing.clear()
         stats = sketch.measure_latency("onnx", 1)
-        plugin_p50.append(stats["median_ms"])
+        plugin_p50.append(stats.median_ms)
         bare = time_calls(lambda: session.run(None, feed), rounds, warmup=100)
         bare_p50.append(float(np.median(bare) * 1000))
     ratio = float(np.median(plugin_p50) / np.median(bare_p50))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jsonschema
@@ -12,6 +13,8 @@ from conftest import REPO
 from pytest_sketchbench.codec import (
     FORMAT_VERSION,
     baseline_entry,
+    baseline_models_in,
+    baseline_models_out,
     check_report_version,
     from_wire,
     model_result,
@@ -19,33 +22,35 @@ from pytest_sketchbench.codec import (
     to_wire,
 )
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.metrics import accuracy_report
+from pytest_sketchbench.metrics import accuracy_report, parity
 from pytest_sketchbench.report.json_report import SCHEMA_PATH, json_safe, json_text
+from pytest_sketchbench.results import Memory, ModelResult, Verdict
 from pytest_sketchbench.stats import latency_stats
 
 GOLDEN = REPO / "tests" / "data" / "golden" / "model_result.json"
 
 
-def fixed_record() -> dict:
-    """A record as a run holds it: timings keyed by batch size (int), batch 32 before batch 1 on purpose."""
+def fixed_record() -> ModelResult:
+    """A result as a run holds it: timings keyed by batch size (int), batch 32 before batch 1 on purpose."""
     one, many = [0.00125, 0.0013, 0.0012], [0.0095, 0.0096, 0.0094]
-    return {
-        "model": "cnn", "device_profile": "cpu", "device": "cpu", "hardware": "cpu: AMD EPYC (2 cores)",
-        "timing": {32: {**latency_stats(many, 32), "timer": "sketchbench", "samples_s": many},
-                   1: {**latency_stats(one, 1), "timer": "sketchbench", "samples_s": one}},
-        "accuracy": accuracy_report(np.eye(3)[[0, 1, 2, 2]], np.array([0, 1, 2, 2]), np.array([0, 1, 2, 1]),
-                                    ["cat", "dog", "sun"]),
-        "verdicts": [{"test": "t::test_accuracy[cnn]", "check": "min_accuracy", "measured": 0.75, "limit": 0.5,
-                      "passed": True, "status": "passed", "message": "cnn accuracy 0.750 >= 0.500"}],
-        "errors": [], "predicted": [0, 1, 2, 2], "load_s": 0.5, "model_info": {"name": "cnn", "file_size_bytes": 42},
-        "memory": {"peak_growth_mb": 12.0}, "memory_context": ["onnxruntime"], "model_sha256": "ab" * 32,
-        "dataset_fingerprint": "0123456789abcdef", "outcomes": {"passed": 1},
-        "relative_speed": {
+    return ModelResult(
+        "cnn", device_profile="cpu", device="cpu", hardware="cpu: AMD EPYC (2 cores)",
+        timing={32: latency_stats(many, 32), 1: latency_stats(one, 1)},
+        accuracy=accuracy_report(np.eye(3)[[0, 1, 2, 2]], np.array([0, 1, 2, 2]), np.array([0, 1, 2, 1]),
+                                 ["cat", "dog", "sun"]),
+        verdicts=[Verdict(test="t::test_accuracy[cnn]", check="min_accuracy", measured=0.75, limit=0.5,
+                          passed=True, status="passed", message="cnn accuracy 0.750 >= 0.500")],
+        predicted=[0, 1, 2, 2], load_s=0.5, model_info={"name": "cnn", "file_size_bytes": 42},
+        memory=Memory(rss_before_mb=100.0, peak_rss_mb=112.0, peak_growth_mb=12.0), memory_context=["onnxruntime"],
+        model_sha256="ab" * 32, dataset_fingerprint="0123456789abcdef", outcomes={"passed": 1},
+        relative_speed={
             ("calibration", 1): {"ratio": 12.9, "ci_low": 12.7, "ci_high": 13.1, "rounds": 200,
                                  "reference": "calibration", "batch_size": 1, "clock": "cpu"},
             ("baseline:cnn@v2", 32): {"ratio": 1.01, "ci_low": 0.98, "ci_high": 1.04, "rounds": 100,
                                       "reference": "baseline:cnn@v2", "batch_size": 32, "clock": "cpu"}},
-    }
+        parity={"onnx": dataclasses.replace(parity(np.array([0, 1, 2, 2]), np.array([0, 1, 2, 1]),
+                                                   np.array([0, 1, 2, 1])), with_model="onnx")},
+        extras={"api": {"success_rate": 1.0}})
 
 
 def test_a_fixed_record_encodes_byte_for_byte_to_the_committed_json_and_validates():
@@ -60,20 +65,23 @@ def test_a_fixed_record_encodes_byte_for_byte_to_the_committed_json_and_validate
 def test_every_way_out_comes_back_with_batch_sizes_as_numbers():
     record = fixed_record()
     back = record_from_result("cnn", json.loads(json_text(json_safe(model_result(record, "passed")))))
-    assert back["timing"] == record["timing"] and list(back["timing"]) == [1, 32]
-    assert back["relative_speed"] == record["relative_speed"]  # ("baseline:cnn@v2", 32): split at the last "@"
-    assert {k: back[k] for k in record if k != "timing"} == {k: v for k, v in record.items() if k != "timing"}
+    assert list(back.timing) == [1, 32] and back.timing == record.timing
+    assert back.relative_speed == record.relative_speed  # ("baseline:cnn@v2", 32): split at the last "@"
+    assert back == record
     wired = from_wire(json.loads(json.dumps(to_wire(record))))
     assert wired == record
 
 
-def test_one_baseline_entry_for_a_live_record_and_a_report_read_back():
+def test_one_baseline_entry_for_a_live_record_and_a_report_read_back(tmp_path):
     record = fixed_record()
     live = baseline_entry(record)
     from_report = baseline_entry(record_from_result("cnn", json.loads(json_text(model_result(record, "passed")))))
     assert live == from_report
-    assert live["latency_samples_s"] == {"1": [0.00125, 0.0013, 0.0012], "32": [0.0095, 0.0096, 0.0094]}
-    assert live["load_s"] == 0.5 and live["accuracy"] == 0.75 and live["predicted"] == [0, 1, 2, 2]
+    assert live.latency_samples_s == {1: [0.00125, 0.0013, 0.0012], 32: [0.0095, 0.0096, 0.0094]}
+    assert live.load_s == 0.5 and live.accuracy == 0.75 and live.predicted == [0, 1, 2, 2]
+    stored = json.loads(json.dumps(baseline_models_out({"cnn": live})))
+    assert stored["cnn"]["latency_samples_s"] == {"1": [0.00125, 0.0013, 0.0012], "32": [0.0095, 0.0096, 0.0094]}
+    assert baseline_models_in(stored) == {"cnn": live}
 
 
 def test_reports_of_earlier_versions_read_and_newer_ones_are_refused_in_one_line():
@@ -102,5 +110,5 @@ def test_a_report_and_a_baseline_written_before_the_version_field_still_read(tmp
     baseline = load_baseline(V1_BASELINE)
     comparison = BaselineComparison(baseline, settings_for(settings_from({}, "t"), "onnx"), "onnx", "cpu",
                                     str(V1_BASELINE))
-    row = comparison.latency(1, baseline["models"]["onnx"]["latency_samples_s"]["1"])
+    row = comparison.latency(1, baseline["models"]["onnx"].latency_samples_s[1])
     assert row is not None and row["verdict"] != "regression", row

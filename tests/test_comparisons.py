@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from conftest import BUNDLED, REPO
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.metrics import parity
+from pytest_sketchbench.metrics import accuracy_report, parity
 from pytest_sketchbench.models.onnx_model import kernel_totals
 from pytest_sketchbench.profiling import flamegraph_svg, rank_operators
 from pytest_sketchbench.report.analysis import comparison
 from pytest_sketchbench.report.charts import drawing_png
 from pytest_sketchbench.report.pairwise import latency_pair
+from pytest_sketchbench.results import Disagreement, ModelResult
 from pytest_sketchbench.stats import throughput_knee
 
 # -- pure functions ------------------------------------------------------------------------------
@@ -51,10 +52,10 @@ def test_parity_counts_agreement_and_lists_disagreements():
     labels = np.array([0, 1, 2, 3])
     result = parity(np.array([0, 1, 2, 0]), np.array([0, 1, 1, 0]), labels,
                     np.eye(4)[[0, 1, 2, 0]], np.eye(4)[[0, 1, 1, 0]])
-    assert result["agreement"] == 0.75 and result["disagreements"] == 1
-    assert result["disagreeing"] == [{"index": 2, "label": 2, "predicted": 2, "with_predicted": 1}]
-    assert result["max_probability_diff"] == 1.0
-    assert parity(labels, labels, labels)["max_probability_diff"] is None  # classes only: not applicable
+    assert result.agreement == 0.75 and result.disagreements == 1
+    assert result.disagreeing == [Disagreement(index=2, label=2, predicted=2, with_predicted=1)]
+    assert result.max_probability_diff == 1.0
+    assert parity(labels, labels, labels).max_probability_diff is None  # classes only: not applicable
 
 
 def test_operator_ranking_from_an_onnx_runtime_trace():
@@ -93,8 +94,9 @@ def test_drawing_png_decodes_to_the_drawing(bundled):
 
 
 def test_latency_statement_reads_as_slower_with_its_interval_either_way():
-    records = {"a": {"relative_speed": {("b", 1): {"ratio": 0.25, "ci_low": 0.2, "ci_high": 0.3125, "rounds": 99}}},
-               "b": {}}
+    records = {"a": ModelResult("a", relative_speed={("b", 1): {"ratio": 0.25, "ci_low": 0.2, "ci_high": 0.3125,
+                                                                "rounds": 99}}),
+               "b": ModelResult("b")}
     statement = latency_pair("a", "b", records)
     assert statement["significant"] and statement["text"].startswith("b 4× slower than a at batch 1 (95% CI 3.2–5,")
     assert latency_pair("b", "a", records)["ratio"] == pytest.approx(4.0)  # read from a's record, inverted
@@ -102,8 +104,8 @@ def test_latency_statement_reads_as_slower_with_its_interval_either_way():
 
 def test_best_accuracy_names_every_model_not_significantly_worse():
     labels = np.zeros(200, int)
-    records = {name: {"predicted": predicted, "accuracy": {"accuracy": float(np.mean(np.array(predicted) == 0)),
-                                                           "per_category": {}}}
+    records = {name: ModelResult(name, predicted=predicted,
+                                 accuracy=accuracy_report(None, np.array(predicted), labels, ["zero", "one"]))
                for name, predicted in (("a", [0] * 200), ("b", [0] * 198 + [1] * 2), ("c", [0] * 150 + [1] * 50))}
     summary = comparison(records, labels)
     assert summary["best_accuracy"] == "a = b (no significant difference)"

@@ -43,16 +43,16 @@ def test_report_matches_scikit_learn(data):
     probs = probs / probs.sum(1, keepdims=True)
     predicted = probs.argmax(1)
     report = accuracy_report(probs, predicted, labels, CATEGORIES)
-    assert report["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
-    assert report["macro_f1"] == pytest.approx(f1_score(labels, predicted, average="macro",
-                                                        labels=range(6), zero_division=0))
+    assert report.accuracy == pytest.approx(accuracy_score(labels, predicted))
+    assert report.macro_f1 == pytest.approx(f1_score(labels, predicted, average="macro",
+                                                     labels=range(6), zero_division=0))
     if len(set(labels)) > 1:
         expected = top_k_accuracy_score(labels, probs, k=3, labels=range(6))
-        assert report["top3_accuracy"] == pytest.approx(expected)
-    matrix = np.array(report["confusion_matrix"])
-    assert matrix.sum() == len(labels) and np.trace(matrix) == report["correct"]
+        assert report.top3_accuracy == pytest.approx(expected)
+    matrix = np.array(report.confusion_matrix)
+    assert matrix.sum() == len(labels) and np.trace(matrix) == report.correct
     assert (matrix.sum(1) == np.bincount(labels, minlength=6)).all()
-    assert sum(row["support"] for row in report["per_category"].values()) == len(labels)
+    assert sum(row.support for row in report.per_category.values()) == len(labels)
 
 
 def test_top_k_is_monotone_and_reaches_one():
@@ -64,17 +64,17 @@ def test_top_k_is_monotone_and_reaches_one():
 
 def test_class_only_models_get_no_top_k():
     report = accuracy_report(None, np.array([0, 1]), np.array([0, 0]), ["a", "b"])
-    assert report["top5_accuracy"] is None and report["accuracy"] == 0.5
+    assert report.top5_accuracy is None and report.accuracy == 0.5
 
 
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.floats(1e-6, 5.0), min_size=1, max_size=300), st.integers(1, 256))
 def test_latency_percentiles_are_ordered(samples, batch):
     stats = latency_stats(samples, batch)
-    assert stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"] <= stats["p95_ms"] <= stats["p99_ms"]
-    assert stats["p99_ms"] <= stats["max_ms"] + 1e-9
-    assert stats["throughput_per_s"] == pytest.approx(batch / np.mean(samples))
-    assert stats["median_ms"] == pytest.approx(np.median(samples) * 1000)
+    assert stats.min_ms <= stats.median_ms <= stats.p90_ms <= stats.p95_ms <= stats.p99_ms
+    assert stats.p99_ms <= stats.max_ms + 1e-9
+    assert stats.throughput_per_s == pytest.approx(batch / np.mean(samples))
+    assert stats.median_ms == pytest.approx(np.median(samples) * 1000)
 
 
 def test_latency_stats_refuses_no_samples():

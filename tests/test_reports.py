@@ -76,7 +76,7 @@ def test_json_validates_against_schema_and_matches_metrics(reports, bundled):
     predicted = np.repeat(predicted_cols, matrix[labels_rows, predicted_cols])
     expected = accuracy_report(None, predicted, labels, accuracy["labels"])
     for key in ("accuracy", "macro_f1", "micro_f1", "macro_precision"):
-        assert accuracy[key] == pytest.approx(expected[key])
+        assert accuracy[key] == pytest.approx(getattr(expected, key))
 
 
 def test_benchmark_json_keeps_pytest_benchmark_compare_working(reports):

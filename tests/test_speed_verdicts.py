@@ -205,6 +205,7 @@ def test_a_miss_on_an_unfit_host_fails_only_beyond_the_runtimes_contention_allow
                                                                                        status):
     from pytest_sketchbench.checks import ThresholdChecker
     from pytest_sketchbench.config import Limits, RatioLimit
+    from pytest_sketchbench.results import ModelResult
 
     limit = RatioLimit("max_latency_ratio", "calibration", 19.0)
     throughput = RatioLimit("min_throughput_ratio", "calibration", 1 / 19.0)  # the same evidence, read as throughput
@@ -212,9 +213,9 @@ def test_a_miss_on_an_unfit_host_fails_only_beyond_the_runtimes_contention_allow
               "confidence": 0.993, "looks": 1, "clock": clock, "host_unfit": host_unfit,
               "contention_allowance": 1.35, "model_p50_ms": 1.0, "reference_p50_ms": 0.07}
     for each in (limit, throughput):
-        record = {"verdicts": []}
+        record = ModelResult("onnx")
         checker = ThresholdChecker(Limits("onnx", ratios=[each]), record, inconclusive="warn")
         with warnings.catch_warnings(), contextlib.suppress(pytest.fail.Exception):
             warnings.simplefilter("ignore")
             checker.check_ratio(each, result)
-        assert record["verdicts"][0]["status"] == status, record["verdicts"][0]["message"]
+        assert record.verdicts[0].status == status, record.verdicts[0].message

@@ -1,4 +1,4 @@
-"""The modules that hold the results' format and its files are typed strictly (mypy --strict)."""
+"""The results, their codec, their files and the reports that read them are typed strictly (mypy --strict)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 
-STRICT = ["codec.py", "files.py", "errors.py", "content_hash.py"]
+STRICT = ["results.py", "codec.py", "files.py", "errors.py", "content_hash.py", "report"]
 
 
 def test_the_results_codec_and_its_files_pass_mypy_strict(tmp_path):

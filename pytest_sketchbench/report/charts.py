@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import numpy as np
 
+from pytest_sketchbench.results import Accuracy, LatencyStats
 
-def _pyplot():
+
+def pyplot() -> Any:
     try:
         import matplotlib
 
@@ -23,7 +26,7 @@ def _pyplot():
     return plt
 
 
-def _png(figure, plt) -> bytes:
+def png_bytes(figure: Any, plt: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
@@ -34,13 +37,13 @@ def data_uri(png: bytes | None) -> str:
     return "" if png is None else "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def confusion_png(accuracy: dict, title: str) -> bytes | None:
-    plt = _pyplot()
+def confusion_png(accuracy: Accuracy, title: str) -> bytes | None:
+    plt = pyplot()
     if plt is None:
         return None
-    matrix = np.asarray(accuracy["confusion_matrix"], dtype=float)
+    matrix = np.asarray(accuracy.confusion_matrix, dtype=float)
     normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    labels = accuracy["labels"]
+    labels = accuracy.labels
     size = 3 + 0.32 * len(labels)
     figure, axis = plt.subplots(figsize=(size, size))
     image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
@@ -54,7 +57,7 @@ def confusion_png(accuracy: dict, title: str) -> bytes | None:
             axis.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=6,
                       color="white" if normalised[i, j] > 0.5 else "black")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
-    return _png(figure, plt)
+    return png_bytes(figure, plt)
 
 
 MISSING_NOTE = "charts left out: matplotlib is not installed (pip install 'pytest-sketchbench[report]')"
@@ -62,7 +65,7 @@ MISSING_NOTE = "charts left out: matplotlib is not installed (pip install 'pytes
 
 def available() -> bool:
     """Can charts be drawn? (The reports say so when they cannot, rather than leaving silent gaps.)"""
-    return _pyplot() is not None
+    return pyplot() is not None
 
 
 def category_colour(value: float, limit: float | None) -> str:
@@ -72,27 +75,28 @@ def category_colour(value: float, limit: float | None) -> str:
     return "#d9534f" if value < limit else "#4a90d9"
 
 
-def category_accuracy_png(accuracy: dict, title: str, limits: dict[str, float | None] | None = None) -> bytes | None:
-    plt = _pyplot()
+def category_accuracy_png(accuracy: Accuracy, title: str,
+                          limits: dict[str, float | None] | None = None) -> bytes | None:
+    plt = pyplot()
     if plt is None:
         return None
     limits = limits or {}
-    rows = sorted(accuracy["per_category"].items(), key=lambda kv: kv[1]["accuracy"])
+    rows = sorted(accuracy.per_category.items(), key=lambda kv: kv[1].accuracy)
     figure, axis = plt.subplots(figsize=(6, 0.25 * len(rows) + 1))
-    values = [r["accuracy"] for _, r in rows]
-    axis.barh([c for c, _ in rows], values, color=[category_colour(r["accuracy"], limits.get(c)) for c, r in rows])
-    axis.axvline(accuracy["accuracy"], color="black", linestyle="--", linewidth=1, label="overall")
+    values = [r.accuracy for _, r in rows]
+    axis.barh([c for c, _ in rows], values, color=[category_colour(r.accuracy, limits.get(c)) for c, r in rows])
+    axis.axvline(accuracy.accuracy, color="black", linestyle="--", linewidth=1, label="overall")
     axis.set_xlim(0, 1)
     axis.set_xlabel("accuracy")
     axis.set_title(title, fontsize=10)
     axis.legend(loc="lower right", fontsize=8)
     axis.tick_params(axis="y", labelsize=8)
-    return _png(figure, plt)
+    return png_bytes(figure, plt)
 
 
 def scatter_png(points: list[tuple[str, float, float]]) -> bytes | None:
     """Accuracy vs p50 latency at batch 1, one point per model."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not points:
         return None
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -104,23 +108,23 @@ def scatter_png(points: list[tuple[str, float, float]]) -> bytes | None:
     axis.set_ylabel("top-1 accuracy")
     axis.set_title("accuracy vs latency", fontsize=10)
     axis.grid(alpha=0.3)
-    return _png(figure, plt)
+    return png_bytes(figure, plt)
 
 
-def latency_png(model: str, timing: dict) -> bytes | None:
+def latency_png(model: str, timing: dict[int, LatencyStats]) -> bytes | None:
     """Distribution of raw latency samples per batch size (box plot)."""
-    plt = _pyplot()
-    batches = sorted((size, s) for size, s in timing.items() if s.get("samples_s"))
+    plt = pyplot()
+    batches = sorted(((size, s) for size, s in timing.items() if s.samples_s), key=lambda pair: pair[0])
     if plt is None or not batches:
         return None
     figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.boxplot([np.asarray(s["samples_s"]) * 1000 for _, s in batches], showfliers=False)
+    axis.boxplot([np.asarray(s.samples_s) * 1000 for _, s in batches], showfliers=False)
     axis.set_xticks(range(1, len(batches) + 1), [f"batch {b}" for b, _ in batches])
     axis.set_yscale("log")
     axis.set_ylabel("latency per call (ms)")
     axis.set_title(f"{model}: latency distribution", fontsize=10)
     axis.grid(alpha=0.3, axis="y")
-    return _png(figure, plt)
+    return png_bytes(figure, plt)
 
 
 def drawing_png(image: np.ndarray, scale: int = 3) -> bytes:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 
 from pytest_sketchbench.host_audit import audit_line
@@ -21,10 +24,13 @@ from pytest_sketchbench.report.analysis import (
     failed_check_details,
     fmt,
     speed_index_text,
-    verdict_status,
 )
 from pytest_sketchbench.report.html_sections import category_heatmap, machines_table, model_details, pairs_table
 from pytest_sketchbench.report.tables import result_row
+from pytest_sketchbench.results import ModelResult
+
+if TYPE_CHECKING:
+    from pytest_sketchbench.session import SketchSession
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -43,7 +49,7 @@ BASELINE_CLASS = {"regression": "fail", "inconclusive": "unsure", "missing": "fa
 VERDICT_CLASS = {"passed": "pass", "failed": "fail", "inconclusive": "unsure", "measured": "pass"}
 
 
-def _e(value) -> str:
+def _e(value: object) -> str:
     return "—" if value is None else html.escape(str(value))
 
 
@@ -51,7 +57,7 @@ def _img(png: bytes | None, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="{charts.data_uri(png)}">' if png else ""
 
 
-def summary_table(results: dict) -> str:
+def summary_table(results: dict[str, ModelResult]) -> str:
     head = ("<tr><th>model</th><th>status</th><th>runtime</th><th>accuracy</th><th>95% CI</th><th>top-5</th>"
             "<th>macro F1</th><th>p50 @1 (ms)</th><th>p95 @1 (ms)</th><th>throughput (/s, at the largest batch)</th>"
             "<th>memory (MB)</th><th>failed checks: measured vs limit</th></tr>")
@@ -62,8 +68,8 @@ def summary_table(results: dict) -> str:
         throughput = (f"{r['throughput_per_s']:,.0f} @{r['throughput_batch']}"
                       if r["throughput_per_s"] is not None else "—")
         problems = ([_e(m) for m in failed_check_details(record)]
-                    + [f"error: {_e(e)}" for e in record.get("errors", [])]
-                    + [f"skipped: {_e(reason)}" for reason in record.get("skipped", [])])
+                    + [f"error: {_e(e)}" for e in record.errors]
+                    + [f"skipped: {_e(reason)}" for reason in record.skipped])
         status = r["status"]
         rows.append(f"<tr class='model-row' data-model='{_e(model)}' data-status='{status}'><td>{_e(model)}</td>"
                     f"<td class='status {STATUS_CLASS[status]}'>{status}</td>"
@@ -75,24 +81,24 @@ def summary_table(results: dict) -> str:
     return f"<table id='summary'>{head}{''.join(rows)}</table>"
 
 
-def timing_table(record: dict) -> str:
+def timing_table(record: ModelResult) -> str:
     rows = "".join(
-        f"<tr><td class=num>{b}</td><td class=num>{s['mean_ms']:.3f}</td><td class=num>{s['median_ms']:.3f}</td>"
-        f"<td class=num>{s['p90_ms']:.3f}</td><td class=num>{s['p95_ms']:.3f}</td><td class=num>{s['p99_ms']:.3f}</td>"
-        f"<td class=num>{s['stddev_ms']:.3f}</td><td class=num>{s['throughput_per_s']:,.0f}</td>"
-        f"<td class=num>{s['rounds']}</td><td>{_e(s['timer'])}</td></tr>"
-        for b, s in sorted(record.get("timing", {}).items()))
+        f"<tr><td class=num>{b}</td><td class=num>{s.mean_ms:.3f}</td><td class=num>{s.median_ms:.3f}</td>"
+        f"<td class=num>{s.p90_ms:.3f}</td><td class=num>{s.p95_ms:.3f}</td><td class=num>{s.p99_ms:.3f}</td>"
+        f"<td class=num>{s.stddev_ms:.3f}</td><td class=num>{s.throughput_per_s:,.0f}</td>"
+        f"<td class=num>{s.rounds}</td><td>{_e(s.timer)}</td></tr>"
+        for b, s in sorted(record.timing.items()))
     if not rows:
         return ""
     return ("<table><tr><th>batch</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>stddev</th>"
             f"<th>drawings/s</th><th>rounds</th><th>timer</th></tr>{rows}</table>")
 
 
-def model_section(model: str, record: dict, images=None) -> str:
+def model_section(model: str, record: ModelResult, images: np.ndarray | None = None) -> str:
     parts = [f"<section class='model' id='model-{_e(model)}'><h2>{_e(model)}</h2>"]
-    for error in record.get("errors", []):
+    for error in record.errors:
         parts.append(f"<p class=fail>error: {_e(error)}</p>")
-    accuracy = record.get("accuracy")
+    accuracy = record.accuracy
     if accuracy:
         best, worst = extreme_categories(accuracy, 5)
         parts.append("<p>best: " + ", ".join(f"{_e(c)} {a:.3f}" for c, a in best) + "<br>worst: "
@@ -100,27 +106,26 @@ def model_section(model: str, record: dict, images=None) -> str:
         mapping = category_mapping_text(record)
         if mapping:
             parts.append(f"<p class=note>{_e(mapping)}</p>")
-        if accuracy.get("accuracy_by_rendering"):
-            by = accuracy["accuracy_by_rendering"]
+        if accuracy.accuracy_by_rendering:
+            by = accuracy.accuracy_by_rendering
             parts.append(f"<p class=note>accuracy on exact rows {fmt(by.get('exact'))}, on approximate renders "
                          f"{fmt(by.get('approximate'))}</p>")
         parts.append("<div class=grid>" + _img(charts.confusion_png(accuracy, f"{model}: confusion"),
                                                f"{model} confusion matrix")
                      + _img(charts.category_accuracy_png(accuracy, f"{model}: accuracy per category",
-                                                         record.get("category_limits")),
+                                                         record.category_limits),
                             f"{model} per-category accuracy") + "</div>")
     parts.append(model_details(record, images))
     parts.append(timing_table(record))
-    parts.append(_img(charts.latency_png(model, record.get("timing", {})), f"{model} latency distribution"))
-    verdicts = record.get("verdicts", [])
-    if verdicts:
-        items = "".join(f"<li class={VERDICT_CLASS[verdict_status(v)]}>{_e(v['message'])}</li>" for v in verdicts)
+    parts.append(_img(charts.latency_png(model, record.timing), f"{model} latency distribution"))
+    if record.verdicts:
+        items = "".join(f"<li class={VERDICT_CLASS[v.outcome]}>{_e(v.message)}</li>" for v in record.verdicts)
         parts.append(f"<h3>threshold checks</h3><ul>{items}</ul>")
     parts.append("</section>")
     return "".join(parts)
 
 
-def hardware_section(metadata: dict) -> str:
+def hardware_section(metadata: dict[str, Any]) -> str:
     hw = metadata.get("hardware", {})
     cpu = hw.get("cpu", {})
     gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in hw.get("gpus", [])) or "none"
@@ -132,12 +137,12 @@ def hardware_section(metadata: dict) -> str:
             f"{_e(speed_index_text(metadata.get('machine_speed_index')))}</p><table>{versions}</table>")
 
 
-def standalone_html(report: dict, results: dict, images=None) -> str:
+def standalone_html(report: dict[str, Any], results: dict[str, ModelResult], images: np.ndarray | None = None) -> str:
     """The whole page; ``images`` (the test set's drawings) lets parity disagreements be shown as drawings."""
     metadata = report["benchmark_metadata"]
     summary = report.get("comparison_analysis") or comparison(results)
-    points = [(m, r["timing"][1]["median_ms"], r["accuracy"]["accuracy"]) for m, r in results.items()
-              if r.get("accuracy") and r.get("timing", {}).get(1)]
+    points = [(m, r.timing[1].median_ms, r.accuracy.accuracy) for m, r in results.items()
+              if r.accuracy and 1 in r.timing]
     variance = "".join(f"<li>{_e(v['category'])}: variance {v['variance']:.4f}</li>"
                        for v in summary["category_variance"])
     notes = "".join(f"<li>{_e(n)}</li>" for n in metadata.get("notes", []))
@@ -182,51 +187,52 @@ checks: {_e(', '.join(f"{n} {k}" for k, n in (metadata.get('verdict_counts') or 
 </body></html>"""
 
 
-TIMED_BEFORE = pytest.StashKey[set]()
+TIMED_BEFORE = pytest.StashKey[set[int]]()
 
 
 class PytestHtmlHooks:
     """Registered only when pytest-html is active: figures in each row, charts and a summary on top."""
 
-    def __init__(self, sketch):
+    def __init__(self, sketch: SketchSession) -> None:
         self.sketch = sketch
         self.charted: set[str] = set()
 
-    def pytest_html_results_summary(self, prefix, summary, postfix):
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         if self.sketch.results:
             prefix.append(f"<h2>sketchbench</h2>{summary_table(self.sketch.results)}")
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item):
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """Note the batch sizes timed before this test, so its row can show what *it* timed."""
         model = model_of(item)
         record = self.sketch.results.get(model) if model else None
-        item.stash[TIMED_BEFORE] = set((record or {}).get("timing", {}))
+        item.stash[TIMED_BEFORE] = set(record.timing) if record else set()
         return (yield)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item, call):
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         model = model_of(item)
         record = self.sketch.results.get(model) if model else None
-        if report.when != "call" or record is None:
+        if report.when != "call" or record is None or model is None:
             return report
         import pytest_html
 
         extras = list(getattr(report, "extras", []))
-        messages = [v["message"] for v in record.get("verdicts", []) if v["test"] == item.nodeid]
+        messages = [v.message for v in record.verdicts if v.test == item.nodeid]
         if messages:
             items = "".join(f"<li>{_e(m)}</li>" for m in messages)
             extras.append(pytest_html.extras.html(f"<ul class='sketch-figures'>{items}</ul>"))
-        accuracy = record.get("accuracy")
+        accuracy = record.accuracy
         if accuracy and model not in self.charted:  # once per model: the first accuracy test's row
             self.charted.add(model)
             for png in (charts.confusion_png(accuracy, f"{model}: confusion"),
                         charts.category_accuracy_png(accuracy, f"{model}: accuracy per category",
-                                                     record.get("category_limits"))):
+                                                     record.category_limits)):
                 if png:
                     extras.append(pytest_html.extras.png(base64.b64encode(png).decode("ascii")))
-        timing = record.get("timing", {})
+        timing = record.timing
         timed_here = {b: t for b, t in timing.items() if b not in item.stash.get(TIMED_BEFORE, set(timing))}
         batch = getattr(getattr(item, "callspec", None), "params", {}).get("sketch_batch_size")
         if batch in timing:  # its batch size, also when an earlier test timed it and this one reused it
@@ -235,5 +241,5 @@ class PytestHtmlHooks:
             png = charts.latency_png(model, timed_here)
             if png:
                 extras.append(pytest_html.extras.png(base64.b64encode(png).decode("ascii")))
-        report.extras = extras
+        report.extras = extras  # type: ignore[attr-defined]  # pytest-html reads it
         return report

@@ -4,20 +4,22 @@ parity disagreements as drawings, end-to-end stages, the batch sweep and the top
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import numpy as np
 
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import batch_sweep_text, detail_lines
+from pytest_sketchbench.results import ModelResult, Parity
 
 SHOWN_DISAGREEMENTS = 8
 
 
-def _e(value) -> str:
+def _e(value: object) -> str:
     return "—" if value is None else html.escape(str(value))
 
 
-def pairs_table(summary: dict) -> str:
+def pairs_table(summary: dict[str, Any]) -> str:
     """One row per pair of models: McNemar's p for accuracy, the latency ratio and how it was measured."""
     rows = []
     for pair in summary.get("pairs", []):
@@ -37,7 +39,7 @@ def pairs_table(summary: dict) -> str:
             + "".join(rows) + "</table>")
 
 
-def machines_table(rows: list[dict]) -> str:
+def machines_table(rows: list[dict[str, Any]]) -> str:
     """Merged runs: each model's batch-1 p50 on each machine, and in calibration calls (× the speed index)."""
     if not rows:
         return ""
@@ -59,7 +61,7 @@ def _heat(value: float | None) -> str:
     return f"<td class=num style='background:hsl({hue},70%,85%)'>{value:.3f}</td>"
 
 
-def category_heatmap(table: dict) -> str:
+def category_heatmap(table: dict[str, Any]) -> str:
     """Accuracy of each category (rows) for each model (columns), coloured red → green."""
     if len(table.get("models", [])) < 2:
         return ""
@@ -70,17 +72,17 @@ def category_heatmap(table: dict) -> str:
             f"</tr>{rows}</table><p class=note>also as category_by_model.csv in --sketch-report-dir</p>")
 
 
-def model_details(record: dict, images: np.ndarray | None) -> str:
+def model_details(record: ModelResult, images: np.ndarray | None) -> str:
     """The model's detail lines, its parity disagreements (as drawings), stages, batch sweep and profile."""
     parts = [f"<p class=note>{_e(line)}</p>" for line in detail_lines(record) if not line.startswith("categories")]
-    if record.get("model_sha256"):
-        parts.append(f"<p class=note>model files sha256 <code>{_e(record['model_sha256'])}</code></p>")
-    for other, result in (record.get("parity") or {}).items():
-        parts.append(_disagreements(record["model"], other, result, images))
+    if record.model_sha256:
+        parts.append(f"<p class=note>model files sha256 <code>{_e(record.model_sha256)}</code></p>")
+    for other, result in record.parity.items():
+        parts.append(_disagreements(record.model, other, result, images))
     sweep = batch_sweep_text(record)
     if sweep:
         parts.append(f"<p class=note>{_e(sweep)}</p>")
-    profile = record.get("profile") or {}
+    profile = record.profile or {}
     if profile.get("top_operators"):
         rows = "".join(f"<tr><td>{_e(op['operator'])}</td><td class=num>{op['calls']:,}</td>"
                        f"<td class=num>{op['total_ms']:.2f}</td><td class=num>{op['share']:.1%}</td></tr>"
@@ -93,18 +95,18 @@ def model_details(record: dict, images: np.ndarray | None) -> str:
     return "".join(parts)
 
 
-def _disagreements(model: str, other: str, result: dict, images: np.ndarray | None) -> str:
-    shown = result["disagreeing"][:SHOWN_DISAGREEMENTS]
+def _disagreements(model: str, other: str, result: Parity, images: np.ndarray | None) -> str:
+    shown = result.disagreeing[:SHOWN_DISAGREEMENTS]
     if not shown:
         return ""
     cells = []
     for row in shown:
         picture = ""
-        if images is not None and 0 <= row["index"] < len(images):
-            uri = charts.data_uri(charts.drawing_png(images[row["index"]]))
-            picture = f"<img alt='drawing {row['index']}' src='{uri}'><br>"
-        cells.append(f"<figure class=drawing>{picture}<figcaption>#{row['index']} {_e(row['label'])}<br>"
-                     f"{_e(model)}: {_e(row['predicted'])}<br>{_e(other)}: {_e(row['with_predicted'])}</figcaption>"
+        if images is not None and 0 <= row.index < len(images):
+            uri = charts.data_uri(charts.drawing_png(images[row.index]))
+            picture = f"<img alt='drawing {row.index}' src='{uri}'><br>"
+        cells.append(f"<figure class=drawing>{picture}<figcaption>#{row.index} {_e(row.label)}<br>"
+                     f"{_e(model)}: {_e(row.predicted)}<br>{_e(other)}: {_e(row.with_predicted)}</figcaption>"
                      "</figure>")
-    return (f"<h3>where {_e(model)} and {_e(other)} disagree ({result['disagreements']:,} drawings; the first "
+    return (f"<h3>where {_e(model)} and {_e(other)} disagree ({result.disagreements:,} drawings; the first "
             f"{len(shown)})</h3><div class='grid disagreements'>{''.join(cells)}</div>")

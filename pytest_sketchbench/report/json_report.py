@@ -3,6 +3,11 @@ cross-model comparison; ``format_version`` says which layout, ``schema.json`` be
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_sketchbench.session import SketchSession
+
 import datetime as dt
 import json
 import math
@@ -19,7 +24,7 @@ SCHEMA_PATH = Path(__file__).with_name("schema.json")
 SECRET_KEYS = ("api_key", "key", "token", "secret", "password")
 
 
-def json_safe(value):
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN/inf become null (strict JSON has neither); secrets never leave."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -30,7 +35,7 @@ def json_safe(value):
     return value
 
 
-def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
+def build_report(sketch: SketchSession, exitstatus: int, interrupted: bool = False) -> dict[str, Any]:
     dataset = sketch.loaded_dataset
     metadata = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -65,14 +70,15 @@ def build_report(sketch, exitstatus: int, interrupted: bool = False) -> dict:
     comparison_rows = baseline_rows(sketch)
     if comparison_rows is not None:
         report["comparison_to_baseline"] = comparison_rows
-    return json_safe(report)
+    safe: dict[str, Any] = json_safe(report)
+    return safe
 
 
-def baseline_rows(sketch) -> dict | None:
+def baseline_rows(sketch: SketchSession) -> dict[str, Any] | None:
     """The baseline comparison gathered from every model's record (they may come from several workers)."""
     if not sketch.options.baseline:
         return None
-    rows = [row for record in sketch.results.values() for row in record.get("baseline_rows", [])]
+    rows = [row for record in sketch.results.values() for row in record.baseline_rows]
     baseline = sketch.baseline or {}
     return {"baseline": sketch.options.baseline, "baseline_commit": baseline.get("git_commit"),
             "baseline_machine_speed_index": baseline.get("machine_speed_index"),
@@ -80,5 +86,5 @@ def baseline_rows(sketch) -> dict | None:
             "regressions": sum(r["verdict"] == "regression" for r in rows)}
 
 
-def json_text(report: dict) -> str:
+def json_text(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=1, allow_nan=False)

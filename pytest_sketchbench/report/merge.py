@@ -6,19 +6,21 @@ Pure functions over parsed ``--sketch-json`` reports; :mod:`pytest_sketchbench.c
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from pytest_sketchbench.codec import check_report_version, record_from_result
 from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.hardware import machine_label
+from pytest_sketchbench.results import MergedFrom, ModelResult
 
 
-def hardware_label(metadata: dict) -> str:
+def hardware_label(metadata: dict[str, Any]) -> str:
     """'cpu: AMD EPYC' or 'gpu: NVIDIA H200' — the machine a run measured, as a row names it."""
-    hardware = metadata.get("hardware") or {}
-    gpus = hardware.get("gpus") or []
-    what = gpus[0]["name"] if gpus else (hardware.get("cpu") or {}).get("model") or "unknown CPU"
-    return f"{metadata.get('device_profile') or 'cpu'}: {what}"
+    return machine_label(metadata.get("hardware") or {}, metadata.get("device_profile"))
 
 
-def check_reports(reports: list[tuple[str, dict]]) -> None:
+def check_reports(reports: list[tuple[str, dict[str, Any]]]) -> None:
     """Every input must be a sketchbench JSON report."""
     for path, report in reports:
         if not isinstance(report, dict) or "benchmark_metadata" not in report or "model_results" not in report:
@@ -27,7 +29,8 @@ def check_reports(reports: list[tuple[str, dict]]) -> None:
         check_report_version(path, report)
 
 
-def merge_reports(reports: list[tuple[str, dict]]) -> tuple[dict, dict, list[str]]:
+def merge_reports(reports: list[tuple[str, dict[str, Any]]]
+                  ) -> tuple[dict[str, Any], dict[str, ModelResult], list[str]]:
     """(metadata, records keyed 'model @ hardware', problems) of several runs.
 
     A model measured by two runs on the same hardware combines their figures (the later run's where both
@@ -37,7 +40,7 @@ def merge_reports(reports: list[tuple[str, dict]]) -> tuple[dict, dict, list[str
     version or an int8 kernel that differs by CPU).
     """
     check_reports(reports)
-    records: dict[str, dict] = {}
+    records: dict[str, ModelResult] = {}
     problems: list[str] = []
     notes: list[str] = []
     runs = []
@@ -51,15 +54,14 @@ def merge_reports(reports: list[tuple[str, dict]]) -> tuple[dict, dict, list[str
         for model, result in report["model_results"].items():
             key = f"{model} @ {label}"
             record = record_from_result(key, result)
-            record.update(source=path, base_model=model, machine=label, speed_index=index)
+            record.merged_from = MergedFrom(source=path, base_model=model, machine=label, speed_index=index)
             if key in records:  # e.g. accuracy in one job, timing in another: combined, the later run's first
                 notes.append(f"{key} was measured by more than one run: figures combined, {path}'s where both "
                              "have one; every run's verdicts kept, the worst decides")
                 earlier = records[key]
-                if earlier.get("model_sha256") != record.get("model_sha256"):
-                    notes.append(f"{key}: another file under the same name in {earlier['source']} "
-                                 f"({str(earlier.get('model_sha256'))[:12]}) and {path} "
-                                 f"({str(record.get('model_sha256'))[:12]})")
+                if earlier.model_sha256 != record.model_sha256:
+                    notes.append(f"{key}: another file under the same name in {_origin(earlier).source} "
+                                 f"({str(earlier.model_sha256)[:12]}) and {path} ({str(record.model_sha256)[:12]})")
                 record = combined(earlier, record)
             records[key] = record
     labels = _common_labels(reports)
@@ -73,20 +75,27 @@ def merge_reports(reports: list[tuple[str, dict]]) -> tuple[dict, dict, list[str
 KEPT_FROM_EVERY_RUN = ("verdicts", "errors", "skipped", "baseline_rows")
 
 
-def combined(earlier: dict, later: dict) -> dict:
+def _origin(record: ModelResult) -> MergedFrom:
+    assert record.merged_from is not None  # every record here was read by merge_reports
+    return record.merged_from
+
+
+def combined(earlier: ModelResult, later: ModelResult) -> ModelResult:
     """One model measured by two runs on one machine: the later run's figures where both have one, but every
     run's verdicts, errors and skips, and the tests' outcomes added up — so a failure is never merged away."""
-    record = {**earlier, **{k: v for k, v in later.items() if v not in (None, {}, [])}}
+    measured = {f.name: getattr(later, f.name) for f in dataclasses.fields(later)
+                if getattr(later, f.name) not in (None, {}, [])}
+    record = dataclasses.replace(earlier, **measured)
     for key in KEPT_FROM_EVERY_RUN:
-        record[key] = [*(earlier.get(key) or []), *(later.get(key) or [])]
-    outcomes = dict(earlier.get("outcomes") or {})
-    for outcome, count in (later.get("outcomes") or {}).items():
+        setattr(record, key, [*getattr(earlier, key), *getattr(later, key)])
+    outcomes = dict(earlier.outcomes)
+    for outcome, count in later.outcomes.items():
         outcomes[outcome] = outcomes.get(outcome, 0) + count
-    record["outcomes"] = outcomes
+    record.outcomes = outcomes
     return record
 
 
-def _common_labels(reports: list[tuple[str, dict]]) -> list[int] | None:
+def _common_labels(reports: list[tuple[str, dict[str, Any]]]) -> list[int] | None:
     """The test set's labels, which every run must share: runs on different test sets are refused."""
     datasets = [(path, r["benchmark_metadata"].get("dataset") or {}) for path, r in reports]
     first_path, first = datasets[0]
@@ -98,42 +107,44 @@ def _common_labels(reports: list[tuple[str, dict]]) -> list[int] | None:
     return first.get("labels")
 
 
-def accuracy_mismatches(records: dict) -> list[str]:
+def accuracy_mismatches(records: dict[str, ModelResult]) -> list[str]:
     """The same model (name and content hash; file size in reports without one) on the same drawings must
     answer the same on every machine."""
-    seen: dict[tuple, tuple[str, dict]] = {}
+    seen: dict[tuple[Any, ...], tuple[str, ModelResult]] = {}
     problems = []
     for key, record in records.items():
-        if not record.get("accuracy") or not record.get("dataset_fingerprint"):
+        if not record.accuracy or not record.dataset_fingerprint:
             continue
-        identity = (record["base_model"], record.get("model_sha256")
-                    or (record.get("model_info") or {}).get("file_size_bytes"), record["dataset_fingerprint"])
+        identity = (_origin(record).base_model, record.model_sha256 or record.file_size_bytes,
+                    record.dataset_fingerprint)
         if identity not in seen:
             seen[identity] = (key, record)
             continue
         first_key, first = seen[identity]
-        if first.get("predicted") and record.get("predicted"):
-            differ = sum(a != b for a, b in zip(first["predicted"], record["predicted"], strict=False))
+        assert first.accuracy is not None
+        if first.predicted and record.predicted:
+            differ = sum(a != b for a, b in zip(first.predicted, record.predicted, strict=False))
         else:
-            differ = int(first["accuracy"]["correct"] != record["accuracy"]["correct"])
+            differ = int(first.accuracy.correct != record.accuracy.correct)
         if differ:
             problems.append(f"{key} and {first_key}: the same model on the same drawings answered differently on "
-                            f"{differ} drawings (accuracy {record['accuracy']['accuracy']:.4f} vs "
-                            f"{first['accuracy']['accuracy']:.4f})")
-            record.setdefault("errors", []).append(problems[-1])
+                            f"{differ} drawings (accuracy {record.accuracy.accuracy:.4f} vs "
+                            f"{first.accuracy.accuracy:.4f})")
+            record.errors.append(problems[-1])
     return problems
 
 
-def speed_rows(records: dict) -> list[dict]:
+def speed_rows(records: dict[str, ModelResult]) -> list[dict[str, Any]]:
     """Per model and machine: batch-1 p50, the machine's speed index and the p50 in calibration calls
     (p50 × speed index), the figure that compares across machines."""
     rows = []
     for key, record in records.items():
-        timing = (record.get("timing") or {}).get(1)
+        timing = record.timing.get(1)
         if not timing:
             continue
-        index = record.get("speed_index")
-        rows.append({"key": key, "model": record["base_model"], "machine": record["machine"],
-                     "p50_ms": timing["median_ms"], "speed_index": index,
-                     "calibration_calls": timing["median_ms"] / 1000 * index if index else None})
+        origin = _origin(record)
+        index = origin.speed_index
+        rows.append({"key": key, "model": origin.base_model, "machine": origin.machine,
+                     "p50_ms": timing.median_ms, "speed_index": index,
+                     "calibration_calls": timing.median_ms / 1000 * index if index else None})
     return sorted(rows, key=lambda row: (row["model"], row["machine"]))

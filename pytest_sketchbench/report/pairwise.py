@@ -8,32 +8,35 @@ Pure functions over result records and the test set's labels; the comparison is 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from pytest_sketchbench.results import ModelResult
 from pytest_sketchbench.stats import holm, mcnemar_exact, median_ratio_test, percent
 
 ALPHA = 0.05  # the significance level of every pairwise statement
 
 
-def scored_on_same_drawings(results: dict, labels: np.ndarray | None) -> list[str]:
+def scored_on_same_drawings(results: dict[str, ModelResult], labels: np.ndarray | None) -> list[str]:
     """Models whose per-drawing answers cover the whole test set (so any two of them can be paired)."""
     if labels is None:
         return []
-    return [m for m, r in results.items() if r.get("accuracy") and not r.get("categories_left_out")
-            and len(r.get("predicted") or ()) == len(labels)]
+    return [m for m, r in results.items() if r.accuracy and not r.categories_left_out
+            and len(r.predicted or ()) == len(labels)]
 
 
-def accuracy_pair(a: str, b: str, results: dict, labels: np.ndarray) -> dict:
+def accuracy_pair(a: str, b: str, results: dict[str, ModelResult], labels: np.ndarray) -> dict[str, Any]:
     """McNemar's exact test between two models on the same drawings (its raw p; the statement is written once
     the run's pairs are corrected together, :func:`correct_accuracy_pairs`)."""
-    correct_a = np.asarray(results[a]["predicted"]) == labels
-    correct_b = np.asarray(results[b]["predicted"]) == labels
+    correct_a = np.asarray(results[a].predicted) == labels
+    correct_b = np.asarray(results[b].predicted) == labels
     test = mcnemar_exact(correct_a, correct_b)
     return {"accuracy_a": float(correct_a.mean()), "accuracy_b": float(correct_b.mean()),
             "only_a_correct": test["lost"], "only_b_correct": test["gained"], "mcnemar_p": test["p_value"]}
 
 
-def correct_accuracy_pairs(rows: list[dict]) -> None:
+def correct_accuracy_pairs(rows: list[dict[str, Any]]) -> None:
     """Holm's correction over the run's pairwise McNemar tests (k models make k(k−1)/2 tests: uncorrected, some
     'differences' among equals are chance); significance and the sentences read the adjusted p."""
     tested = [row for row in rows if "mcnemar_p" in row]
@@ -49,24 +52,24 @@ def correct_accuracy_pairs(rows: list[dict]) -> None:
                    accuracy_significant=adjusted < ALPHA, accuracy_text=text)
 
 
-def latency_pair(a: str, b: str, results: dict) -> dict | None:
+def latency_pair(a: str, b: str, results: dict[str, ModelResult]) -> dict[str, Any] | None:
     """a's batch-1 latency ÷ b's: interleaved in this run where it was (either direction), else the
     separately timed samples with a two-sided Mann–Whitney U; None when neither exists."""
-    if results[a].get("machine") != results[b].get("machine"):  # merged runs: times from two machines
+    if _machine(results[a]) != _machine(results[b]):  # merged runs: times from two machines
         return None
     key_ab, key_ba = (b, 1), (a, 1)
-    side_by_side = results[a].get("relative_speed", {}).get(key_ab)
+    side_by_side = results[a].relative_speed.get(key_ab)
     if side_by_side is not None:
         ratio, low, high, rounds = (side_by_side["ratio"], side_by_side["ci_low"], side_by_side["ci_high"],
                                     side_by_side["rounds"])
         confidence = side_by_side.get("confidence", 0.95)
-    elif (reverse := results[b].get("relative_speed", {}).get(key_ba)) is not None:
+    elif (reverse := results[b].relative_speed.get(key_ba)) is not None:
         ratio, low, high, rounds = 1 / reverse["ratio"], 1 / reverse["ci_high"], 1 / reverse["ci_low"], \
             reverse["rounds"]
         confidence = reverse.get("confidence", 0.95)
     else:
-        samples_a = results[a].get("timing", {}).get(1, {}).get("samples_s")
-        samples_b = results[b].get("timing", {}).get(1, {}).get("samples_s")
+        samples_a = results[a].timing[1].samples_s if 1 in results[a].timing else None
+        samples_b = results[b].timing[1].samples_s if 1 in results[b].timing else None
         if not samples_a or not samples_b:
             return None
         test = median_ratio_test(samples_a, samples_b)
@@ -90,14 +93,18 @@ def _latency_text(a: str, b: str, ratio: float, interval: tuple[float, float] | 
     return f"{a} {ratio:.3g}× slower than {b} at batch 1 ({shown}{how})"
 
 
-def model_pairs(results: dict, labels: np.ndarray | None) -> list[dict]:
+def _machine(record: ModelResult) -> str | None:
+    return record.merged_from.machine if record.merged_from else None
+
+
+def model_pairs(results: dict[str, ModelResult], labels: np.ndarray | None) -> list[dict[str, Any]]:
     """Every pair of models with an accuracy or a latency statement (accuracy only on the same drawings)."""
     names, paired = list(results), set(scored_on_same_drawings(results, labels))
     rows = []
     for index, a in enumerate(names):
         for b in names[index + 1:]:
-            row: dict = {"a": a, "b": b}
-            if a in paired and b in paired:
+            row: dict[str, Any] = {"a": a, "b": b}
+            if a in paired and b in paired and labels is not None:
                 row.update(accuracy_pair(a, b, results, labels))
             latency = latency_pair(a, b, results)
             if latency is not None:
@@ -108,12 +115,12 @@ def model_pairs(results: dict, labels: np.ndarray | None) -> list[dict]:
     return rows
 
 
-def pair_statements(pair: dict) -> list[str]:
+def pair_statements(pair: dict[str, Any]) -> list[str]:
     """The accuracy and latency sentences of one pair, as the terminal and ``summary.md`` print them."""
     return [text for text in (pair.get("accuracy_text"), (pair.get("latency") or {}).get("text")) if text]
 
 
-def tied_with_best(best: str, pairs: list[dict], significant_key: str) -> list[str]:
+def tied_with_best(best: str, pairs: list[dict[str, Any]], significant_key: str) -> list[str]:
     """``best`` and every model not significantly different from it."""
     tied = [best]
     for row in pairs:
@@ -125,11 +132,13 @@ def tied_with_best(best: str, pairs: list[dict], significant_key: str) -> list[s
     return tied
 
 
-def category_by_model(results: dict) -> dict:
-    """Accuracy of every category (rows) for every model (columns): where models differ."""
-    models = [m for m, r in results.items() if r.get("accuracy")]
-    if not models:
+def category_by_model(results: dict[str, ModelResult]) -> dict[str, Any]:
+    """Accuracy of every category (rows) for every model (columns): where models differ (a table of the report's
+    comparison, in the JSON as it is here)."""
+    accuracies = {m: r.accuracy for m, r in results.items() if r.accuracy}
+    if not accuracies:
         return {"categories": [], "models": [], "accuracy": []}
-    categories = list(results[models[0]]["accuracy"]["per_category"])
-    table = [[results[m]["accuracy"]["per_category"].get(c, {}).get("accuracy") for m in models] for c in categories]
-    return {"categories": categories, "models": models, "accuracy": table}
+    categories = list(next(iter(accuracies.values())).per_category)
+    table = [[a.per_category[c].accuracy if c in a.per_category else None for a in accuracies.values()]
+             for c in categories]
+    return {"categories": categories, "models": list(accuracies), "accuracy": table}

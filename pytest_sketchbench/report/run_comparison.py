@@ -5,27 +5,30 @@ Mann–Whitney U on the recorded batch-1 samples on the same hardware, margins f
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pytest_sketchbench.baseline import FORMAT, BaselineComparison, settings_for, settings_from
-from pytest_sketchbench.codec import baseline_entry, record_from_result, samples_by_batch
+from pytest_sketchbench.codec import baseline_entry, record_from_result, reported_status
 from pytest_sketchbench.errors import SketchBenchError
 
 
-def as_baseline(report: dict) -> dict:
+def as_baseline(report: dict[str, Any]) -> dict[str, Any]:
     """A JSON report in the baseline file's shape (the fields the comparison reads)."""
     metadata = report["benchmark_metadata"]
     dataset = metadata.get("dataset") or {}
-    models = {name: baseline_entry(record_from_result(name, result))
-              for name, result in report["model_results"].items()
-              if result.get("predicted") and not result.get("categories_left_out") and not result.get("errors")}
+    records = (record_from_result(name, result) for name, result in report["model_results"].items())
+    models = {record.model: baseline_entry(record) for record in records
+              if record.predicted and not record.categories_left_out and not record.errors}
     return {"format": FORMAT, "device_profile": metadata.get("device_profile"), "hardware": metadata.get("hardware"),
             "machine_speed_index": metadata.get("machine_speed_index"), "git_commit": metadata.get("git_commit"),
             "dataset": {"fingerprint": dataset.get("fingerprint"), "categories": metadata.get("categories"),
                         "n_samples": metadata.get("test_samples")}, "models": models}
 
 
-def compare_reports(base: tuple[str, dict], new: tuple[str, dict], settings_table: dict) -> list[dict]:
+def compare_reports(base: tuple[str, dict[str, Any]], new: tuple[str, dict[str, Any]],
+                    settings_table: dict[str, Any]) -> list[dict[str, Any]]:
     """Every row the baseline tests would record for the models both reports share; ``gated`` marks the
     rows whose metric is in the gate list."""
     (base_path, base_report), (new_path, new_report) = base, new
@@ -37,28 +40,30 @@ def compare_reports(base: tuple[str, dict], new: tuple[str, dict], settings_tabl
                                "re-run with this version's --sketch-json")
     labels = np.asarray(labels)
     settings = settings_from(settings_table, "config")
-    rows: list[dict] = vanished_rows(base_report, new_report)
+    rows: list[dict[str, Any]] = vanished_rows(base_report, new_report)
+    base_records = {name: record_from_result(name, result) for name, result in base_report["model_results"].items()}
     for model, result in new_report["model_results"].items():
-        base_hash = (base_report["model_results"].get(model) or {}).get("model_sha256")
-        if base_hash and result.get("model_sha256") and base_hash != result["model_sha256"]:
+        record = record_from_result(model, result)
+        base_hash = base_records[model].model_sha256 if model in base_records else None
+        if base_hash and record.model_sha256 and base_hash != record.model_sha256:
             rows.append({"model": model, "metric": "model files (sha256)", "baseline": base_hash[:12],
-                         "current": result["model_sha256"][:12], "change": "another file under the same name",
+                         "current": record.model_sha256[:12], "change": "another file under the same name",
                          "p_value": None, "verdict": "changed", "gated": False})
-        if model not in baseline["models"] or not result.get("predicted"):
+        if model not in baseline["models"] or not record.predicted:
             continue
         comparison = BaselineComparison(baseline, settings_for(settings, model), model,
                                         metadata.get("device_profile"), base_path)
         comparison.check_dataset((metadata.get("dataset") or {}).get("fingerprint"), metadata.get("categories"))
         gate = set(comparison.settings["gate"])
-        found = [("accuracy", comparison.accuracy_row(labels, np.asarray(result["predicted"]),
-                                                      metadata.get("categories")))]
-        samples = samples_by_batch(result.get("latency_samples_s")).get(1)
-        if samples and comparison.hardware_differs(metadata.get("hardware") or {}) is None:
-            found.append(("latency", comparison.latency(1, samples)))
-        if result.get("memory"):
-            row, _ = comparison.memory_row(result["memory"], result.get("memory_context"))
+        found: list[tuple[str, dict[str, Any] | None]] = [
+            ("accuracy", comparison.accuracy_row(labels, np.asarray(record.predicted), metadata.get("categories")))]
+        batch1 = record.timing.get(1)
+        if batch1 and batch1.samples_s and comparison.hardware_differs(metadata.get("hardware") or {}) is None:
+            found.append(("latency", comparison.latency(1, batch1.samples_s)))
+        if record.memory:
+            row, _ = comparison.memory_row(record.memory, record.memory_context)
             found.append(("memory", row))
-        found.append(("size", comparison.size_row(result.get("model_size_bytes"))))
+        found.append(("size", comparison.size_row(record.file_size_bytes)))
         for gate_name, row in found:
             if row is not None:
                 rows.append({**{k: v for k, v in row.items() if k != "detail"}, "gated": gate_name in gate})
@@ -69,18 +74,18 @@ VANISHED = {"error": "erred", "skipped": "was skipped", "not run": "did not run"
             "passed": None, "failed": None}
 
 
-def vanished_rows(base_report: dict, new_report: dict) -> list[dict]:
+def vanished_rows(base_report: dict[str, Any], new_report: dict[str, Any]) -> list[dict[str, Any]]:
     """A model the base run measured that the new run lacks, or that erred, was skipped or did not run there:
     a gated failure each (nothing vanishes silently)."""
     rows = []
     for model in base_report["model_results"]:
         result = new_report["model_results"].get(model)
-        if result is None:
-            what = "is missing from the new run"
-        else:  # every report carries each model's status (schema.json requires it)
-            status = result.get("status", "not run")
+        what: str | None = "is missing from the new run"
+        if result is not None:  # every report carries each model's status (schema.json requires it)
+            status = reported_status(result)
             what = VANISHED.get(status) and f"{VANISHED[status]} in the new run"
-            errors = result.get("errors") or result.get("skipped") or []
+            record = record_from_result(model, result)
+            errors = record.errors or record.skipped
             if what and errors:
                 what += f": {errors[0]}"
         if what:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 from pytest_sketchbench.files import safe_name
 from pytest_sketchbench.report import charts
@@ -20,62 +21,61 @@ from pytest_sketchbench.report.analysis import (
     model_status,
 )
 from pytest_sketchbench.report.pairwise import pair_statements
+from pytest_sketchbench.results import Accuracy, ModelResult
 
 RESULT_COLUMNS = ["model", "status", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy",
                   "macro_f1", "p50_ms_batch1", "p95_ms_batch1", "throughput_batch", "throughput_per_s",
                   "peak_memory_growth_mb", "model_mb", "load_s", "failed_checks", "inconclusive_checks", "model_sha256"]
 
 
-def _csv(rows: list[list]) -> str:
+def _csv(rows: list[list[Any]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     return buffer.getvalue()
 
 
-def confusion_csv(accuracy: dict) -> str:
-    labels = accuracy["labels"]
+def confusion_csv(accuracy: Accuracy) -> str:
+    labels = accuracy.labels
     return _csv([["true \\ predicted", *labels],
-                 *([label, *row] for label, row in zip(labels, accuracy["confusion_matrix"], strict=True))])
+                 *([label, *row] for label, row in zip(labels, accuracy.confusion_matrix, strict=True))])
 
 
-def per_category_csv(accuracy: dict) -> str:
+def per_category_csv(accuracy: Accuracy) -> str:
     return _csv([["category", "precision", "recall", "f1", "support", "accuracy"],
-                 *([category, f"{row['precision']:.6f}", f"{row['recall']:.6f}", f"{row['f1']:.6f}",
-                    row["support"], f"{row['accuracy']:.6f}"] for category, row in accuracy["per_category"].items())])
+                 *([category, f"{row.precision:.6f}", f"{row.recall:.6f}", f"{row.f1:.6f}",
+                    row.support, f"{row.accuracy:.6f}"] for category, row in accuracy.per_category.items())])
 
 
-def category_by_model_csv(table: dict) -> str:
+def category_by_model_csv(table: dict[str, Any]) -> str:
     """Rows = categories, columns = models: where models differ."""
     return _csv([["category", *table["models"]],
                  *([category, *("" if a is None else f"{a:.6f}" for a in row)]
                    for category, row in zip(table["categories"], table["accuracy"], strict=True))])
 
 
-def result_row(model: str, record: dict) -> dict:
-    accuracy = record.get("accuracy") or {}
-    info = record.get("model_info") or {}
-    timing = record.get("timing", {})
-    batch1 = timing.get(1, {})
-    failed = [v["check"] for v in record.get("verdicts", []) if v.get("passed") is False]
+def result_row(model: str, record: ModelResult) -> dict[str, Any]:
+    accuracy, batch1 = record.accuracy, record.timing.get(1)
+    failed = [v.check for v in record.failed_checks()]
     throughput_batch, throughput = largest_batch_throughput(record)
+    size = record.file_size_bytes
     return {
-        "model": model, "status": model_status(record), "runtime": info.get("runtime"), "device": record.get("device"),
-        "accuracy": accuracy.get("accuracy"),
-        "ci95_low": (accuracy.get("accuracy_ci95") or [None, None])[0],
-        "ci95_high": (accuracy.get("accuracy_ci95") or [None, None])[1],
-        "top5_accuracy": accuracy.get("top5_accuracy"), "macro_f1": accuracy.get("macro_f1"),
-        "p50_ms_batch1": batch1.get("median_ms"), "p95_ms_batch1": batch1.get("p95_ms"),
+        "model": model, "status": model_status(record), "runtime": (record.model_info or {}).get("runtime"),
+        "device": record.device, "accuracy": accuracy.accuracy if accuracy else None,
+        "ci95_low": accuracy.accuracy_ci95[0] if accuracy else None,
+        "ci95_high": accuracy.accuracy_ci95[1] if accuracy else None,
+        "top5_accuracy": accuracy.top5_accuracy if accuracy else None,
+        "macro_f1": accuracy.macro_f1 if accuracy else None,
+        "p50_ms_batch1": batch1.median_ms if batch1 else None, "p95_ms_batch1": batch1.p95_ms if batch1 else None,
         "throughput_batch": throughput_batch, "throughput_per_s": throughput,
-        "peak_memory_growth_mb": (record.get("memory") or {}).get("peak_growth_mb"),
-        "model_mb": (info.get("file_size_bytes") or 0) / 1e6 if info.get("file_size_bytes") else None,
-        "load_s": record.get("load_s"), "failed_checks": ";".join(failed) + (";error" if record.get("errors") else ""),
-        "inconclusive_checks": ";".join(v["check"] for v in record.get("verdicts", [])
-                                        if v.get("status") == "inconclusive"),
-        "model_sha256": record.get("model_sha256"),
+        "peak_memory_growth_mb": record.memory.peak_growth_mb if record.memory else None,
+        "model_mb": size / 1e6 if size else None,
+        "load_s": record.load_s, "failed_checks": ";".join(failed) + (";error" if record.errors else ""),
+        "inconclusive_checks": ";".join(v.check for v in record.inconclusive_checks()),
+        "model_sha256": record.model_sha256,
     }
 
 
-def results_csv(results: dict) -> str:
+def results_csv(results: dict[str, ModelResult]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, RESULT_COLUMNS)
     writer.writeheader()
@@ -84,8 +84,8 @@ def results_csv(results: dict) -> str:
     return buffer.getvalue()
 
 
-def summary_markdown(results: dict, baseline: dict | None = None, hardware_line: str = "",
-                     notes: list[str] | None = None, summary: dict | None = None) -> str:
+def summary_markdown(results: dict[str, ModelResult], baseline: dict[str, Any] | None = None, hardware_line: str = "",
+                     notes: list[str] | None = None, summary: dict[str, Any] | None = None) -> str:
     """A Markdown table sized for ``$GITHUB_STEP_SUMMARY``; each failed check with measured vs limit below it."""
     lines = ["## sketchbench results", ""]
     if hardware_line:
@@ -103,9 +103,9 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
             f"| {fmt(row['top5_accuracy'], '.3f')} | {fmt(row['macro_f1'], '.3f')} | {fmt(row['p50_ms_batch1'], '.3f')}"
             f" / {fmt(row['p95_ms_batch1'], '.3f')} | {throughput} | {fmt(row['peak_memory_growth_mb'], '.0f')} |")
         failures += [f"- ❌ {message}" for message in failed_check_details(record)]
-        failures += [f"- 💥 {error}" for error in record.get("errors", [])]
+        failures += [f"- 💥 {error}" for error in record.errors]
         failures += [f"- ❔ {message}" for message in inconclusive_checks(record)]
-        failures += [f"- ⏭️ {model} skipped: {reason}" for reason in record.get("skipped", [])]
+        failures += [f"- ⏭️ {model} skipped: {reason}" for reason in record.skipped]
     lines += ["", "Throughput: drawings per second at the largest batch size measured (what `min_throughput` "
               "gates)."]
     if failures:
@@ -121,8 +121,8 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
                   *[f"- {pair}" for pair in pairs], ""]
     for model, record in results.items():
         lines += [f"- **{model}**: {detail}" for detail in detail_lines(record)]
-        if record.get("accuracy"):
-            best, worst = extreme_categories(record["accuracy"], 3)
+        if record.accuracy:
+            best, worst = extreme_categories(record.accuracy, 3)
             lines.append(f"- **{model}** worst categories: " + ", ".join(f"{c} {a:.3f}" for c, a in worst)
                          + "; best: " + ", ".join(f"{c} {a:.3f}" for c, a in best))
     if baseline:
@@ -136,15 +136,15 @@ def summary_markdown(results: dict, baseline: dict | None = None, hardware_line:
     return "\n".join(lines) + "\n"
 
 
-def report_dir_files(directory: str | Path, results: dict, baseline: dict | None = None,
+def report_dir_files(directory: str | Path, results: dict[str, ModelResult], baseline: dict[str, Any] | None = None,
                      hardware_line: str = "", notes: list[str] | None = None,
-                     summary: dict | None = None) -> dict[Path, str | bytes]:
+                     summary: dict[str, Any] | None = None) -> dict[Path, str | bytes]:
     """Every file of ``--sketch-report-dir``, by path: per model its confusion matrix (CSV, PNG) and
     per-category table, then ``results.csv`` and ``summary.md``."""
     directory = Path(directory)
     files: dict[Path, str | bytes] = {}
     for model, record in results.items():
-        accuracy = record.get("accuracy")
+        accuracy = record.accuracy
         if not accuracy:
             continue
         folder = directory / safe_name(model)

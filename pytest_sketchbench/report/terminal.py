@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
+
+    from pytest_sketchbench.results import ModelResult
+
 import pytest
 
 from pytest_sketchbench.report.analysis import (
-    batch1_timing,
     comparison,
     detail_lines,
     extreme_categories,
@@ -18,39 +24,38 @@ from pytest_sketchbench.report.analysis import (
 from pytest_sketchbench.report.pairwise import pair_statements
 
 
-def write_summary(reporter, results: dict, config: pytest.Config, notes: list[str] | None = None,
-                  index_line: str = "", summary: dict | None = None, host_line: str = "") -> None:
+def write_summary(reporter: TerminalReporter, results: dict[str, ModelResult], config: pytest.Config,
+                  notes: list[str] | None = None, index_line: str = "", summary: dict[str, Any] | None = None,
+                  host_line: str = "") -> None:
     verbosity = config.get_verbosity()
     if not results or verbosity <= -2:  # -qq: pass/fail only
         return
     reporter.write_sep("=", "sketchbench summary")
     for name, record in results.items():
-        accuracy = record.get("accuracy") or {}
-        timing = batch1_timing(record)
-        memory = record.get("memory") or {}
+        accuracy, timing, memory = record.accuracy, record.batch1(), record.memory
         line = f"{name:<12}"
         if accuracy:
-            low, high = accuracy["accuracy_ci95"]
-            line += (f" acc {accuracy['accuracy']:.3f} [{low:.3f}–{high:.3f}]"
-                     f"  top5 {fmt(accuracy.get('top5_accuracy'), missing='n/a')}"
-                     f"  macro P/R/F1 {accuracy['macro_precision']:.3f}/{accuracy['macro_recall']:.3f}/"
-                     f"{accuracy['macro_f1']:.3f}")
+            low, high = accuracy.accuracy_ci95
+            line += (f" acc {accuracy.accuracy:.3f} [{low:.3f}–{high:.3f}]"
+                     f"  top5 {fmt(accuracy.top5_accuracy, missing='n/a')}"
+                     f"  macro P/R/F1 {accuracy.macro_precision:.3f}/{accuracy.macro_recall:.3f}/"
+                     f"{accuracy.macro_f1:.3f}")
         if timing:
-            line += (f"  latency@{timing['batch_size']} mean/p50/p95 {timing['mean_ms']:.3f}/"
-                     f"{timing['median_ms']:.3f}/{timing['p95_ms']:.3f} ms")
+            line += (f"  latency@{timing.batch_size} mean/p50/p95 {timing.mean_ms:.3f}/"
+                     f"{timing.median_ms:.3f}/{timing.p95_ms:.3f} ms")
         batch, throughput = largest_batch_throughput(record)
         if throughput:
             line += f"  {throughput:,.0f}/s @{batch}"
         if memory:
-            line += f"  mem +{memory['peak_growth_mb']:.0f} MB"
+            line += f"  mem +{memory.peak_growth_mb:.0f} MB"
         status = model_status(record)
         if status != "passed":
             line += f"  [{status.upper()}]"
-        if record.get("errors"):
-            more = len(record["errors"]) - 1  # the first is the cause; the rest usually follow from it
-            line += f"  ERROR: {record['errors'][0]}" + (f" (+{more} more in the reports)" if more else "")
-        elif record.get("skipped") and not accuracy:
-            line += f"  skipped: {record['skipped'][-1]}"
+        if record.errors:
+            more = len(record.errors) - 1  # the first is the cause; the rest usually follow from it
+            line += f"  ERROR: {record.errors[0]}" + (f" (+{more} more in the reports)" if more else "")
+        elif record.skipped and not accuracy:
+            line += f"  skipped: {record.skipped[-1]}"
         reporter.write_line(line)
         for detail in detail_lines(record, verbose=verbosity > 0):
             reporter.write_line(f"    {detail}")
@@ -59,10 +64,10 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
             reporter.write_line("    best:  " + ", ".join(f"{c} {a:.3f}" for c, a in best))
             reporter.write_line("    worst: " + ", ".join(f"{c} {a:.3f}" for c, a in worst))
             if verbosity > 1:
-                for batch, stats in sorted(record.get("timing", {}).items()):
-                    reporter.write_line(f"    batch {batch:>4}: p50 {stats['median_ms']:.3f} ms, p99 "
-                                        f"{stats['p99_ms']:.3f} ms, {stats['throughput_per_s']:,.0f}/s "
-                                        f"({stats['rounds']} rounds, {stats['timer']})")
+                for batch, stats in sorted(record.timing.items()):
+                    reporter.write_line(f"    batch {batch:>4}: p50 {stats.median_ms:.3f} ms, p99 "
+                                        f"{stats.p99_ms:.3f} ms, {stats.throughput_per_s:,.0f}/s "
+                                        f"({stats.rounds} rounds, {stats.timer})")
     summary = summary or comparison(results)
     if len(results) > 1 and verbosity >= 0:
         parts = [f"{label}: {summary[key]}" for key, label in
@@ -71,7 +76,7 @@ def write_summary(reporter, results: dict, config: pytest.Config, notes: list[st
         reporter.write_line("comparison: " + "; ".join(parts))
         for pair in summary.get("pairs", []):
             reporter.write_line("  " + "; ".join(pair_statements(pair)))
-    rows = [row for record in results.values() for row in record.get("baseline_rows", [])]
+    rows = [row for record in results.values() for row in record.baseline_rows]
     if rows:
         reporter.write_line("compared with the baseline:")
         for row in rows:

@@ -7,6 +7,12 @@ so that the run's exit status and summary say so.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_sketchbench.session import SketchSession
+
 from collections.abc import Callable
 
 import pytest
@@ -21,7 +27,7 @@ from pytest_sketchbench.report.json_report import build_report, json_text
 from pytest_sketchbench.report.tables import report_dir_files
 
 
-def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: bool) -> list[str]:
+def write_reports(config: pytest.Config, sketch: SketchSession, exitstatus: int, interrupted: bool) -> list[str]:
     """Write the requested reports; returns one line per report that could not be written."""
     wanted = [config.getoption(name) for name in ("sketch_save_baseline", "sketch_json", "sketch_html",
                                                   "sketch_report_dir")]
@@ -31,7 +37,7 @@ def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: b
         sketch.speed_index()
     files, failures = StagedFiles(), []
 
-    def stage(what: str, path, render: Callable[[], dict]) -> None:
+    def stage(what: str, path: object, render: Callable[[], dict[Path, str | bytes]]) -> None:
         try:
             for target, data in render().items():
                 files.add(target, data)
@@ -72,7 +78,7 @@ def write_reports(config: pytest.Config, sketch, exitstatus: int, interrupted: b
     return failures
 
 
-def _shown(written: list[str], report_dir) -> list[str]:
+def _shown(written: list[str], report_dir: object) -> list[str]:
     """The files written, with the report dir's many files shown as the folder once."""
     inside = [p for p in written if report_dir and p.startswith(str(report_dir).rstrip("/") + "/")]
     return [p for p in written if p not in inside] + ([str(report_dir)] if inside else [])
