@@ -5,6 +5,7 @@ two runs like ``--sketch-baseline`` does, re-render a report.
     sketchbench compare BASE.json NEW.json [--config thresholds.toml] [--json OUT]
     sketchbench report RUN.json [--html OUT] [--report-dir DIR]
     sketchbench history add|check|show …   (the results store across commits: see history_cli)
+    sketchbench bisect GOOD BAD -- <pytest args>   (the first commit whose gate fails: see bisect_cli)
 
 Exit codes follow the gates, so a CI job can gate on them: 0 when every model passed (or was skipped, or was
 inconclusive under the runs' default policy) and nothing disagrees; 1 when a model failed or erred, runs
@@ -180,19 +181,20 @@ def parser() -> argparse.ArgumentParser:
     for command in (merged, rendered):
         command.add_argument("--html", metavar="OUT")
         command.add_argument("--report-dir", metavar="DIR")
-    from pytest_sketchbench import history_cli
+    from pytest_sketchbench import bisect_cli, history_cli
 
     history_cli.add_parser(commands)
+    bisect_cli.add_parser(commands)
     return main
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.command == "history":
-            from pytest_sketchbench import history_cli
+        if args.command in ("history", "bisect"):
+            from pytest_sketchbench import bisect_cli, history_cli
 
-            return history_cli.run(args)
+            return history_cli.run(args) if args.command == "history" else bisect_cli.bisect(args)
         return {"merge": merge, "compare": compare, "report": report}[args.command](args)
     except SketchBenchError as exc:
         print(f"sketchbench {args.command}: {exc}", file=sys.stderr)

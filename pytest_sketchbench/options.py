@@ -94,6 +94,15 @@ def add_report_options(group) -> None:
                     help="save this run as a baseline (predictions, raw latency samples, memory, size)")
     group.addoption("--sketch-baseline", dest="sketch_baseline", default=None, metavar="PATH",
                     help="compare with a saved baseline: McNemar (accuracy), Mann-Whitney U (latency), margins")
+    group.addoption("--sketch-history", dest="sketch_history", default=None, metavar="PATH_OR_URL",
+                    help="add this run to a benchmark history: a SQLite file (created if missing) or a "
+                         "postgresql:// URL (see sketchbench history)")
+    group.addoption("--sketch-history-check", dest="sketch_history_check", action="store_true", default=False,
+                    help="after adding the run, fail on a regression in the newest runs of the history ([history] "
+                         "in the config says which figures and how large)")
+    group.addoption("--sketch-history-base", dest="sketch_history_base", default=None, metavar="BRANCH",
+                    help="the branch whose history this run continues (a pull request's target): the check reads "
+                         "its runs and this branch's")
     group.addoption("--sketch-profile", dest="sketch_profile", action="store_true", default=False,
                     help="profile each model after its timings (runtime operators as a Chrome trace, the harness as "
                          "a flame graph) into --sketch-report-dir; never used for a timing gate"),

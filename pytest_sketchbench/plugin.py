@@ -68,11 +68,26 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return 0
 
 
+def _check_history_options(config: pytest.Config) -> None:
+    """The history store opens before any test runs (a wrong URL or an unwritable path costs no measurement)."""
+    target = config.getoption("sketch_history")
+    if not target:
+        if config.getoption("sketch_history_check") or config.getoption("sketch_history_base"):
+            raise SketchBenchError("--sketch-history-check", "needs the history to check", "add --sketch-history DB")
+        return
+    from pytest_sketchbench.history.store import is_database_url, open_store
+
+    if not is_database_url(target):
+        check_output_paths({"--sketch-history": target})
+    open_store(target).close()
+
+
 def _prepare(config: pytest.Config) -> RunSetup:
     try:
         threads_given = config.getoption("sketch_threads") is not None or "sketch_threads" in config.inicfg
         check_output_paths({f"--sketch-{key.replace('_', '-')}": config.getoption(f"sketch_{key}")
                             for key in ("json", "html", "report_dir", "save_baseline")})
+        _check_history_options(config)
         if config.getoption("sketch_profile") and not config.getoption("sketch_report_dir"):
             raise SketchBenchError("--sketch-profile", "has nowhere to write the traces and flame graphs",
                                    "add --sketch-report-dir DIR")
@@ -516,12 +531,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         failures = writer.write_reports(session.config, sketch, int(exitstatus), interrupted)  # + speed index
+        failures += _keep_history(session.config, sketch, int(exitstatus), interrupted)
         if failures:
             sketch.notes.extend(f"error: {line}" for line in failures)
             if session.exitstatus == pytest.ExitCode.OK:  # every test passed, but a report is missing
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
     finally:
         sketch.side_by_side.release_references()
+
+
+def _keep_history(config: pytest.Config, sketch: SketchSession, exitstatus: int, interrupted: bool) -> list[str]:
+    """``--sketch-history``: the run added (flagged when it did not complete); ``--sketch-history-check``: the
+    regressions in the newest runs, one line each (they fail the run)."""
+    target = config.getoption("sketch_history")
+    if not target or not sketch.results:
+        return []
+    from pytest_sketchbench.history.recording import keep_run, run_of_session
+
+    try:
+        notes, regressions = keep_run(target, run_of_session(sketch, exitstatus, interrupted),
+                                      list(sketch.results.values()), config.getoption("sketch_history_check"),
+                                      sketch.config.history, sketch.config.path or "thresholds.toml",
+                                      config.getoption("sketch_history_base"))
+    except SketchBenchError as exc:
+        return [f"history not kept: {exc}"]
+    sketch.notes.extend(notes)
+    return regressions
 
 
 def _vanished_from_baseline(sketch: SketchSession) -> list[str]:

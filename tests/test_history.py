@@ -213,3 +213,73 @@ def test_an_accuracy_drop_of_one_point_is_found_in_the_newest_run(tmp_path):
     store.close()
     (finding,) = [f for f in news(findings, settings_from({}, "t")) if f.key[1] == "accuracy"]
     assert finding.change.kind == "new" and finding.regression and finding.change.relative < 0
+
+
+REGISTER = '''
+from centroid_plugin import CentroidModel
+from pytest_sketchbench import register_model
+
+register_model("centroid", weights="centroid.npz"{degrade})(CentroidModel)
+'''
+
+
+def test_pytest_runs_build_the_history_and_the_last_one_fails_on_a_drop(centroid_project):
+    """Five runs of the same model, then one where it answers worse: ``--sketch-history-check`` fails that run,
+    naming the figure, the commit and the levels on both sides."""
+    from conftest import BUNDLED
+
+    centroid_project.makepyfile(test_bench='''
+        def test_accuracy(sketch_predictions, sketch_thresholds):
+            sketch_thresholds.check_accuracy(sketch_predictions)
+    ''')
+    args = (f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20", "--sketch-models=centroid",
+            "-p", "no:cacheprovider", "--sketch-history=runs/h.db", "--sketch-history-check")
+    centroid_project.makeconftest(REGISTER.format(degrade=""))
+    for _ in range(5):
+        result = centroid_project.runpytest(*args)
+        assert result.ret == 0, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines(["*history: run added to runs/h.db (complete, * figures, branch *)*"])
+    centroid_project.makeconftest(REGISTER.format(degrade=", degrade=3"))
+    result = centroid_project.runpytest(*args)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*history: REGRESSION centroid accuracy: newest run off its history of -* "
+                                 "(regression) at commit * (run 6 of 6): 0.* → 0.*"])
+    store = open_store(str(centroid_project.path / "runs" / "h.db"))
+    assert len(store.runs()) == 6 and len(store.series()[("centroid", "accuracy", "")]) == 6
+    store.close()
+
+
+def test_history_check_needs_a_history(pytester):
+    result = pytester.runpytest("--sketch-history-check", "-p", "no:cacheprovider")
+    assert result.ret == 4 and "--sketch-history-check: needs the history to check" in result.stderr.str()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="run tests/setup-system.sh for Chromium")
+def test_the_trend_page_opens_offline_in_chromium_with_every_chart_drawn(tmp_path):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+    from test_reports import _chromium
+
+    ratios = list(noisy(20, 2) * 1.3)
+    ratios[12:] = [r * 1.15 for r in ratios[12:]]
+    db = str(tmp_path / "h.db")
+    main(["history", "add", *reports(tmp_path, ratios), "--db", db])
+    page = tmp_path / "trend.html"
+    assert main(["history", "show", "--db", db, "--html", str(page)]) == 0
+    assert "http://" not in page.read_text() and "https://" not in page.read_text()
+    dom = _chromium("--dump-dom", f"file://{page}", profile=tmp_path / "p1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    figures = re.findall(r"<figure class=\"trend\" data-series=\"([^\"]+)\"><img alt=\"[^\"]*\" "
+                         r"src=\"data:image/png;base64,([^\"]+)\"", dom.stdout)
+    assert {series for series, _ in figures} >= {"onnx · accuracy", "onnx · latency_ratio:calibration@1"}
+    for series, data in figures:  # every chart is a PNG the browser got whole, with something drawn on it
+        image = Image.open(io.BytesIO(base64.b64decode(data))).convert("L")
+        assert image.size[0] > 300 and len(image.getcolors(maxcolors=1 << 16) or []) > 10, series
+    assert "step of +1" in dom.stdout and "onnx · latency_ratio:calibration@1" in dom.stdout
+    shot = tmp_path / "shot.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1200,3000", f"file://{page}", profile=tmp_path / "p2")
+    assert shot.exists() and shot.stat().st_size > 20000

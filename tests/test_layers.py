@@ -8,7 +8,7 @@ from conftest import REPO
 
 PACKAGE = REPO / "pytest_sketchbench"
 LAYERS = [  # top to bottom
-    {"plugin", "parallel", "cli", "history_cli", "__init__"},
+    {"plugin", "parallel", "cli", "history_cli", "bisect_cli", "__init__"},
     {"report"},
     {"session", "side_by_side", "diagnostics", "load_runs", "session_core"},
     {"measure", "checks", "baseline", "baseline_gates", "loadgen", "profiling", "host_audit", "input_probe",

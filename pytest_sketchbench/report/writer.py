@@ -30,7 +30,7 @@ from pytest_sketchbench.report.tables import report_dir_files
 def write_reports(config: pytest.Config, sketch: SketchSession, exitstatus: int, interrupted: bool) -> list[str]:
     """Write the requested reports; returns one line per report that could not be written."""
     wanted = [config.getoption(name) for name in ("sketch_save_baseline", "sketch_json", "sketch_html",
-                                                  "sketch_report_dir")]
+                                                  "sketch_report_dir", "sketch_history")]
     if sketch.results and not interrupted and (any(wanted) or sketch.baseline):
         # measured once, after every model, only for a file or a baseline that quotes it (two reports from two
         # machines then compare); a run that writes nothing does not pay its 1,100 calibration calls
