@@ -152,9 +152,6 @@ def from_wire(data: dict[str, Any]) -> ModelResult:
     return _from_attributes(data)
 
 
-EMPTY_WHEN_MISSING = ("outcomes", "skipped", "relative_speed", "parity", "verdicts", "errors")
-
-
 def model_result(record: ModelResult, status: str) -> dict[str, Any]:
     """One model's result as the JSON report has it: timing statistics without the raw samples, which are kept
     apart (``latency_samples_s``) so that a later ``sketchbench compare`` can test them."""
@@ -164,9 +161,6 @@ def model_result(record: ModelResult, status: str) -> dict[str, Any]:
                                  for size, stats in plain["timing"].items()},
               "latency_samples_s": _samples_out(record),
               "model_size_bytes": record.file_size_bytes}
-    for key in EMPTY_WHEN_MISSING:
-        if result[RESULT_KEYS[key]] is None:
-            result[RESULT_KEYS[key]] = {} if key in ("outcomes", "relative_speed", "parity") else []
     return result
 
 

@@ -168,10 +168,10 @@ def reports(tmp_path, ratios: list[float], accuracy_drop_at: int | None = None) 
     return paths
 
 
-def test_history_add_check_and_show_find_the_slowdown_and_name_its_commit(tmp_path, capsys):
+def test_history_add_check_and_show_find_the_slowdown_and_name_its_commit(tmp_path, capsys, store_target):
     ratios = list(noisy(20, 11) * 1.3)
     ratios[16:] = [r * 1.12 for r in ratios[16:]]
-    paths, db = reports(tmp_path, ratios), str(tmp_path / "h.db")
+    paths, db = reports(tmp_path, ratios), store_target
     assert main(["history", "add", *paths[:12], "--db", db, "--branch", "main"]) == 0
     assert main(["history", "check", "--db", db]) == 0  # nothing yet
     assert main(["history", "add", *paths, "--db", db, "--branch", "main"]) == 0  # the first 12 again: skipped
@@ -185,6 +185,7 @@ def test_history_add_check_and_show_find_the_slowdown_and_name_its_commit(tmp_pa
     page = (tmp_path / "t.html").read_text()
     assert "onnx · latency_ratio:calibration@1" in page and "data:image/png;base64," in page
     assert "❌" in (tmp_path / "t.md").read_text()
+    assert "s3cret-pw" not in out + capsys.readouterr().out + page  # a URL's password stays out of every output
 
 
 def test_history_check_reads_the_config_table(tmp_path, capsys):

@@ -109,13 +109,6 @@ class Finding:
                 f"[{a_low:.4g}–{a_high:.4g}], p = {change.p_value:.2g}")
 
 
-HIGHER_IS_BETTER = ("accuracy", "top5_accuracy", "accuracy:*", "throughput@*")
-
-
-def higher_is_better(metric: str) -> bool:
-    return any(fnmatch.fnmatchcase(metric, pattern) for pattern in HIGHER_IS_BETTER)
-
-
 def half_widths(points: list[SeriesPoint]) -> np.ndarray | None:
     widths = [(p.high - p.low) / 2 for p in points if p.low is not None and p.high is not None]
     return np.asarray(widths) if len(widths) == len(points) and widths else None
@@ -135,7 +128,7 @@ def analyse(series: dict[SeriesKey, list[SeriesPoint]], settings: HistorySetting
         latest = new_point(values, metric_settings)
         if latest is not None and not any(c.index >= latest.start for c in changes):
             changes.append(latest)
-        findings += [Finding(key, change, tuple(points), higher_is_better(key[1])) for change in changes]
+        findings += [Finding(key, change, tuple(points), points[-1].higher_is_better) for change in changes]
     return findings
 
 

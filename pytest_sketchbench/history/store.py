@@ -43,6 +43,7 @@ class SeriesPoint:
     low: float | None
     high: float | None
     content_hash: str | None
+    higher_is_better: bool = False
 
 
 SeriesKey = tuple[str, str, str]  # (model, metric, machine: "" for a figure that travels across machines)
@@ -124,10 +125,12 @@ class SqlStore:
                   p.content_hash) for p in points])
         return True
 
-    def _run_rows(self, branches: Sequence[str] | None, statuses: Sequence[str]) -> tuple[str, list[Any]]:
-        clauses, values = [f"status IN ({', '.join('?' * len(statuses))})"], list(statuses)
+    @staticmethod
+    def _run_rows(branches: Sequence[str] | None, statuses: Sequence[str], table: str = "") -> tuple[str, list[Any]]:
+        """The WHERE clause choosing runs by status and branch (``table``: the runs table's alias, with its dot)."""
+        clauses, values = [f"{table}status IN ({', '.join('?' * len(statuses))})"], list(statuses)
         if branches:
-            clauses.append(f"branch IN ({', '.join('?' * len(branches))})")
+            clauses.append(f"{table}branch IN ({', '.join('?' * len(branches))})")
             values += list(branches)
         return " AND ".join(clauses), values
 
@@ -141,19 +144,18 @@ class SqlStore:
 
     def series(self, branches: Sequence[str] | None = None) -> dict[SeriesKey, list[SeriesPoint]]:
         """Every (model, metric[, machine]) series of the complete runs, in history order."""
-        where, values = self._run_rows(branches, ("complete",))
+        where, values = self._run_rows(branches, ("complete",), "r.")
         query = (f"SELECT {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))}, p.model, p.metric, "
-                 "p.value, p.low, p.high, p.machine_bound, p.content_hash FROM sketch_points p JOIN sketch_runs r "
-                 f"ON p.run = r.id WHERE {where.replace('status', 'r.status').replace('branch', 'r.branch')} "
-                 "ORDER BY r.created, r.id")
+                 "p.value, p.low, p.high, p.machine_bound, p.content_hash, p.higher_is_better "
+                 f"FROM sketch_points p JOIN sketch_runs r ON p.run = r.id WHERE {where} ORDER BY r.created, r.id")
         found: dict[SeriesKey, list[SeriesPoint]] = {}
         with self._cursor() as cursor:
             cursor.execute(self._sql(query), values)
             for row in cursor.fetchall():
                 run = _run(row[:9])
-                model, metric, value, low, high, machine_bound, content_hash = row[9:]
+                model, metric, value, low, high, machine_bound, content_hash, better = row[9:]
                 key = (model, metric, run.machine if machine_bound else "")
-                found.setdefault(key, []).append(SeriesPoint(run, value, low, high, content_hash))
+                found.setdefault(key, []).append(SeriesPoint(run, value, low, high, content_hash, bool(better)))
         return found
 
     def close(self) -> None:
