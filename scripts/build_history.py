@@ -69,12 +69,16 @@ def log(path: Path | None, line: str) -> None:
 
 
 def timed_ratio(base: Path, variant: Path, rounds: int = 1500) -> float:
-    """variant ÷ base median CPU time per call at batch 1, interleaved (the clock the plugin's ratios use), ONNX
-    Runtime's default threads."""
+    """variant ÷ base median CPU time per call at batch 1, interleaved (the clock the plugin's ratios use), one
+    intra-op thread as the runs use (``--sketch-threads=1``: the shipped config's setting; two threads' spinning
+    pool makes CPU time too noisy to calibrate a few percent)."""
     import onnxruntime as ort
 
     image = np.random.default_rng(0).random((1, 28, 28, 1), np.float32)
-    sessions = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) for path in (base, variant)]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    sessions = [ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                for path in (base, variant)]
     times: list[list[float]] = [[], []]
     for round_ in range(rounds + 100):
         for index, session in enumerate(sessions):
@@ -166,7 +170,7 @@ def measure(work: Path, run: int, model: Path, logfile: Path | None) -> Path:
              "test_latency.py::test_single_drawing_latency", "test_resources.py::test_memory",
              "test_resources.py::test_model_size"]
     command = [sys.executable, "-m", "pytest", *(f"benchmarks/{test}" for test in tests), "-p", "no:cacheprovider",
-               "-q", "--benchmark-disable", f"--sketch-config={config}", "--sketch-models=sut",
+               "-q", "--benchmark-disable", f"--sketch-config={config}", "--sketch-models=sut", "--sketch-threads=1",
                f"--sketch-json={report}.tmp"]
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200)
     if not Path(f"{report}.tmp").exists():
@@ -188,17 +192,20 @@ def detection_table(series: dict, findings: list) -> tuple[list[str], int, int]:
     for name, first, last, metrics in EVENTS:
         for metric in metrics:
             key = next(k for k in series if k[1] == metric)
+            values = np.asarray([p.value for p in series[key]])
+            shown = float(np.median(values[last + 1:last + 5]) / np.median(values[max(0, first - 4):first]) - 1)
             near = [f for f in findings if f.key == key and first - WITHIN <= f.change.start <= last + WITHIN]
             if near:
                 best = min(near, key=lambda f: abs(f.change.start - first))
                 matched.add(id(best))
-                lines.append(f"| {name} | {metric} | found: {best.change.kind} at run {best.change.start} "
-                             f"({best.change.start - first:+d} runs), {best.change.relative:+.1%} | ✅ |")
+                lines.append(f"| {name} | {metric} | {shown:+.1%} | found: {best.change.kind} at run "
+                             f"{best.change.start} ({best.change.start - first:+d} runs), {best.change.relative:+.1%},"
+                             f" p = {best.change.p_value:.1g} | ✅ |")
             else:
-                lines.append(f"| {name} | {metric} | missed | ❌ |")
+                lines.append(f"| {name} | {metric} | {shown:+.1%} | missed | ❌ |")
     false = [f for f in findings if id(f) not in matched and f.key[1] in {m for e in EVENTS for m in e[3]}]
     for finding in false:
-        lines.append(f"| (none injected) | {finding.key[1]} | {finding.describe()} | false alert |")
+        lines.append(f"| (none injected) | {finding.key[1]} | | {finding.describe()} | false alert |")
     points = sum(len(series[k]) for k in series if k[1] in {m for e in EVENTS for m in e[3]})
     return lines, len(false), points
 
@@ -250,7 +257,8 @@ def main() -> int:
     found = sum("✅" in line for line in lines)
     expected = sum(len(event[3]) for event in EVENTS)
     log(args.log, f"\n{len(reports)} runs; detection table (default [history] settings):\n")
-    log(args.log, "| injected | series | finding | |\n|---|---|---|---|")
+    log(args.log, "| injected | series | level change in the series (median of 4 runs after ÷ 4 before) | finding "
+                  "| |\n|---|---|---|---|---|")
     for line in lines:
         log(args.log, line)
     log(args.log, f"\nfound {found} of {expected} injected changes within {WITHIN} runs ({found / expected:.0%}); "
