@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 
-STRICT = ["results.py", "codec.py", "files.py", "errors.py", "content_hash.py", "report"]
+STRICT = ["results.py", "codec.py", "files.py", "errors.py", "content_hash.py", "report", "history"]
 
 
 def test_the_results_codec_and_its_files_pass_mypy_strict(tmp_path):

@@ -38,7 +38,8 @@ def points_of(record: ModelResult) -> list[Point]:
 
     accuracy = record.accuracy
     if accuracy is not None and not record.categories_left_out:
-        add("accuracy", accuracy.accuracy, *accuracy.accuracy_ci95, higher_is_better=True)
+        low, high = accuracy.accuracy_ci95
+        add("accuracy", accuracy.accuracy, low, high, higher_is_better=True)
         if accuracy.top5_accuracy is not None:
             add("top5_accuracy", accuracy.top5_accuracy,
                 *wilson_interval(round(accuracy.top5_accuracy * accuracy.n_samples), accuracy.n_samples),
@@ -50,8 +51,9 @@ def points_of(record: ModelResult) -> list[Point]:
         if not reference.startswith("baseline:"):  # a same-run A/B against the base branch is not a trend
             add(f"latency_ratio:{reference}@{batch}", ratio.get("ratio"), ratio.get("ci_low"), ratio.get("ci_high"))
     for batch, stats in sorted(record.timing.items()):
-        interval = stats.p50_ci_ms or [None, None]
-        add(f"p50_ms@{batch}", stats.median_ms, interval[0], interval[1], machine_bound=True)
+        interval = stats.p50_ci_ms
+        add(f"p50_ms@{batch}", stats.median_ms, interval[0] if interval else None, interval[1] if interval else None,
+            machine_bound=True)
         add(f"throughput@{batch}", stats.throughput_per_s, machine_bound=True, higher_is_better=True)
     if record.memory is not None:
         add("memory_growth_mb", record.memory.peak_growth_mb, machine_bound=True)

@@ -201,8 +201,7 @@ def open_store(target: str) -> SqlStore:
     path = Path(target)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=30)
-        return SqlStore(connection, "?", "INTEGER PRIMARY KEY AUTOINCREMENT", where)
+        return SqlStore(sqlite3.connect(path, timeout=30), "?", "INTEGER PRIMARY KEY AUTOINCREMENT", where)
     except (OSError, sqlite3.Error) as exc:
         raise SketchBenchError(where, f"not a usable history store ({exc})",
                                "pass a writable path for a new SQLite file, or a postgresql:// URL") from None
