@@ -22,10 +22,10 @@ from pytest_sketchbench.codec import record_from_result
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.hardware import machine_label
-from pytest_sketchbench.history.analysis import HistorySettings, analyse, news, settings_from
+from pytest_sketchbench.history.analysis import Finding, HistorySettings, analyse, news, settings_from
 from pytest_sketchbench.history.points import Point, points_of
 from pytest_sketchbench.history.recording import run_status
-from pytest_sketchbench.history.store import Run, open_store, shown
+from pytest_sketchbench.history.store import Run, SeriesKey, SeriesPoint, open_store, shown
 
 
 def run_of_report(path: str, report: dict[str, Any], commit: str | None, branch: str | None,
@@ -66,14 +66,20 @@ def add(args: argparse.Namespace) -> int:
     return 0
 
 
-def check(args: argparse.Namespace) -> int:
+def _analysed(args: argparse.Namespace) -> tuple[HistorySettings, dict[SeriesKey, list[SeriesPoint]], list[Run],
+                                                  list[Finding]]:
+    """The store's series and runs (of ``--branch``) and every change in them, under ``[history]``."""
     settings = history_settings(args.config)
     store = open_store(args.db)
     try:
         series, runs = store.series(args.branch), store.runs(args.branch)
     finally:
         store.close()
-    findings = analyse(series, settings)
+    return settings, series, runs, analyse(series, settings)
+
+
+def check(args: argparse.Namespace) -> int:
+    settings, series, runs, findings = _analysed(args)
     failing = news(findings, settings)
     print(f"{shown(args.db)}: {len(runs)} complete runs, {sum(settings.follows(k[1]) for k in series)} followed "
           f"series, {len(findings)} changes")
@@ -88,13 +94,7 @@ def show(args: argparse.Namespace) -> int:
     from pytest_sketchbench.files import StagedFiles
     from pytest_sketchbench.report.trend_page import followed_series, trend_html, trend_markdown
 
-    settings = history_settings(args.config)
-    store = open_store(args.db)
-    try:
-        series, runs = store.series(args.branch), store.runs(args.branch)
-    finally:
-        store.close()
-    findings = analyse(series, settings)
+    settings, series, runs, findings = _analysed(args)
     title = f"sketchbench history: {len(runs)} runs" + (f" of {', '.join(args.branch)}" if args.branch else "")
     files = StagedFiles()
     if args.html:
