@@ -19,6 +19,7 @@ pulls cloud clients. The significance test on top keeps the false-alert rate whe
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,9 @@ def _welch_p(before: np.ndarray, after: np.ndarray) -> float:
 
     if np.ptp(before) == 0 and np.ptp(after) == 0:  # deterministic figures (accuracy on the same drawings)
         return 0.0 if before[0] != after[0] else 1.0
-    return float(stats.ttest_ind(before, after, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # runs that repeat a value exactly: scipy warns, the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(before, after, equal_var=False).pvalue)
 
 
 def _candidates(values: np.ndarray, sigma: float, settings: Settings) -> list[int]:
