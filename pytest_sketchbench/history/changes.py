@@ -131,6 +131,14 @@ def _step_fits_better(window: np.ndarray, slope: float, intercept: float) -> boo
     return best_step <= 2 * line  # a drift needs a line clearly better than any one jump
 
 
+def _levels_fit_better(span: np.ndarray, cuts: list[int]) -> bool:
+    """Flat levels between ``cuts`` leave less unexplained than one line through ``span``."""
+    slope, intercept = np.polyfit(np.arange(span.size), span, 1)
+    line = float(np.sum((span - (intercept + slope * np.arange(span.size))) ** 2))
+    levels = sum(float(np.sum((part - part.mean()) ** 2)) for part in np.split(span, cuts) if part.size)
+    return levels < line
+
+
 def _drifts(series: np.ndarray, settings: Settings) -> list[tuple[int, int, float]]:
     """Spans (first, last, p) where every ``window`` runs rise or fall steadily: Kendall's τ at ``alpha`` and a
     fitted change of at least ``min_change``, where a line fits the window better than one jump does."""
@@ -190,6 +198,9 @@ def find_changes(values: list[float] | np.ndarray, half_widths: list[float] | np
     steps = _steps(series, _candidates(series, noise_of(series, widths), settings), settings)
     changes: list[Change] = []
     for first, last, p_value in _drifts(series, settings):
+        inside = [step.index for step in steps if first < step.index <= last]
+        if len(inside) > 1 and _levels_fit_better(series[first:last + 1], [i - first for i in inside]):
+            continue  # two or more significant level changes explain the span better than a ramp: they are news
         (before, before_interval) = _level(series[max(0, first - settings.window):first + 1])
         (after, after_interval) = _level(series[last:last + settings.window])
         changes.append(Change("drift", last, first, before, after, before_interval, after_interval, p_value))
