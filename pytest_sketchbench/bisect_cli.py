@@ -86,7 +86,10 @@ def bisect(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache else root / git("rev-parse", "--git-dir", cwd=root) / "sketchbench-bisect"
     good, bad = git("rev-parse", args.good, cwd=root), git("rev-parse", args.bad, cwd=root)
     start = len((cache / "runs.log").read_text().splitlines()) if (cache / "runs.log").exists() else 0
-    pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    pytest_args = args.pytest_args
+    if not pytest_args:
+        raise SketchBenchError("sketchbench bisect", "no pytest arguments after --",
+                               "e.g. sketchbench bisect v1.0 HEAD -- benchmarks/test_speed.py --sketch-models=onnx")
     command = [sys.executable, "-m", "pytest_sketchbench.bisect_cli", "--cache", str(cache), "--", *pytest_args]
     git("bisect", "start", bad, good, cwd=root)
     try:
@@ -122,16 +125,24 @@ def add_parser(commands: Any) -> None:
     bisecting.add_argument("good", metavar="GOOD")
     bisecting.add_argument("bad", metavar="BAD")
     bisecting.add_argument("--cache", help="where verdicts and reports are kept per commit")
-    bisecting.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST ARGS")
+    bisecting.epilog = "everything after -- is passed to pytest at each commit"
+
+
+def split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(our arguments, pytest's): everything after the first ``--`` is pytest's (argparse's REMAINDER would also
+    swallow our own options that come before it)."""
+    if "--" not in argv:
+        return argv, []
+    at = argv.index("--")
+    return argv[:at], argv[at + 1:]
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pytest_sketchbench.bisect_cli --cache DIR -- <pytest args>``: one step of git bisect run."""
     parser = argparse.ArgumentParser(prog="sketchbench-bisect-step")
     parser.add_argument("--cache", required=True)
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    ours, pytest_args = split_pytest_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(ours)
     try:
         return step(Path(args.cache), pytest_args, Path(git("rev-parse", "--show-toplevel", cwd=Path.cwd())))
     except Exception as exc:  # noqa: BLE001 — anything here means this commit cannot be tested, not "bad"

@@ -189,7 +189,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    from pytest_sketchbench.bisect_cli import split_pytest_args
+
+    ours, pytest_args = split_pytest_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser().parse_args(ours)
+    args.pytest_args = pytest_args
     try:
         if args.command in ("history", "bisect"):
             from pytest_sketchbench import bisect_cli, history_cli
