@@ -89,12 +89,7 @@ class Finding:
 
     @property
     def regression(self) -> bool:
-        worse = self.change.relative < 0 if self.higher_is_better else self.change.relative > 0
-        return worse
-
-    @property
-    def first_run(self) -> SeriesPoint:
-        return self.points[self.change.start]
+        return self.change.relative < 0 if self.higher_is_better else self.change.relative > 0
 
     def describe(self) -> str:
         """'onnx latency_ratio:calibration@1 +10.2 % at commit 3f2a1c9 (run 21 of 34): 12.9 [12.7–13.1] → …'."""
