@@ -157,7 +157,7 @@ def test_latency_p_value_is_the_one_that_decided():
 def test_missing_matplotlib_is_said_not_silent(monkeypatch):
     from pytest_sketchbench.report import charts, html_report
 
-    monkeypatch.setattr(charts, "_pyplot", lambda: None)
+    monkeypatch.setattr(charts, "pyplot", lambda: None)
     metadata = {"timestamp": "t", "test_samples": 1, "categories": ["cat"], "notes": []}
     page = html_report.standalone_html({"benchmark_metadata": metadata}, {})
     assert charts.MISSING_NOTE.replace("'", "&#x27;") in page

@@ -77,6 +77,8 @@ def test_benchmarks_workflow_step_runs_locally(tmp_path):
     command = run.split("pytest benchmarks/", 1)[1].replace("\\\n", " ").replace('"$MODELS"', "onnx")
     command = command.replace("reports/", f"{tmp_path}/reports/").replace("=reports", f"={tmp_path}/reports")
     command = command.replace("=baseline-models", f"={REPO}/models")  # this branch's files stand in for main's
+    command = command.replace("${{ matrix.name }}", "cpu-x64").replace("${{ github.base_ref || 'main' }}", "main")
+    command = command.replace("=history/", f"={tmp_path}/history/")
     (tmp_path / "reports").mkdir()
     args = [a for a in command.split() if a]
     result = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *args, "-p", "no:cacheprovider"],
@@ -86,6 +88,7 @@ def test_benchmarks_workflow_step_runs_locally(tmp_path):
         assert (tmp_path / "reports" / name).exists(), name
     assert "compared with the baseline" in result.stdout
     assert "p50 latency @1 (ms), same run" in result.stdout  # latency judged side by side, not against a record
+    assert "history: run added to" in result.stdout and (tmp_path / "history" / "cpu-x64.db").exists()
 
 
 def _step(job: str, words: str) -> str:
