@@ -91,9 +91,9 @@ def timed_ratio(base: Path, variant: Path, rounds: int = 1500) -> float:
     return float(np.median(times[1]) / np.median(times[0]))
 
 
-def calibrated(source: Path, target: Path, factor: float, logfile: Path | None) -> None:
-    """A copy of ``source`` slower by ``factor``: the dead convolution's width found by the secant method on
-    interleaved timings (median of three), within 1 % of the factor or after five tries."""
+def calibrated(source: Path, target: Path, factor: float, logfile: Path | None) -> int:
+    """A copy of ``source`` slower by ``factor``: the dead convolution's width (returned) found by the secant method
+    on interleaved timings (median of three), within 1 % of the factor or after five tries."""
     import onnx
     from make_slowed_model import with_extra_work
 
@@ -114,6 +114,7 @@ def calibrated(source: Path, target: Path, factor: float, logfile: Path | None) 
         onnx.save(with_extra_work(onnx.load(source), channels), target)
     log(logfile, f"variant ×{factor:.4f} of {source.parent.name}: {channels} extra channels, measured ×{measured:.4f} "
                  f"(CPU time, interleaved, {len(tried) - 1} tries)")
+    return channels
 
 
 def variants(work: Path, runs: int, logfile: Path | None) -> dict[int, Path]:
@@ -132,18 +133,29 @@ def variants(work: Path, runs: int, logfile: Path | None) -> dict[int, Path]:
         shutil.copy(base, plain)
     if not noisy.exists():
         onnx.save(perturbed(onnx.load(base), float(NOISE))[0], noisy)
+    # one width per factor, calibrated on the model itself: the perturbed copy at a factor gets the same extra work
+    # (weights noise does not change the work), so swapping it in changes accuracy only
+    widths_file = work / "widths.json"
+    widths: dict[str, int] = json.loads(widths_file.read_text()) if widths_file.exists() else {}
     files: dict[int, Path] = {}
     for run in range(runs):
         factor, source = slowdown_at(run), noisy if run >= ACCURACY_AT else plain
         if factor == 1.0:
             files[run] = source
             continue
-        path = folder / f"{source.parent.name}-x{factor:.4f}" / "cnn.onnx"
+        key = f"{factor:.4f}"
+        if key not in widths:
+            probe = folder / "probe" / "cnn.onnx"
+            probe.parent.mkdir(exist_ok=True)
+            widths[key] = calibrated(plain, probe, factor, logfile)
+            widths_file.write_text(json.dumps(widths, indent=1))
+        path = folder / f"{source.parent.name}-x{key}" / "cnn.onnx"
         if not path.exists():
+            from make_slowed_model import with_extra_work
+
             path.parent.mkdir(exist_ok=True)
             shutil.copy(REPO / "models" / "cnn.classes.json", path.with_name("cnn.classes.json"))
-            calibrated(source, path.with_name("building.onnx"), factor, logfile)
-            path.with_name("building.onnx").rename(path)
+            onnx.save(with_extra_work(onnx.load(source), widths[key]), path)
         files[run] = path
     return files
 
