@@ -27,6 +27,31 @@ DEFAULT_PROFILES = {
 }
 
 
+# The instruction sets a measured figure can depend on: int8 kernels differ in what they compute (VPMADDUBSW on
+# AVX2/AVX-512F saturates pairs of products into int16; VNNI's VPDPBUSD does not), and float kernels in speed.
+INSTRUCTION_SETS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+                    "avx512_bf16", "avx512_fp16", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve")
+
+
+def instruction_sets(cpuinfo: str) -> list[str]:
+    """The INSTRUCTION_SETS a ``/proc/cpuinfo`` text lists (its first ``flags``/``Features`` line)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            present = set(value.split())
+            return [name for name in INSTRUCTION_SETS if name in present]
+    return []
+
+
+def int8_dot_product(sets: list[str]) -> str | None:
+    """How this CPU's int8 kernels add products: the fact an int8 model's accuracy can depend on."""
+    if "avx512_vnni" in sets or "avx_vnni" in sets or "amx_int8" in sets:
+        return "VNNI (exact int32 sums)"
+    if "avx2" in sets or "avx512bw" in sets:
+        return "no VNNI: VPMADDUBSW saturates 8-bit weight pairs in int16 (7-bit weights are exact)"
+    return None
+
+
 def cpu_info() -> dict:
     frequency = None
     try:
@@ -36,12 +61,14 @@ def cpu_info() -> dict:
         pass
     model = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    sets = instruction_sets(cpuinfo)
     try:
         affinity = sorted(psutil.Process().cpu_affinity())
     except (AttributeError, OSError):
@@ -53,6 +80,8 @@ def cpu_info() -> dict:
         "usable_cores": len(affinity),
         "frequency_mhz": frequency,
         "memory_gib": round(psutil.virtual_memory().total / GIB, 2),
+        "instruction_sets": sets,
+        "int8_dot_product": int8_dot_product(sets),
     }
 
 
@@ -183,8 +212,12 @@ def profiles_from_config(table: dict) -> dict:
 def summary_line(hardware: dict, profile: str) -> str:
     cpu = hardware["cpu"]
     gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in hardware["gpus"]) or "none"
+    sets = cpu.get("instruction_sets") or []
+    widest = next((name.upper().replace("_", "-") for name in ("avx512_vnni", "avx512f", "avx_vnni", "avx2", "asimd")
+                   if name in sets), None)
     return (f"profile {profile}; CPU {cpu['model']} ({cpu['physical_cores']} cores / {cpu['logical_cores']} "
-            f"threads, {cpu['memory_gib']} GiB); GPUs: {gpus}; environment {hardware['environment']}")
+            f"threads, {cpu['memory_gib']} GiB{', ' + widest if widest else ''}); GPUs: {gpus}; "
+            f"environment {hardware['environment']}")
 
 
 def machine_label(hardware: dict, profile: str | None) -> str:
