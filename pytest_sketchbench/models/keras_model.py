@@ -10,6 +10,14 @@ from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models._tf import TensorFlowCalls
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 from pytest_sketchbench.models.graph_ops import graph_ops, refuse_unsafe_ops
+from pytest_sketchbench.models.keras_versions import (
+    h5_keras_version,
+    h5_model_config,
+    import_tf_keras,
+    is_keras2,
+    rebuilt_with,
+    refuse_code_layers,
+)
 
 
 class KerasModel(TensorFlowCalls, ModelPlugin):
@@ -21,9 +29,15 @@ class KerasModel(TensorFlowCalls, ModelPlugin):
         import keras
 
         path = self.require_file()
+        legacy = path.suffix.lower() in (".h5", ".hdf5")
+        self.keras_version = h5_keras_version(path) if legacy else None
+        loader = keras
+        if is_keras2(self.keras_version):  # a Keras 2 file: tf-keras reads it as it was written
+            refuse_code_layers(h5_model_config(path), f"model '{self.name}' ({path})")
+            loader = import_tf_keras(f"model '{self.name}' ({path})", self.keras_version)
         try:
             with tf.device(self.tf_device):
-                self.model = keras.models.load_model(str(path), compile=False)
+                self.model = loader.models.load_model(str(path), compile=False)
         except Exception as exc:  # h5py/keras raise OSError, ValueError, TypeError for bad files
             raise SketchBenchError(f"model '{self.name}'", f"Keras cannot load {path} ({exc.__class__.__name__}: "
                                    f"{str(exc).splitlines()[0][:160]})",
@@ -35,20 +49,17 @@ class KerasModel(TensorFlowCalls, ModelPlugin):
         signature = [tf.TensorSpec([None, *self.shape[1:]], tf.float32)]
         self._call = tf.function(lambda x: model(x, training=False), input_signature=signature)
         self.categories = self.sidecar_categories()
+        self.rebuilt_with = rebuilt_with(self.keras_version)
+        if is_keras2(self.keras_version):
+            self.runtime = "tensorflow (tf-keras)"
 
     def describe(self) -> ModelInfo:
         return ModelInfo(self.name, self.runtime, self.tf.__version__, self.input_format, self.shape,
                          self.categories, str(self.path), self.file_size(), int(self.model.count_params()),
-                         self.device, extra={"keras_version": _keras_version()})
+                         self.device, extra={"keras_version": self.keras_version, "rebuilt_with": self.rebuilt_with})
 
     def release(self) -> None:
         self.model = self._call = None
-
-
-def _keras_version() -> str:
-    import keras
-
-    return keras.__version__
 
 
 class SavedModel(TensorFlowCalls, ModelPlugin):

@@ -44,6 +44,14 @@ def category_mapping_text(record: ModelResult) -> str | None:
         f"{open_set['outside_rate']:.1%} of answers outside the dataset's categories" if open_set else "")
 
 
+def rebuilt_text(record: ModelResult) -> str | None:
+    """'a Keras 2.2.4-tf config, rebuilt with tf-keras 2.21.0': which Keras read a layers model, when it says."""
+    extra = (record.model_info or {}).get("extra") or {}
+    if not str(extra.get("rebuilt_with", "")).startswith("tf-keras") or not extra.get("keras_version"):
+        return None
+    return f"a Keras {extra['keras_version']} config, rebuilt with {extra['rebuilt_with']}"
+
+
 def model_status(record: ModelResult) -> str:
     """One word for a model's outcome, from its tests and checks: error > failed > inconclusive > passed >
     skipped > not run. A model with any check its evidence could not decide is never "passed"."""
@@ -228,7 +236,8 @@ def profile_text(record: ModelResult) -> str | None:
 
 def detail_lines(record: ModelResult, verbose: bool = False) -> list[str]:
     """The per-model lines beside the summary row, shared by the terminal, the HTML and ``summary.md``."""
-    lines = [category_mapping_text(record), end_to_end_text(record), api_text(record), served_text(record),
+    lines = [rebuilt_text(record), category_mapping_text(record), end_to_end_text(record), api_text(record),
+             served_text(record),
              *loadgen_texts(record), *parity_texts(record),
              profile_text(record)]
     if verbose:

@@ -1,0 +1,81 @@
+"""Models from the wild: a published Keras-2-era TF.js layers model run from a config table alone, Keras 2 ``.h5``
+files read by tf-keras, and layers that carry code refused before Keras sees them."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import BUNDLED, REPO
+from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.models.registry import RUNTIMES, ModelSpec
+
+pytestmark = pytest.mark.slow
+WILD = REPO / "tests" / "data" / "wild"
+
+
+def _load(runtime: str, path, categories=None):
+    plugin = ModelSpec("m", RUNTIMES[runtime].plugin, {"path": str(path)}).create()
+    plugin.import_runtime()
+    plugin.load()
+    if categories is not None:
+        plugin.categories = categories
+    return plugin
+
+
+def test_a_published_keras2_tfjs_layers_model_runs_from_a_config_table_alone(pytester):
+    folder = WILD / "doodlejs"
+    pytester.makefile(".toml", thresholds=f'[models.doodlejs]\npath = "{folder / "model.json"}"\n'
+                                          f'categories = "{folder / "class_names.txt"}"\n')
+    pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = pytester.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-models=doodlejs",
+                                           "--sketch-json=r.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(["*a Keras 2.2.4-tf config, rebuilt with tf-keras 2.*",
+                                 "*closed-set*322 more model classes ignored*open-set acc 0.6*"])
+    record = json.loads((pytester.path / "r.json").read_text())["model_results"]["doodlejs"]
+    assert record["model_info"]["runtime"] == "tfjs-layers (tf-keras)"
+    assert record["model_info"]["extra"]["keras_version"] == "2.2.4-tf"
+    assert abs(record["accuracy_results"]["accuracy"] - 0.896) < 0.005  # the figure in tests/data/wild/README.md
+
+
+def test_a_keras2_h5_file_is_read_by_tf_keras_and_says_so(tmp_path, centroid_weights, bundled):
+    tf_keras = pytest.importorskip("tf_keras")
+    w, b = centroid_weights
+    model = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), tf_keras.layers.Flatten(),
+                                 tf_keras.layers.Dense(w.shape[1], activation="softmax")])
+    model.layers[-1].set_weights([w, b])
+    model.save(tmp_path / "old.h5")
+    plugin = _load("keras", tmp_path / "old.h5", bundled.categories)
+    x = bundled.images[:32].reshape(32, -1).astype(np.float32) / 255.0
+    z = x @ w + b
+    expected = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(plugin.predict(bundled.images[:32]), expected / expected.sum(1, keepdims=True),
+                               atol=1e-5)
+    info = plugin.describe()
+    assert info.runtime == "tensorflow (tf-keras)" and info.extra["keras_version"].startswith("2.")
+    assert info.extra["rebuilt_with"].startswith("tf-keras 2.")
+    shipped = _load("keras", REPO / "models" / "cnn.h5").describe()  # a Keras 3 file stays with Keras 3
+    assert shipped.runtime == "tensorflow" and shipped.extra["rebuilt_with"].startswith("keras 3.")
+
+
+def test_layers_that_carry_code_are_refused_before_keras_reads_them(tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    model = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), tf_keras.layers.Lambda(lambda x: x * 2.0, name="twice"),
+                                 tf_keras.layers.Flatten(), tf_keras.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "lambda.h5")
+    with pytest.raises(SketchBenchError, match=re.escape("layer 'twice' is a Lambda: it carries code to run")):
+        _load("keras", tmp_path / "lambda.h5")
+
+    folder = tmp_path / "layers"
+    folder.mkdir()
+    topology = json.loads((WILD / "doodlejs" / "model.json").read_text())
+    layers = topology["modelTopology"]["model_config"]["config"]["layers"]
+    layers.insert(1, {"class_name": "TFOpLambda", "config": {"name": "tf.io.write_file", "function": "io.write_file"}})
+    (folder / "model.json").write_text(json.dumps(topology))
+    (folder / "group1-shard1of1.bin").write_bytes((WILD / "doodlejs" / "group1-shard1of1.bin").read_bytes())
+    with pytest.raises(SketchBenchError, match=re.escape("layer 'tf.io.write_file' is a TFOpLambda")):
+        _load("tfjs-layers", folder / "model.json")
