@@ -12,6 +12,11 @@ def test_top5_accuracy(sketch_predictions, sketch_thresholds):
     sketch_thresholds.check_top5(sketch_predictions)
 
 
+def test_calibration(sketch_predictions, sketch_thresholds):
+    """Do the confidences mean anything: expected calibration error against ``max_ece`` (NLL, Brier beside it)."""
+    sketch_thresholds.check_calibration(sketch_predictions)
+
+
 def test_category_accuracy(sketch_predictions, sketch_thresholds):
     sketch_thresholds.check_categories(sketch_predictions)
 

@@ -69,13 +69,14 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: ModelRe
     row = {"model": model, "metric": f"p50 latency @{result['batch_size']} (ms), same run",
            "baseline": f"{result['reference_p50_ms']:.3f}", "current": f"{result['model_p50_ms']:.3f}",
            "change": f"×{result['ratio']:.3f} ({percent(result.get('confidence', 0.95))} CI {low:.3f}–{high:.3f})",
-           "p_value": None, "p_test": f"sequential paired bootstrap ({ratio_evidence(result)})", "verdict": verdict,
+           "p_value": None, "p_test": f"sequential paired bootstrap ({ratio_evidence(result, model, 'baseline file')})",
+           "verdict": verdict,
            "test": test_id}
     record.baseline_rows.append(row)
     message = (f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
                f"({percent(result.get('confidence', 0.95))} CI {low:.3g}–{high:.3g}) "
                f"{RELATION.get(verdict, '<=')} max {max_ratio:g} at batch {result['batch_size']} "
-               f"({ratio_evidence(result)})")
+               f"({ratio_evidence(result, model, 'baseline file')})")
     passed = {"regression": False, "inconclusive": None}.get(verdict, True)
     if passed is None:
         message = f"inconclusive: {message} — " + (f"not judged on this host: {'; '.join(result['host_unfit'])}"

@@ -19,6 +19,7 @@ from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.results import (
     Accuracy,
     BaselineEntry,
+    Calibration,
     CategoryAccuracy,
     Disagreement,
     LatencyStats,
@@ -74,8 +75,10 @@ def latency_of(data: dict[str, Any], samples: list[float] | None = None) -> Late
 
 
 def accuracy_of(data: dict[str, Any]) -> Accuracy:
+    calibration = data.get("calibration")
     return _part(Accuracy, data, per_category={category: _part(CategoryAccuracy, row)
-                                               for category, row in data["per_category"].items()})
+                                               for category, row in data["per_category"].items()},
+                 calibration=_part(Calibration, calibration) if calibration else None)
 
 
 def parity_of(data: dict[str, Any]) -> Parity:

@@ -31,6 +31,7 @@ from pytest_sketchbench.errors import SketchBenchError
 LIMITS: dict[str, tuple[type, str]] = {
     "min_accuracy": (float, "top-1 accuracy on the test set"),
     "min_top5_accuracy": (float, "top-5 accuracy"),
+    "max_ece": (float, "expected calibration error of the top-label confidence (15 equal-width bins)"),
     "min_category_accuracy": (float, "accuracy of every category"),
     "max_latency_ms": (float, "p50 latency at batch size 1 (ms)"),
     "max_p95_latency_ms": (float, "p95 latency at batch size 1 (ms)"),

@@ -38,12 +38,14 @@ class AccuracyPass:
 
 
 def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int,
-                  columns: np.ndarray | None = None) -> AccuracyPass:
+                  columns: np.ndarray | None = None,
+                  tick: Callable[[int, int], None] | None = None) -> AccuracyPass:
     """Predict every drawing once, a batch at a time (preprocessing vectorised per batch).
 
     ``columns`` (from :func:`~pytest_sketchbench.data.category_columns`) picks, per dataset category, the
     model's output of that name: outputs are then in the dataset's order, renormalised over its categories
-    (closed-set), and where the model knows more classes the open-set answer is kept beside them.
+    (closed-set), and where the model knows more classes the open-set answer is kept beside them. ``tick`` hears
+    how many drawings are done after each batch.
     """
     outputs, open_labels = [], []
     to_dataset = None if columns is None else _to_dataset(model, columns)
@@ -54,6 +56,8 @@ def accuracy_pass(model: ModelPlugin, dataset: Dataset, batch_size: int,
             _check_width(model, answers.shape[1], dataset.categories)
         outputs.append(answers)
         open_labels.append(open_set)
+        if tick is not None:  # drawings done, of all (a progress display; never timed)
+            tick(min(start + batch_size, len(dataset)), len(dataset))
     model.synchronize()
     seconds = time.perf_counter() - started
     if not model.outputs_probabilities:  # class-only models: -1 marks an invalid answer

@@ -151,8 +151,10 @@ def read_options(config: pytest.Config) -> Options:
     inconclusive = _raw(config, "inconclusive")[0]
     if inconclusive not in INCONCLUSIVE_POLICIES:
         raise pytest.UsageError(f"--sketch-inconclusive: '{inconclusive}' is not one of skip, fail, warn")
+    models, models_base = _raw(config, "models")
     return Options(
-        models=_raw(config, "models")[0], data=_path(config, "data"), categories=_path(config, "categories"),
+        models=_absolute_ad_hoc(models, models_base), data=_path(config, "data"),
+        categories=_path(config, "categories"),
         config=_path(config, "config"), samples_per_category=number("samples-per-category", int, 0),
         batch_sizes=batch_sizes, eval_batch_size=number("eval-batch-size", int, 1),
         latency_budget_s=number("latency-budget", float, 0.0), device=_raw(config, "device")[0],
@@ -160,6 +162,33 @@ def read_options(config: pytest.Config) -> Options:
         baseline=config.getoption("sketch_baseline") or "", baseline_models=_path(config, "baseline-models"),
         inconclusive=inconclusive,
     )
+
+
+def _absolute_ad_hoc(models: str, base: Path) -> str:
+    """``v7=exports/cnn_v7.onnx`` entries of --sketch-models with the path made absolute (relative to where the
+    option was written, like every path option)."""
+    entries = []
+    for entry in models.split(","):
+        name, sep, path = entry.partition("=")
+        if sep and path.strip():
+            file = Path(path.strip()).expanduser()
+            entry = f"{name.strip()}={file if file.is_absolute() else base / file}"
+        entries.append(entry)
+    return ",".join(entries)
+
+
+def split_ad_hoc(models: str) -> tuple[str, dict[str, str]]:
+    """'onnx,v7=/abs/cnn_v7.onnx' → ('onnx,v7', {'v7': '/abs/cnn_v7.onnx'})."""
+    names, ad_hoc = [], {}
+    for entry in models.split(","):
+        name, sep, path = entry.partition("=")
+        if sep:
+            if not name.strip() or not path.strip():
+                raise SketchBenchError("--sketch-models", f"'{entry.strip()}' is not name=path",
+                                       "e.g. --sketch-models=onnx,v7=exports/cnn_v7.onnx")
+            ad_hoc[name.strip()] = path.strip()
+        names.append(name)
+    return ",".join(names), ad_hoc
 
 
 @dataclass
@@ -211,13 +240,57 @@ RUN_SETTINGS = {"threads": "intra-op threads per runtime, process pinned to as m
 
 def prepare_run(options: Options, rootdir: Path, threads_given: bool = False) -> RunSetup:
     registry, config_path, origin = build_registry(options, rootdir)
+    names, ad_hoc = split_ad_hoc(options.models)
+    for name, path in ad_hoc.items():
+        registry.add_file_model(name, path)
     config = load_config(config_path, registry.names())
-    selected = registry.select(options.models)
+    try:
+        selected = registry.select(names)
+    except SketchBenchError as exc:
+        if origin != "none":
+            raise
+        raise SketchBenchError(exc.subject, exc.problem, f"{exc.fix}; no thresholds.toml at {rootdir}, so no "
+                               "[models.*] table was read: run from the project's folder, or pass --sketch-config, "
+                               "or name a file: --sketch-models=mine=path/to/model.onnx") from None
+    _check_device(options.device, config)
+    if names.strip() != "all":
+        _check_model_files(registry, selected)
     _apply_run_settings(options, config, threads_given)
     usable = usable_cores()
     if options.threads > usable:  # more threads than cores only measures contention (p95 5 → 427 ms seen)
         options.threads_requested, options.threads = options.threads, usable
     return RunSetup(options, rootdir, registry, config, origin, selected)
+
+
+def _check_model_files(registry: Registry, selected: list[str]) -> None:
+    """A selected model whose runtime is not installed, or whose configured file is missing, is a usage error before
+    any test (one line: what to install or which model this install can run; where the path was written), not an
+    error repeated by every test of the model. Built-in files are checked at load, where the message says how to
+    re-create them."""
+    for name in selected:
+        spec = registry[name]
+        runtime = spec.runtime_row()
+        if runtime is not None and not runtime.installed():
+            runnable = [n for n in registry.names() if (row := registry[n].runtime_row()) and row.installed()
+                        and (registry[n].config.get("path") is None or Path(registry[n].config["path"]).exists())]
+            raise SketchBenchError(f"model '{name}'", f"its runtime needs {runtime.module}, which is not installed",
+                                   f"pip install 'pytest-sketchbench[{runtime.extra}]', or pick a model this install "
+                                   f"can run: --sketch-models={','.join(runnable[:3]) or '<name>'}")
+        path = spec.config.get("path")
+        if spec.origin != "builtin" and isinstance(path, str) and not Path(path).exists():
+            raise SketchBenchError(f"model '{name}'", f"file not found: {path} (from {spec.origin})",
+                                   "fix the path; a relative path is relative to the file it is written in "
+                                   "(the config file, the conftest.py) or, on the command line, to the current folder")
+
+
+def _check_device(device: str, config: SketchConfig) -> None:
+    """--sketch-device names a device or a hardware profile; anything else is a typo, said before any test."""
+    from pytest_sketchbench.hardware import profiles_from_config
+
+    known = list(dict.fromkeys(["cpu", "gpu", *profiles_from_config(config.profiles)]))
+    if device and device not in known:
+        raise SketchBenchError("--sketch-device", f"'{device}' is neither a device nor a hardware profile",
+                               f"use one of {', '.join(known)} (profiles: [profiles.<name>] in the config)")
 
 
 def usable_cores() -> int:

@@ -26,6 +26,7 @@ from pytest_sketchbench.options import (
     read_options,
     uses_sketchbench,
 )
+from pytest_sketchbench.progress import stage_progress
 from pytest_sketchbench.results import LatencyStats, Memory
 
 if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
@@ -124,7 +125,8 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
     if placement is None and setup.options.threads:
         placement = parallel.pin_serial(setup.options.threads, config)
     try:
-        sketch = SketchSession(setup, placement, config.stash.get(COLLECTED_KEY, None), _progress_printer(config))
+        sketch = SketchSession(setup, placement, config.stash.get(COLLECTED_KEY, None), _progress_printer(config),
+                               stage_progress(config, worker=bool(parallel.worker_id(config))))
         _check_config_against_data(sketch)
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -473,9 +475,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if outcome:
         outcomes = sketch.record(model).outcomes
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if report.when == "call" and report.passed and _only_measured(sketch.record(model), item.nodeid):
+        report.user_properties.append(NOT_GATED)  # travels with the report under xdist
     if parallel.worker_id(item.config) and (report.when != "setup" or outcome):
         parallel.attach_record(report, sketch.results.get(model))
     return report
+
+
+NOT_GATED = ("sketchbench", "measured, not gated")
+
+
+def _only_measured(record, nodeid: str) -> bool:
+    """A test whose every check had no limit: it measured, it judged nothing."""
+    mine = [v.outcome for v in record.verdicts if v.test == nodeid]
+    return bool(mine) and all(outcome == "measured" for outcome in mine)
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """'measured' is its own outcome (letter m): a test that only measured is never counted as a passed gate."""
+    if report.when == "call" and report.passed and NOT_GATED in report.user_properties:
+        return "measured", "m", ("MEASURED", {"cyan": True})
+    return None
 
 
 def _outcome(report: pytest.TestReport) -> str | None:
@@ -597,3 +617,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes,
                                speed_index_text(sketch.measured_speed_index, baseline_index), comparison_of(sketch),
                                audit_line(sketch.host_audit()))
+        reasons = [report.longrepr[2] for report in terminalreporter.stats.get("skipped", [])
+                   if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3]
+        line = terminal.skip_summary(reasons, list(sketch.results))
+        if line and sketch.results and config.get_verbosity() > -2:
+            terminalreporter.write_line(line)

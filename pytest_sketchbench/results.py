@@ -71,6 +71,25 @@ class Accuracy:
     top_k_applicable: bool | None = None
     open_set: Figures | None = None  # a model with classes outside the dataset: its open-set figure
     accuracy_by_rendering: Figures | None = None  # exact rows vs approximate renders
+    calibration: Calibration | None = None  # None: no probabilities (class-only models) or an older report
+
+
+@dataclass
+class Calibration:
+    """Whether the confidences mean anything (``calibration.py``): each figure with its 95 % bootstrap interval,
+    and the reliability diagram as ``[mean confidence, accuracy, drawings]`` per non-empty bin."""
+
+    binning: str
+    n_samples: int
+    ece: float
+    ece_ci95: list[float]
+    nll: float
+    nll_ci95: list[float]
+    brier: float
+    brier_ci95: list[float]
+    mean_confidence: float
+    mean_confidence_ci95: list[float]
+    reliability: list[list[float]]
 
 
 @dataclass

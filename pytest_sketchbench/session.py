@@ -17,6 +17,7 @@ import numpy as np
 
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
+from pytest_sketchbench.calibration import calibration_report
 from pytest_sketchbench.codec import latency_figures
 from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.content_hash import content_sha256
@@ -48,6 +49,7 @@ from pytest_sketchbench.measure import (
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
 from pytest_sketchbench.options import RunSetup
+from pytest_sketchbench.progress import NoProgress, StageProgress
 from pytest_sketchbench.results import Accuracy, LatencyStats, Memory, ModelResult
 from pytest_sketchbench.side_by_side import SideBySide
 from pytest_sketchbench.stats import latency_stats, throughput_knee
@@ -68,10 +70,10 @@ class Predictions:
 
 class SketchSession:
     def __init__(self, setup: RunSetup, placement: dict | None = None, shared: dict | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, status: StageProgress | None = None):
         """``placement``: this process's cores (and GPU) under xdist or ``--sketch-threads``; ``shared``: the xdist
         controller's ``{"results", "notes"}``, which its collector keeps filling; ``progress``: where slow
-        preparation (rendering strokes) is said."""
+        preparation (rendering strokes) is said; ``status``: where the stage each model is in is shown."""
         self.setup = setup
         self.options = setup.options
         self.rootdir = setup.rootdir
@@ -90,6 +92,7 @@ class SketchSession:
         self.baseline_settings = settings_from(self.config.baseline, self.config.path or "config")
         self._dataset: Dataset | None = None
         self.progress = progress
+        self.status: StageProgress = status or NoProgress()
         self.loaded: dict[str, ModelPlugin] = {}
         self.trackers: dict[str, MemoryTracker] = {}
         self._predictions: dict[str, Predictions] = {}
@@ -235,8 +238,12 @@ class SketchSession:
             raise ModelTimeout(f"model '{name}'", f"{stage} not run: {self._timed_out[name]}")
         try:
             seconds, option = self.deadline_of(name)
-            with deadline(seconds, name, stage, option):
-                yield
+            self.status.start(name, stage)
+            try:
+                with deadline(seconds, name, stage, option):
+                    yield
+            finally:
+                self.status.end()
         except PartnerFailure:  # the other model's failure: its caller records it there
             raise
         except ModelUnavailable as exc:
@@ -302,7 +309,8 @@ class SketchSession:
                 self.diagnostics.first_call(name, plugin)
                 plugin.before_accuracy_pass(dataset)
                 try:
-                    result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns)
+                    result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns,
+                                                         self.status.advance)
                 finally:
                     self._keep_extra_results(name, plugin)
                 plugin.after_accuracy_pass()
@@ -313,6 +321,8 @@ class SketchSession:
             result = replace(result, predicted=result.open_predicted)
         report = accuracy_report(result.probabilities, result.predicted, dataset.labels, dataset.categories)
         report.top_k_applicable = result.probabilities is not None
+        if result.probabilities is not None and not open_gated:  # closed-set probabilities, in the dataset's order
+            report.calibration = calibration_report(result.probabilities, dataset.labels, self.options.seed)
         if result.open_predicted is not None:  # the model knows more classes than the dataset
             report.open_set = {"accuracy": float(np.mean(result.open_predicted == dataset.labels)),
                                   "outside_rate": float(np.mean(result.open_predicted < 0)), "gated": open_gated}

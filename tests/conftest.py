@@ -81,3 +81,9 @@ def judged_on_this_host(result) -> bool:
     """False where the run's host audit found the host unfit and a wall-clock verdict became inconclusive: the
     tests that expect such a verdict accept 'inconclusive' then (CI runs them on a quiet host)."""
     return "not judged on this host" not in result.stdout.str()
+
+
+def assert_ran(result, measured: int = 0, **outcomes: int) -> None:
+    """``assert_outcomes`` plus the plugin's own outcome: tests whose every check had no limit are 'measured'."""
+    result.assert_outcomes(**outcomes)
+    assert result.parseoutcomes().get("measured", 0) == measured, result.parseoutcomes()

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import BUNDLED
+from conftest import BUNDLED, assert_ran
 
 PATH_PLUGIN = textwrap.dedent('''
     import numpy as np
@@ -61,14 +61,14 @@ def test_a_project_without_sketch_tests_sees_nothing_and_imports_nothing_heavy(p
 def test_works_without_xdist_under_strict_markers(bypath_project):
     result = bypath_project.runpytest_subprocess("-p", "no:xdist", "--strict-markers", "--sketch-models=bypath",
                                                    *FAST)
-    result.assert_outcomes(passed=2)
+    assert_ran(result, measured=2)
     assert "xdist_group" not in result.stdout.str() + result.stderr.str()
 
 
 def test_bundled_data_config_origin_and_ungated_note_in_the_header(bypath_project):
     """No --sketch-data and no thresholds.toml: the bundled split is used and the header says so."""
     result = bypath_project.runpytest("--sketch-models=bypath", *FAST)
-    result.assert_outcomes(passed=2)
+    assert_ran(result, measured=2)
     result.stdout.fnmatch_lines([
         "sketchbench: models bypath; config none (no thresholds.toml at *: every model is measured, not gated)",
         f"sketchbench: data {BUNDLED} (bundled)",
@@ -84,22 +84,49 @@ def test_register_model_path_is_relative_to_its_file_not_the_working_directory(b
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(elsewhere)  # a relative path resolved against the cwd would miss weights/centroid.npz
         result = bypath_project.runpytest(str(bypath_project.path), "--sketch-models=bypath", *FAST)
-    result.assert_outcomes(passed=2)
-    assert "measured, not gated" not in result.stdout.str()  # bypath has limits; 'other' is not selected
+    assert_ran(result, passed=1, measured=1)  # bypath's accuracy is gated, its latency is not
+    assert "no limits in the config" not in result.stdout.str()  # bypath has limits; 'other' is not selected
 
 
 def test_model_without_limits_is_named_measured_not_gated(bypath_project):
     bypath_project.makefile(".toml", thresholds="[somebody_else]\nmin_accuracy = 0.1\n"
                                                   "[models.somebody_else]\nplugin = \"centroid_plugin:CentroidModel\""
                                                   "\nweights = \"weights/centroid.npz\"\n")
-    result = bypath_project.runpytest("--sketch-models=bypath", *FAST)
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["sketchbench: bypath: no limits in the config — measured, not gated"])
+    result = bypath_project.runpytest("--sketch-models=bypath", "--sketch-json=r.json", "--sketch-html=r.html", *FAST)
+    result.assert_outcomes(passed=0)
+    assert result.parseoutcomes()["measured"] == 2  # its own outcome: never counted as a passed gate
+    result.stdout.fnmatch_lines(["sketchbench: bypath: no limits in the config — measured, not gated",
+                                 "*bypath*[MEASURED]*",
+                                 "gates: 0 passed, 0 failed, 0 inconclusive; 2 measured, not gated (no limit set)",
+                                 "*= 2 measured in *"])
+    report = json.loads((bypath_project.path / "r.json").read_text())
+    assert report["model_results"]["bypath"]["status"] == "measured"
+    page = (bypath_project.path / "r.html").read_text()
+    assert "<li class=measured>measured, not gated: bypath accuracy" in page and "<li class=pass>" not in page
+
+
+def test_a_model_with_one_passed_gate_is_passed_and_its_ungated_test_measured(bypath_project):
+    bypath_project.makefile(".toml", thresholds="[bypath]\nmin_accuracy = 0.1\n")
+    result = bypath_project.runpytest("--sketch-models=bypath", "--sketch-json=r.json", *FAST)
+    result.assert_outcomes(passed=1)
+    assert result.parseoutcomes()["measured"] == 1
+    assert json.loads((bypath_project.path / "r.json").read_text())["model_results"]["bypath"]["status"] == "passed"
+
+
+def test_skip_reasons_are_summarised_in_one_line():
+    from pytest_sketchbench.report.terminal import skip_summary
+
+    reasons = ["Skipped: cnn: no --sketch-baseline given", "onnx: no --sketch-baseline given",
+               "inconclusive: onnx accuracy 0.874 ≈ min_accuracy 0.9", "cnn is not an API model", "x" * 200]
+    line = skip_summary(reasons, ["cnn", "onnx"], limit=3)
+    assert line.startswith("skipped 5: 2× no --sketch-baseline given; 1× inconclusive (the INCONCLUSIVE lines")
+    assert "1 more (-rs lists each)" in line and "x" * 100 not in line
+    assert skip_summary([], ["cnn"]) is None
 
 
 def test_benchmark_only_runs_the_latency_tests(bypath_project):
     result = bypath_project.runpytest("--sketch-models=bypath", "--benchmark-only", "-rs", *FAST)
-    result.assert_outcomes(passed=1, skipped=1)
+    assert_ran(result, skipped=1, measured=1)
     result.stdout.fnmatch_lines(["SKIPPED [1] test_bench.py: Skipping non-benchmark (--benchmark-only active)."])
     result.stdout.fnmatch_lines(["*sketch latency, batch 1*", "*test_latency?bypath?*"])
 
@@ -117,7 +144,7 @@ def test_reports_keep_skipped_failed_and_passed_apart(bypath_project, tmp_path):
     report_dir = tmp_path / "reports"
     result = bypath_project.runpytest("--sketch-models=bypath,absent", f"--sketch-json={tmp_path}/r.json",
                                         f"--sketch-report-dir={report_dir}", *FAST)
-    result.assert_outcomes(passed=1, failed=1, skipped=2)
+    assert_ran(result, failed=1, skipped=2, measured=1)
     results = json.loads((tmp_path / "r.json").read_text())["model_results"]
     assert results["bypath"]["status"] == "failed" and results["absent"]["status"] == "skipped"
     summary = (report_dir / "summary.md").read_text()

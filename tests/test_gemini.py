@@ -145,7 +145,7 @@ def test_benchmarks_run_gemini_like_any_model_and_never_leak_the_key(pytester, s
                                     f"--sketch-json={tmp_path}/r.json", f"--sketch-html={tmp_path}/r.html",
                                     f"--sketch-report-dir={tmp_path}/dir", f"--junitxml={tmp_path}/junit.xml")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) == 0 and outcomes["passed"] >= 5, outcomes
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("passed", 0) + outcomes.get("measured", 0) >= 5, outcomes
     result.stdout.fnmatch_lines(["*top-5 accuracy is not applicable*", "*batch 32 latency is not applicable*"])
     import json
 

@@ -15,7 +15,7 @@ LAYERS = [  # top to bottom
      "config", "options", "history"},
     {"models"},
     {"stats", "metrics", "data", "strokes", "preprocess", "hardware", "files", "guard", "content_hash", "errors",
-     "codec", "results"},
+     "codec", "results", "progress", "calibration"},
 ]
 
 

@@ -172,10 +172,10 @@ def test_a_served_model_asked_for_by_name_fails_when_its_server_is_down_and_othe
                                         "no:cacheprovider", "--sketch-models=centroid,served",
                                         f"--sketch-json={tmp_path}/r.json")
     outcomes = result.parseoutcomes()
-    assert result.ret == 1 and outcomes["errors"] >= 1 and outcomes["passed"] >= 1
+    assert result.ret == 1 and outcomes["errors"] >= 1 and outcomes.get("passed", 0) + outcomes.get("measured", 0) >= 1
     assert "model 'served': readiness check: cannot reach" in result.stdout.str()
     results = json.loads((tmp_path / "r.json").read_text())["model_results"]
-    assert results["centroid"]["status"] == "passed" and results["served"]["status"] != "passed"
+    assert results["centroid"]["status"] == "measured" and results["served"]["status"] not in ("passed", "measured")
 
 
 @pytest.mark.slow

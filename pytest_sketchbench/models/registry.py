@@ -7,6 +7,7 @@ is actually loaded, so selecting ``onnx`` never imports TensorFlow.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -25,20 +26,29 @@ class Runtime:
     plugin: str
     suffixes: tuple[str, ...]
     extra: str
+    module: str  # what it imports: looked up (never imported) to say early that it is missing
+
+    def installed(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
 
 
 _MODELS = "pytest_sketchbench.models"
 RUNTIMES: dict[str, Runtime] = {
-    "keras": Runtime(f"{_MODELS}.keras_model:KerasModel", (".h5", ".keras", ".hdf5"), "keras"),
-    "onnx": Runtime(f"{_MODELS}.onnx_model:OnnxModel", (".onnx",), "onnx"),
-    "torch": Runtime(f"{_MODELS}.torch_model:TorchScriptModel", (".pt", ".pth", ".torchscript", ".ts"), "torch"),
-    "torch-export": Runtime(f"{_MODELS}.torch_model:TorchExportModel", (".pt2",), "torch"),
-    "savedmodel": Runtime(f"{_MODELS}.keras_model:SavedModel", (), "keras"),  # a folder holding saved_model.pb
-    "tfjs": Runtime(f"{_MODELS}.tfjs_model:TfjsGraphModel", (), "keras"),  # model.json: read to tell graph …
-    "tfjs-layers": Runtime(f"{_MODELS}.tfjs_model:TfjsLayersModel", (), "keras"),  # … from layers
-    "gemini": Runtime(f"{_MODELS}.gemini_model:GeminiModel", (), "gemini"),
-    "v2": Runtime(f"{_MODELS}.v2_model:OpenInferenceModel", (), "serve"),
-    "tflite": Runtime(f"{_MODELS}.tflite_model:LiteRTModel", (".tflite",), "litert"),
+    "keras": Runtime(f"{_MODELS}.keras_model:KerasModel", (".h5", ".keras", ".hdf5"), "keras", "tensorflow"),
+    "onnx": Runtime(f"{_MODELS}.onnx_model:OnnxModel", (".onnx",), "onnx", "onnxruntime"),
+    "torch": Runtime(f"{_MODELS}.torch_model:TorchScriptModel", (".pt", ".pth", ".torchscript", ".ts"), "torch",
+                     "torch"),
+    "torch-export": Runtime(f"{_MODELS}.torch_model:TorchExportModel", (".pt2",), "torch", "torch"),
+    # a folder holding saved_model.pb; TF.js model.json files: read to tell a graph model from a layers model
+    "savedmodel": Runtime(f"{_MODELS}.keras_model:SavedModel", (), "keras", "tensorflow"),
+    "tfjs": Runtime(f"{_MODELS}.tfjs_model:TfjsGraphModel", (), "keras", "tensorflow"),
+    "tfjs-layers": Runtime(f"{_MODELS}.tfjs_model:TfjsLayersModel", (), "keras", "tensorflow"),
+    "gemini": Runtime(f"{_MODELS}.gemini_model:GeminiModel", (), "gemini", "google.genai"),
+    "v2": Runtime(f"{_MODELS}.v2_model:OpenInferenceModel", (), "serve", "httpx"),
+    "tflite": Runtime(f"{_MODELS}.tflite_model:LiteRTModel", (".tflite",), "litert", "ai_edge_litert"),
 }
 
 
@@ -78,10 +88,13 @@ class ModelSpec:
             raise SketchBenchError(f"model '{self.name}'", f"{module_name} has no class {class_name}",
                                    "check the 'plugin' value (module:Class)") from None
 
+    def runtime_row(self) -> Runtime | None:
+        return next((r for r in RUNTIMES.values() if r.plugin == self.plugin), None)
+
     def install_hint(self) -> str:
         """How to install what this model's runtime imports (its row's pip extra)."""
-        extra = next((r.extra for r in RUNTIMES.values() if r.plugin == self.plugin), None)
-        return f"pip install 'pytest-sketchbench[{extra}]'" if extra else "install the module that provides it"
+        row = self.runtime_row()
+        return f"pip install 'pytest-sketchbench[{row.extra}]'" if row else "install the module that provides it"
 
     def create(self):
         """Instantiate the plugin (validates its config; does not load the model yet)."""
@@ -184,6 +197,15 @@ class Registry:
 
     def names(self) -> list[str]:
         return list(self.specs)
+
+    def add_file_model(self, name: str, path: str) -> None:
+        """An ad-hoc model from the command line (``v7=exports/cnn_v7.onnx``): the runtime from the file's name,
+        measured like any other and gated only if a config table names it."""
+        if name in self.specs:
+            raise SketchBenchError("--sketch-models", f"'{name}={path}' reuses the name of an existing model",
+                                   f"pick a new name, e.g. {name}_file={path}")
+        self.specs[name] = ModelSpec(name, RUNTIMES[runtime_for_path(path)].plugin, {"path": path},
+                                     origin="--sketch-models")
 
     def select(self, option: str) -> list[str]:
         """Parse ``--sketch-models``: a comma list or ``all``; unknown names are a usage error."""

@@ -44,6 +44,16 @@ def category_mapping_text(record: ModelResult) -> str | None:
         f"{open_set['outside_rate']:.1%} of answers outside the dataset's categories" if open_set else "")
 
 
+def calibration_text(record: ModelResult) -> str | None:
+    """'calibration: ECE 0.021 (95% CI 0.016–0.027, 15 equal-width bins …), NLL 0.331, Brier 0.139, …'."""
+    figures = record.accuracy.calibration if record.accuracy else None
+    if figures is None:
+        return None
+    return (f"calibration: ECE {figures.ece:.3f} (95% CI {figures.ece_ci95[0]:.3f}–{figures.ece_ci95[1]:.3f}; "
+            f"{figures.binning}), NLL {figures.nll:.3f}, Brier {figures.brier:.3f}, mean confidence "
+            f"{figures.mean_confidence:.3f} vs accuracy {record.accuracy.accuracy:.3f}")
+
+
 def rebuilt_text(record: ModelResult) -> str | None:
     """'a Keras 2.2.4-tf config, rebuilt with tf-keras 2.21.0': which Keras read a layers model, when it says."""
     extra = (record.model_info or {}).get("extra") or {}
@@ -54,7 +64,8 @@ def rebuilt_text(record: ModelResult) -> str | None:
 
 def model_status(record: ModelResult) -> str:
     """One word for a model's outcome, from its tests and checks: error > failed > inconclusive > passed >
-    skipped > not run. A model with any check its evidence could not decide is never "passed"."""
+    measured > skipped > not run. A model with any check its evidence could not decide is never "passed"; one whose
+    checks all lacked a limit is "measured" (not gated), never "passed"."""
     outcomes = record.outcomes
     if record.errors or outcomes.get("error"):
         return "error"
@@ -63,13 +74,15 @@ def model_status(record: ModelResult) -> str:
     if record.inconclusive_checks():
         return "inconclusive"
     if outcomes.get("passed"):
-        return "passed"
+        judged = [v.outcome for v in record.verdicts]
+        return "measured" if judged and "passed" not in judged else "passed"
     if outcomes.get("skipped") or record.skipped:
         return "skipped"
     return "not run"
 
 
-STATUS_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "inconclusive": "❔", "skipped": "⏭️", "not run": "—"}
+STATUS_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "inconclusive": "❔", "measured": "📏", "skipped": "⏭️",
+               "not run": "—"}
 STATUSES = tuple(STATUS_MARK)
 
 
@@ -128,10 +141,11 @@ def comparison(results: dict[str, ModelResult], labels: np.ndarray | None = None
     latency = {m: t.median_ms for m, t in batch1.items()}
     spread = {m: t.iqr_ms / t.median_ms for m, t in batch1.items() if t.median_ms > 0}
     pairs = model_pairs(results, labels)
+    several = len(results) > 1  # one model is not "the best" of anything
     out = {
-        "best_accuracy": _best(accurate, pairs, "accuracy"),
-        "fastest": _best(latency, pairs, "latency", lowest=True),
-        "most_consistent": winners(spread, lowest=True),
+        "best_accuracy": _best(accurate, pairs, "accuracy") if several else None,
+        "fastest": _best(latency, pairs, "latency", lowest=True) if several else None,
+        "most_consistent": winners(spread, lowest=True) if several else None,
         "accuracy_ranking": sorted(accurate, key=lambda m: -accurate[m]),
         "latency_ranking": sorted(latency, key=lambda m: latency[m]),
         "pairs": pairs,
@@ -236,7 +250,8 @@ def profile_text(record: ModelResult) -> str | None:
 
 def detail_lines(record: ModelResult, verbose: bool = False) -> list[str]:
     """The per-model lines beside the summary row, shared by the terminal, the HTML and ``summary.md``."""
-    lines = [rebuilt_text(record), category_mapping_text(record), end_to_end_text(record), api_text(record),
+    lines = [rebuilt_text(record), category_mapping_text(record), calibration_text(record), end_to_end_text(record),
+             api_text(record),
              served_text(record),
              *loadgen_texts(record), *parity_texts(record),
              profile_text(record)]

@@ -99,14 +99,56 @@ def scatter_png(points: list[tuple[str, float, float]]) -> bytes | None:
     plt = pyplot()
     if plt is None or not points:
         return None
+    return png_bytes(scatter_figure(points, plt), plt)
+
+
+def scatter_figure(points: list[tuple[str, float, float]], plt: Any) -> Any:
+    """The scatter's figure: labels kept inside the axes (room on every side, the label on the left of a point
+    in the right third), and only the log axis' major ticks labelled (minor labels collide on a short range)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
     figure, axis = plt.subplots(figsize=(6, 4))
+    latencies = [latency for _, latency, _ in points]
+    low, high = min(latencies), max(latencies)
+    middle = (np.log10(low) + np.log10(high)) / 2 if high > low else None
     for name, latency, accuracy in points:
         axis.scatter(latency, accuracy, s=50)
-        axis.annotate(name, (latency, accuracy), textcoords="offset points", xytext=(5, 5), fontsize=9)
+        left = middle is not None and np.log10(latency) > middle
+        axis.annotate(name, (latency, accuracy), textcoords="offset points", xytext=(-6 if left else 6, 5),
+                      ha="right" if left else "left", fontsize=9)
     axis.set_xscale("log")
+    axis.set_xlim(low / 1.6, high * 1.6)
+    accuracies = [accuracy for _, _, accuracy in points]
+    spread = max(max(accuracies) - min(accuracies), 0.02)
+    axis.set_ylim(min(accuracies) - spread * 0.25, max(accuracies) + spread * 0.35)
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(ScalarFormatter())
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set_xlabel("p50 latency at batch 1 (ms, log scale)")
     axis.set_ylabel("top-1 accuracy")
     axis.set_title("accuracy vs latency", fontsize=10)
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def reliability_png(model: str, reliability: list[list[float]], binning: str) -> bytes | None:
+    """The reliability diagram: accuracy against mean confidence per bin (the diagonal is perfect calibration),
+    each point's area by its drawings."""
+    plt = pyplot()
+    if plt is None or not reliability:
+        return None
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    confidence, accuracy, counts = (np.array(column, dtype=float) for column in zip(*reliability, strict=True))
+    axis.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="perfectly calibrated")
+    axis.plot(confidence, accuracy, color="#3b5b8c", linewidth=1)
+    axis.scatter(confidence, accuracy, s=20 + 180 * counts / counts.max(), color="#3b5b8c",
+                 label="bins (area: drawings)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("mean confidence in bin")
+    axis.set_ylabel("accuracy in bin")
+    axis.set_title(f"{model}: reliability ({binning})", fontsize=8)
+    axis.legend(fontsize=8, loc="upper left")
     axis.grid(alpha=0.3)
     return png_bytes(figure, plt)
 

@@ -37,16 +37,16 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;font-size:.9rem}
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.skip{color:#8a6d00}.unsure{color:#a15c00;font-weight:600}.note{color:#555;font-size:.9rem}
+.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3a}.skip{color:#8a6d00}.unsure{color:#a15c00;font-weight:600}.measured{color:#3b5b8c}.note{color:#555;font-size:.9rem}
 img{max-width:100%;height:auto}.grid{display:flex;flex-wrap:wrap;gap:1rem}
 figure.drawing{margin:0;font-size:.8rem;text-align:center}figure.drawing img{border:1px solid #ccc}
 """
 
 
-STATUS_CLASS = {"passed": "pass", "failed": "fail", "error": "fail", "inconclusive": "unsure", "skipped": "skip",
-                "not run": "skip"}
+STATUS_CLASS = {"passed": "pass", "failed": "fail", "error": "fail", "inconclusive": "unsure", "measured": "measured",
+                "skipped": "skip", "not run": "skip"}
 BASELINE_CLASS = {"regression": "fail", "inconclusive": "unsure", "missing": "fail"}
-VERDICT_CLASS = {"passed": "pass", "failed": "fail", "inconclusive": "unsure", "measured": "pass"}
+VERDICT_CLASS = {"passed": "pass", "failed": "fail", "inconclusive": "unsure", "measured": "measured"}
 
 
 def _e(value: object) -> str:
@@ -118,11 +118,24 @@ def model_section(model: str, record: ModelResult, images: np.ndarray | None = N
     parts.append(model_details(record, images))
     parts.append(timing_table(record))
     parts.append(_img(charts.latency_png(model, record.timing), f"{model} latency distribution"))
+    figures = accuracy.calibration if accuracy else None
+    if figures is not None:
+        parts.append(_img(charts.reliability_png(model, figures.reliability, figures.binning),
+                          f"{model} reliability diagram"))
     if record.verdicts:
-        items = "".join(f"<li class={VERDICT_CLASS[v.outcome]}>{_e(v.message)}</li>" for v in record.verdicts)
+        items = "".join(f"<li class={VERDICT_CLASS[v.outcome]}>{'measured, not gated: ' * (v.outcome == 'measured')}"
+                        f"{_e(v.message)}</li>" for v in record.verdicts)
         parts.append(f"<h3>threshold checks</h3><ul>{items}</ul>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _comparison_line(summary: dict[str, Any], models: int) -> str:
+    """Best accuracy, fastest, most consistent — said only where there is something to compare."""
+    if models < 2:
+        return "<p id='comparison' class=note>one model in this run: nothing to compare it with</p>"
+    return (f"<p id='comparison'>best accuracy: <b>{_e(summary['best_accuracy'])}</b> · fastest: "
+            f"<b>{_e(summary['fastest'])}</b> · most consistent: <b>{_e(summary['most_consistent'])}</b></p>")
 
 
 def hardware_section(metadata: dict[str, Any]) -> str:
@@ -173,8 +186,7 @@ def standalone_html(report: dict[str, Any], results: dict[str, ModelResult], ima
 checks: {_e(', '.join(f"{n} {k}" for k, n in (metadata.get('verdict_counts') or {}).items()))}
 (inconclusive → {_e(metadata.get('inconclusive_policy') or 'skip')})</p>
 <h2>summary</h2>{summary_table(results)}
-<h2>comparison</h2><p id='comparison'>best accuracy: <b>{_e(summary['best_accuracy'])}</b> · fastest:
-<b>{_e(summary['fastest'])}</b> · most consistent: <b>{_e(summary['most_consistent'])}</b></p>
+<h2>comparison</h2>{_comparison_line(summary, len(results))}
 {_img(charts.scatter_png(points), 'accuracy vs latency')}
 {machines_table(report.get("speed_by_machine") or [])}
 {pairs_table(summary)}

@@ -71,7 +71,7 @@ def compare_reports(base: tuple[str, dict[str, Any]], new: tuple[str, dict[str, 
 
 
 VANISHED = {"error": "erred", "skipped": "was skipped", "not run": "did not run", "inconclusive": None,
-            "passed": None, "failed": None}
+            "passed": None, "measured": None, "failed": None}
 
 
 def vanished_rows(base_report: dict[str, Any], new_report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -24,6 +24,28 @@ from pytest_sketchbench.report.analysis import (
 from pytest_sketchbench.report.pairwise import pair_statements
 
 
+def skip_summary(reasons: list[str], models: list[str], limit: int = 4) -> str | None:
+    """'skipped 12: 6× no baseline given (--sketch-baseline); 4× …' — why tests skipped, in one line without -rs.
+    A leading 'model: ' or 'model ' is dropped so the same reason for several models counts once."""
+    if not reasons:
+        return None
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        reason = reason.removeprefix("Skipped: ")
+        for model in sorted(models, key=len, reverse=True):
+            if reason.startswith((f"{model}: ", f"{model} ")):
+                reason = reason[len(model) + 1:].lstrip(": ")
+                break
+        if reason.startswith("inconclusive:"):
+            reason = "inconclusive (the INCONCLUSIVE lines above say why)"
+        reason = reason if len(reason) <= 90 else reason[:89] + "…"
+        counts[reason] = counts.get(reason, 0) + 1
+    common = sorted(counts.items(), key=lambda item: -item[1])
+    shown = "; ".join(f"{n}× {reason}" for reason, n in common[:limit])
+    rest = sum(n for _, n in common[limit:])
+    return f"skipped {len(reasons)}: {shown}" + (f"; {rest} more (-rs lists each)" if rest else "")
+
+
 def write_summary(reporter: TerminalReporter, results: dict[str, ModelResult], config: pytest.Config,
                   notes: list[str] | None = None, index_line: str = "", summary: dict[str, Any] | None = None,
                   host_line: str = "") -> None:
@@ -88,7 +110,8 @@ def write_summary(reporter: TerminalReporter, results: dict[str, ModelResult], c
     if host_line:
         reporter.write_line(host_line)
     counts = verdict_counts(results)
-    reporter.write_line("checks: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    reporter.write_line(f"gates: {counts['passed']} passed, {counts['failed']} failed, {counts['inconclusive']} "
+                        f"inconclusive; {counts['measured']} measured, not gated (no limit set)")
     for name, record in results.items():
         for message in inconclusive_checks(record):
             reporter.write_line(f"INCONCLUSIVE {name}: {message.removeprefix('inconclusive: ')}")
