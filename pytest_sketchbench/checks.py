@@ -159,11 +159,17 @@ class ThresholdChecker:
                           f"{self.model} returns classes, not probabilities: calibration is not applicable")
             pytest.skip(f"{self.model} returns a class, not probabilities: calibration is not applicable")
         low, high = figures.ece_ci95
-        self._compare("max_ece", figures.ece, f"expected calibration error {figures.ece:.4f} (95% CI {low:.4f}–"
-                      f"{high:.4f}; {figures.binning})",
-                      f"on {_fmt_int(figures.n_samples)} drawings; NLL {figures.nll:.3f}, Brier {figures.brier:.3f}, "
-                      f"mean confidence {figures.mean_confidence:.3f}",
-                      interval=(low, high) if self.subsample else None)
+        describe = f"expected calibration error {figures.ece:.4f} (95% CI {low:.4f}–{high:.4f}; {figures.binning})"
+        context = (f"on {_fmt_int(figures.n_samples)} drawings; NLL {figures.nll:.3f}, Brier {figures.brier:.3f}, "
+                   f"mean confidence {figures.mean_confidence:.3f}")
+        limit = self.limits.get("max_ece")
+        if limit is not None and self.subsample:  # a binned ECE reads high on few drawings per bin: never a fail
+            self._verdict("max_ece", figures.ece, limit, None,
+                          f"{self.model} {describe} ≈ max_ece {limit:g} {context} — a binned ECE on a sample of the "
+                          "test set reads high (few drawings per bin): run the whole split to decide",
+                          inconclusive=True)
+            return
+        self._compare("max_ece", figures.ece, describe, context)
 
     def check_categories(self, predictions) -> None:
         """Every category against its limit; on a sample of the test set a category whose interval straddles

@@ -122,8 +122,8 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
         interrupt_on_sigterm(config)
     setup = config.stash[SETUP_KEY]
     placement = parallel.placement(config)
-    if placement is None and setup.options.threads:
-        placement = parallel.pin_serial(setup.options.threads, config)
+    if placement is None and setup.options.threads and not parallel.distributed(config):
+        placement = parallel.pin_serial(setup.options.threads, config)  # an xdist controller runs no test
     try:
         sketch = SketchSession(setup, placement, config.stash.get(COLLECTED_KEY, None), _progress_printer(config),
                                stage_progress(config, worker=bool(parallel.worker_id(config))))

@@ -322,7 +322,7 @@ def test_a_perturbed_int8_copy_passes_accuracy_but_fails_parity_with_cnn(tmp_pat
     record = json.loads((tmp_path / "r.json").read_text())["model_results"]["onnx-int8"]
     verdicts = {v["check"]: v["passed"] for v in record["threshold_verdicts"]}
     assert verdicts["min_accuracy"] is True and verdicts["min_agreement:cnn"] is False  # accuracy alone misses it
-    assert len(record["parity"]["cnn"]["disagreeing"]) == 50 and record["parity"]["cnn"]["disagreements"] > 100
+    assert len(record["parity"]["cnn"]["disagreeing"]) == 50 and record["parity"]["cnn"]["disagreements"] > 0.01 * 6576
 
 
 @pytest.mark.slow

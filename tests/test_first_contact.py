@@ -101,3 +101,43 @@ def test_one_model_is_not_called_the_best_of_anything(centroid_project, tmp_path
     assert "one model in this run: nothing to compare it with" in page and "fastest:" not in page
     assert "**Best accuracy:**" not in (tmp_path / "summary.md").read_text()
     assert result.ret == 0
+
+
+def test_the_accuracy_vs_latency_chart_keeps_every_label_readable():
+    """Tick labels do not overlap and every model's label lies inside the axes (a label at the right edge or
+    the log axis' minor labels used to collide or be cut off)."""
+    from pytest_sketchbench.report.charts import pyplot, scatter_figure
+
+    plt = pyplot()
+    if plt is None:
+        pytest.skip("matplotlib is not installed")
+    points = [("cnn", 2.48, 0.908), ("mobilenet", 2.9, 0.8835), ("onnx", 0.45, 0.908),
+              ("onnx-int8-with-a-long-name", 0.19, 0.9069), ("torch", 1.51, 0.908), ("tflite", 1.1, 0.908)]
+    figure = scatter_figure(points, plt)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    axis = figure.axes[0]
+    ticks = [label.get_window_extent(renderer) for label in axis.get_xticklabels() + axis.get_xminorticklabels()
+             if label.get_text() and label.get_visible()]
+    assert ticks and not any(a.overlaps(b) for i, a in enumerate(ticks) for b in ticks[i + 1:])
+    inside = axis.get_window_extent(renderer)
+    for text in axis.texts:
+        box = text.get_window_extent(renderer)
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, \
+            text.get_text()
+    plt.close(figure)
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs two usable cores")
+def test_the_parallel_header_counts_the_cores_the_workers_get(centroid_project):
+    """--sketch-threads used to pin the xdist controller (which runs no test) to one core before the header
+    counted the cores: '2 workers share 1 cores' beside workers on cores [0] and [1]."""
+    centroid_project.makeconftest("from centroid_plugin import CentroidModel\nfrom pytest_sketchbench import "
+                                  "register_model\nregister_model('centroid', weights='centroid.npz')(CentroidModel)\n")
+    centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    result = centroid_project.runpytest_subprocess("--sketch-models=centroid", "-n", "2", "--sketch-threads=1",
+                                                   "--sketch-json=r.json", *FAST)
+    result.stdout.fnmatch_lines(["sketchbench: parallel: 2 workers, 1 dedicated core(s) each*"])
+    assert "share" not in result.stdout.str()
+    placement = json.loads((centroid_project.path / "r.json").read_text())["model_results"]["centroid"]["parallel"]
+    assert len(placement["cores"]) == 1 and not placement["shared_cores"]

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import BUNDLED, REPO
+from conftest import BUNDLED, REPO, assert_ran
 from pytest_sketchbench import hardware
 from pytest_sketchbench.parallel import assign_cores, assign_gpu
 from pytest_sketchbench.plugin import profile_matches
@@ -121,7 +121,7 @@ def _run_parallel(project, tmp_path, *extra):
 @pytest.mark.slow
 def test_parallel_run_groups_pins_measures_and_merges(two_models, tmp_path):
     result = _run_parallel(two_models, tmp_path)
-    result.assert_outcomes(passed=16, skipped=2, warnings=0)  # the parity tests skip: no parity limit
+    assert_ran(result, passed=4, skipped=2, warnings=0, measured=14)  # the parity tests skip: no parity limit
     result.stdout.fnmatch_lines(["*sketchbench: parallel: 2 workers, 1 dedicated core(s) each; tests grouped by*"])
     loads = (two_models.path / "loads.txt").read_text().split()
     assert sorted(loads[::2]) == ["alpha", "beta"]  # each model loaded exactly once
@@ -142,7 +142,7 @@ def test_crashed_worker_loses_only_its_own_model(two_models, tmp_path, monkeypat
     monkeypatch.setenv("CRASH", "exit")
     result = _run_parallel(two_models, tmp_path, f"--sketch-html={tmp_path}/r.html")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) >= 1 and outcomes.get("passed", 0) >= 5, outcomes
+    assert outcomes.get("failed", 0) >= 1 and outcomes.get("passed", 0) + outcomes.get("measured", 0) >= 5, outcomes
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["model_results"]["alpha"]["timing_results"]["1"]["rounds"] >= 20
     assert report["model_results"]["beta"]["accuracy_results"]["accuracy"] > 0.2  # reported before the crash
@@ -164,7 +164,7 @@ def test_a_crashing_model_costs_one_model_not_the_run_and_is_not_rerun(two_model
     assert "Invalid value for environment variable OMP_NUM_THREADS" not in result.stderr.str()  # the replacement
     assert result.stdout.str().count("crashed while running") == 1  # once: the rest of beta is not re-run
     report = json.loads((tmp_path / "r.json").read_text())["model_results"]
-    assert report["alpha"]["status"] == "passed"
+    assert report["alpha"]["status"] == "measured"  # no limits: measured, not gated
     assert report["beta"]["status"] == "error"
     assert any("its pytest worker died while running test_single_drawing_latency[beta] "
                "(killed by SIGSEGV: a crash in the runtime)"

@@ -193,7 +193,7 @@ def test_killing_one_workers_ssh_session_loses_only_its_models(ssh_host, project
     assert run.returncode != 0
     report = json.loads((tmp_path / "r.json").read_text())
     alpha = report["model_results"]["alpha"]
-    assert alpha["status"] == "passed" and alpha["timing_results"]["1"]["rounds"] >= 20, out[-3000:]
+    assert alpha["status"] == "measured" and alpha["timing_results"]["1"]["rounds"] >= 20, out[-3000:]
     slow = report["model_results"].get("slow", {})
     assert slow.get("status") != "passed" and not slow.get("timing_results")
     assert any("crashed" in note or "lost" in note for note in report["benchmark_metadata"]["notes"]), out[-2000:]

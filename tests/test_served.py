@@ -366,7 +366,8 @@ def test_a_slower_server_fails_the_p99_gate_naming_scenario_rate_and_p99(tmp_pat
                         r"— LoadGen's logs: \S+", result.stdout)
     assert failure and float(failure.group(1)) > 30, result.stdout[-3000:]
     results = json.loads((tmp_path / "r.json").read_text())["model_results"]
-    assert results["onnx"]["status"] == "passed" and results["served"]["accuracy_results"]["accuracy"] > 0.885
+    assert results["onnx"]["status"] in ("passed", "measured")
+    assert results["served"]["accuracy_results"]["accuracy"] > 0.885
 
 
 @pytest.mark.parametrize("tensor_format", ["json", "binary"])

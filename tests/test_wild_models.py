@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import BUNDLED, REPO
+from conftest import BUNDLED, REPO, assert_ran
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models.registry import RUNTIMES, ModelSpec
 
@@ -33,7 +33,7 @@ def test_a_published_keras2_tfjs_layers_model_runs_from_a_config_table_alone(pyt
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     result = pytester.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-models=doodlejs",
                                            "--sketch-json=r.json", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3, skipped=1)
+    assert_ran(result, skipped=1, measured=4)  # no limits in the table: measured, not gated
     result.stdout.fnmatch_lines(["*a Keras 2.2.4-tf config, rebuilt with tf-keras 2.*",
                                  "*closed-set*322 more model classes ignored*open-set acc 0.6*"])
     record = json.loads((pytester.path / "r.json").read_text())["model_results"]["doodlejs"]

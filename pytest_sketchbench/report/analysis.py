@@ -46,12 +46,13 @@ def category_mapping_text(record: ModelResult) -> str | None:
 
 def calibration_text(record: ModelResult) -> str | None:
     """'calibration: ECE 0.021 (95% CI 0.016–0.027, 15 equal-width bins …), NLL 0.331, Brier 0.139, …'."""
-    figures = record.accuracy.calibration if record.accuracy else None
-    if figures is None:
+    accuracy = record.accuracy
+    figures = accuracy.calibration if accuracy else None
+    if accuracy is None or figures is None:
         return None
     return (f"calibration: ECE {figures.ece:.3f} (95% CI {figures.ece_ci95[0]:.3f}–{figures.ece_ci95[1]:.3f}; "
             f"{figures.binning}), NLL {figures.nll:.3f}, Brier {figures.brier:.3f}, mean confidence "
-            f"{figures.mean_confidence:.3f} vs accuracy {record.accuracy.accuracy:.3f}")
+            f"{figures.mean_confidence:.3f} vs accuracy {accuracy.accuracy:.3f}")
 
 
 def rebuilt_text(record: ModelResult) -> str | None:
