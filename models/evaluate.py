@@ -65,18 +65,18 @@ def main() -> None:
         info = plugin.describe()
         results[name] = {
             "runtime": info.runtime, "file_size_bytes": info.file_size_bytes, "parameters": info.parameter_count,
-            "input_shape": info.input_shape, "accuracy": report["accuracy"], "ci95": report["accuracy_ci95"],
-            "top5": report["top5_accuracy"], "macro_f1": report["macro_f1"],
+            "input_shape": info.input_shape, "accuracy": report.accuracy, "ci95": report.accuracy_ci95,
+            "top5": report.top5_accuracy, "macro_f1": report.macro_f1,
             "exact_rows_accuracy": float(correct[dataset.exact].mean()),
             "approximate_rows_accuracy": float(correct[~dataset.exact].mean()),
-            "per_category": {c: round(r["accuracy"], 4) for c, r in report["per_category"].items()},
+            "per_category": {c: round(row.accuracy, 4) for c, row in report.per_category.items()},
             "p50_single_ms": single_drawing_p50_ms(plugin, dataset.images[0]),
             "accuracy_pass_throughput_per_s": result.throughput,
         }
         predictions[name] = result.predicted
         probabilities[name] = result.probabilities
-        print(f"{name:10s} acc {report['accuracy']:.4f} [{report['accuracy_ci95'][0]:.4f}–"
-              f"{report['accuracy_ci95'][1]:.4f}] top5 {report['top5_accuracy']:.4f} "
+        print(f"{name:10s} acc {report.accuracy:.4f} [{report.accuracy_ci95[0]:.4f}–"
+              f"{report.accuracy_ci95[1]:.4f}] top5 {report.top5_accuracy:.4f} "
               f"p50@1 {results[name]['p50_single_ms']:.3f} ms  ({info.runtime})")
         if name == "onnx":
             session, feed = plugin.session, plugin.prepare(dataset.images[:1])

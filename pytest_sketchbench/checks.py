@@ -140,12 +140,16 @@ class ThresholdChecker:
                       + (diagnosis_text(self.model, diagnosis) if diagnosis else ""),
                       interval=(low, high) if self.subsample else None)
 
+    def _not_applicable(self, key: str, what: str) -> None:
+        """A class-only model (an API model) has no probabilities: recorded as such, and its test skips."""
+        self._verdict(key, None, self.limits.get(key), None,
+                      f"{self.model} returns classes, not probabilities: {what} is not applicable")
+        pytest.skip(f"{self.model} returns a class, not probabilities: {what} is not applicable")
+
     def check_top5(self, predictions) -> None:
         top5 = predictions.report.top5_accuracy
         if top5 is None:
-            self._verdict("min_top5_accuracy", None, self.limits.get("min_top5_accuracy"), None,
-                          f"{self.model} returns classes, not probabilities: top-5 accuracy is not applicable")
-            pytest.skip(f"{self.model} returns a class, not probabilities: top-5 accuracy is not applicable")
+            self._not_applicable("min_top5_accuracy", "top-5 accuracy")
         n = predictions.report.n_samples
         low, high = wilson_interval(round(top5 * n), n)
         self._compare("min_top5_accuracy", top5, f"top-5 accuracy {top5:.3f} (95% CI {low:.3f}–{high:.3f})",
@@ -155,9 +159,7 @@ class ThresholdChecker:
         """Expected calibration error against ``max_ece``; NLL, Brier and mean confidence are measured beside it."""
         figures = predictions.report.calibration
         if figures is None:
-            self._verdict("max_ece", None, self.limits.get("max_ece"), None,
-                          f"{self.model} returns classes, not probabilities: calibration is not applicable")
-            pytest.skip(f"{self.model} returns a class, not probabilities: calibration is not applicable")
+            self._not_applicable("max_ece", "calibration")
         low, high = figures.ece_ci95
         describe = f"expected calibration error {figures.ece:.4f} (95% CI {low:.4f}–{high:.4f}; {figures.binning})"
         context = (f"on {_fmt_int(figures.n_samples)} drawings; NLL {figures.nll:.3f}, Brier {figures.brier:.3f}, "
