@@ -93,6 +93,7 @@ def test_merge_three_runs_once_per_model_and_machine(project, tmp_path):
     assert "calibration calls" in result.stdout
 
 
+@pytest.mark.slow  # 6-9 s on the 2-core EPYC: out of the default subset (≤ 4 min)
 def test_merge_flags_the_same_model_answering_differently(project, tmp_path):
     run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/good.json")
     run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/bad.json",
@@ -121,6 +122,7 @@ def test_compare_fails_on_a_model_that_erred_or_went_missing_naming_both(project
     assert "2 model(s) missing or not measured" in result.stdout
 
 
+@pytest.mark.slow  # 6-9 s on the 2-core EPYC: out of the default subset (≤ 4 min)
 def test_a_baseline_model_this_run_did_not_measure_fails_the_run(project, tmp_path):
     base = tmp_path / "base.json.gz"
     run(project, "--sketch-models=centroid,other", "-k", "accuracy", f"--sketch-save-baseline={base}")

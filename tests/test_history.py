@@ -224,6 +224,7 @@ register_model("centroid", weights="centroid.npz"{degrade})(CentroidModel)
 '''
 
 
+@pytest.mark.slow  # 6-9 s on the 2-core EPYC: out of the default subset (≤ 4 min)
 def test_pytest_runs_build_the_history_and_the_last_one_fails_on_a_drop(centroid_project):
     """Five runs of the same model, then one where it answers worse: ``--sketch-history-check`` fails that run,
     naming the figure, the commit and the levels on both sides."""
