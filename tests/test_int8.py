@@ -60,3 +60,30 @@ def test_the_header_names_the_widest_vector_instruction_set():
     assert "AVX2)" in summary_line({**base, "cpu": {**cpu, "instruction_sets": instruction_sets(AVX2_ONLY)}}, "cpu")
     assert "AVX512-VNNI)" in summary_line({**base, "cpu": {**cpu, "instruction_sets": instruction_sets(ZEN4)}}, "cpu")
     assert "GiB)" in summary_line({**base, "cpu": cpu}, "cpu")  # a record from before the field still renders
+
+
+def test_quantized_probabilities_are_renormalised_not_softmaxed_again():
+    """cnn-int8's softmax comes out in steps of 1/255 (rows summing to 0.97–1.03): read as logits, a second softmax
+    flattened its confidences to ~0.1 (ECE 0.81, |Δp| to cnn 0.89)."""
+    from pytest_sketchbench.models.base import ModelPlugin
+
+    class Quantized(ModelPlugin):
+        runtime = "test"
+
+        def load(self):
+            pass
+
+        def infer(self, prepared):
+            return prepared
+
+        def describe(self):
+            raise NotImplementedError
+
+    plugin = Quantized("q", {})
+    plugin.categories = ["a", "b", "c"]
+    steps = np.array([[200, 40, 12], [0, 255, 3]], dtype=np.float64) / 255  # sums 0.988 and 1.012
+    probabilities = plugin.to_probabilities(steps, 2)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0)
+    assert probabilities[0, 0] == pytest.approx(200 / 252) and probabilities[1, 1] > 0.98
+    logits = plugin.to_probabilities(np.array([[2.0, -1.0, 0.5]]), 1)  # logits still go through softmax
+    assert logits[0, 0] == pytest.approx(np.exp(2) / (np.exp(2) + np.exp(-1) + np.exp(0.5)))
