@@ -17,9 +17,14 @@ RESAMPLES = 200  # bootstrap resamples for the intervals: a few tenths of a seco
 EPSILON = 1e-12  # probabilities are clipped here before the logarithm (a confident wrong answer costs ~27.6)
 
 
-def _expected_calibration_error(confidence: np.ndarray, correct: np.ndarray) -> float:
+def _bin_of(confidence: np.ndarray) -> np.ndarray:
+    """Each drawing's bin: ``BINS`` equal-width bins over [0, 1], right edges closed."""
     edges = np.linspace(0.0, 1.0, BINS + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, BINS - 1)
+    return np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, BINS - 1)
+
+
+def _expected_calibration_error(confidence: np.ndarray, correct: np.ndarray) -> float:
+    which = _bin_of(confidence)
     counts = np.bincount(which, minlength=BINS)
     gap = np.abs(np.bincount(which, correct, BINS) - np.bincount(which, confidence, BINS))
     return float(gap.sum() / max(counts.sum(), 1))
@@ -54,8 +59,7 @@ def calibration_report(probabilities: np.ndarray, labels: np.ndarray, seed: int 
     from sklearn.calibration import calibration_curve
 
     accuracy_in_bin, confidence_in_bin = calibration_curve(correct, confidence, n_bins=BINS, strategy="uniform")
-    counts = np.bincount(np.clip(np.digitize(confidence, np.linspace(0, 1, BINS + 1)[1:-1], right=True), 0,
-                                 BINS - 1), minlength=BINS)
+    counts = np.bincount(_bin_of(confidence), minlength=BINS)
     return Calibration(
         binning=f"{BINS} equal-width bins of the top-label confidence", n_samples=int(len(labels)),
         ece=float(point[0]), ece_ci95=[float(low[0]), float(high[0])],

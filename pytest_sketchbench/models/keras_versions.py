@@ -23,26 +23,27 @@ def is_keras2(version: str | None) -> bool:
     return major.isdigit() and int(major) < 3
 
 
-def h5_keras_version(path: Path) -> str | None:
-    """The ``keras_version`` a Keras ``.h5`` file was written by (None when the file does not say)."""
+def _h5_attribute(path: Path, name: str) -> str | None:
+    """A text attribute of an HDF5 file's root (None when absent or when the file is not HDF5: the loader names
+    that problem)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            value = handle.attrs.get("keras_version")
-    except OSError:  # not HDF5: the loader names the problem
+            value = handle.attrs.get(name)
+    except OSError:
         return None
     return value.decode() if isinstance(value, bytes) else value
 
 
-def h5_model_config(path: Path) -> dict | None:
-    import h5py
+def h5_keras_version(path: Path) -> str | None:
+    """The ``keras_version`` a Keras ``.h5`` file was written by (None when the file does not say)."""
+    return _h5_attribute(path, "keras_version")
 
-    with h5py.File(path, "r") as handle:
-        value = handle.attrs.get("model_config")
-    if value is None:
-        return None
-    return json.loads(value.decode() if isinstance(value, bytes) else value)
+
+def h5_model_config(path: Path) -> dict | None:
+    config = _h5_attribute(path, "model_config")
+    return None if config is None else json.loads(config)
 
 
 def refuse_code_layers(config: Any, where: str) -> None:
