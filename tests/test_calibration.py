@@ -64,7 +64,7 @@ def test_nothing_to_judge_is_none():
 def test_max_ece_gates_a_real_model_with_the_usual_message(pytester):
     pytester.makefile(".toml", thresholds="[onnx]\nmax_ece = 0.001\n")
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = pytester.runpytest(f"--sketch-models-dir={REPO / 'models'}", "--sketch-models=onnx",
+    result = pytester.runpytest_subprocess(f"--sketch-models-dir={REPO / 'models'}", "--sketch-models=onnx",
                                 f"--sketch-data={BUNDLED}", "--sketch-json=r.json", "--sketch-html=r.html",
                                 "-k", "calibration", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
@@ -84,7 +84,7 @@ def test_on_a_sample_of_the_test_set_ece_is_inconclusive_never_a_false_fail(pyte
     not fail there."""
     pytester.makefile(".toml", thresholds="[onnx]\nmax_ece = 0.09\n")
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = pytester.runpytest(f"--sketch-models-dir={REPO / 'models'}", "--sketch-models=onnx", "-rs",
+    result = pytester.runpytest_subprocess(f"--sketch-models-dir={REPO / 'models'}", "--sketch-models=onnx", "-rs",
                                 f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=10", "-k", "calibration",
                                 "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)

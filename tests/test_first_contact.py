@@ -71,7 +71,8 @@ def test_an_ad_hoc_model_from_the_command_line_is_measured_and_compared(pytester
     (exports / "v7.classes.json").write_text((REPO / "models" / "cnn.classes.json").read_text())
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     pytester.makefile(".toml", thresholds="[onnx]\nmin_accuracy = 0.5\n")
-    result = pytester.runpytest(f"--sketch-models-dir={REPO / 'models'}", "--sketch-models=onnx,v7=exports/v7.onnx",
+    result = pytester.runpytest_subprocess(f"--sketch-models-dir={REPO / 'models'}",
+                                           "--sketch-models=onnx,v7=exports/v7.onnx",
                                 "--sketch-json=r.json", *FAST)
     assert result.ret == 0, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines(["sketchbench: v7: no limits in the config — measured, not gated"])
