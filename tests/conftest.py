@@ -31,11 +31,15 @@ def bundled():
 
 @pytest.fixture(scope="session")
 def centroid_weights(bundled) -> tuple[np.ndarray, np.ndarray]:
+    return centroid_arrays(bundled)
+
+
+def centroid_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
     """A nearest-centroid linear classifier (784 → n_categories): a real, if weak, sketch model."""
-    x = bundled.images.reshape(len(bundled), -1).astype(np.float32) / 255.0
-    means = np.stack([x[bundled.labels == k].mean(0) for k in range(len(bundled.categories))])
+    x = dataset.images.reshape(len(dataset), -1).astype(np.float32) / 255.0
+    means = np.stack([x[dataset.labels == k].mean(0) for k in range(len(dataset.categories))])
     weights = (means / np.linalg.norm(means, axis=1, keepdims=True)).T.astype(np.float32)
-    return weights, np.zeros(len(bundled.categories), np.float32)
+    return weights, np.zeros(len(dataset.categories), np.float32)
 
 
 NUMPY_PLUGIN = textwrap.dedent('''
@@ -87,3 +91,16 @@ def assert_ran(result, measured: int = 0, **outcomes: int) -> None:
     """``assert_outcomes`` plus the plugin's own outcome: tests whose every check had no limit are 'measured'."""
     result.assert_outcomes(**outcomes)
     assert result.parseoutcomes().get("measured", 0) == measured, result.parseoutcomes()
+
+
+def run_options(samples: int | None = 5, budget: float | None = None, batch_sizes: str | None = None) -> list[str]:
+    """The options a test run of the plugin starts from: the bundled drawings, ``samples`` of them per category,
+    an optional latency budget and batch sizes, and no pytest cache (runs share a machine, never state)."""
+    options = [f"--sketch-data={BUNDLED}", "-p", "no:cacheprovider"]
+    if samples is not None:
+        options.append(f"--sketch-samples-per-category={samples}")
+    if budget is not None:
+        options.append(f"--sketch-latency-budget={budget}")
+    if batch_sizes is not None:
+        options.append(f"--sketch-batch-sizes={batch_sizes}")
+    return options

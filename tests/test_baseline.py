@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import BUNDLED, REPO, assert_ran
+from conftest import REPO, assert_ran, run_options
 from pytest_sketchbench.baseline import (
     accuracy_verdict,
     latency_shift,
@@ -89,9 +89,8 @@ CONFTEST = textwrap.dedent('''
 
 
 def _run(pytester, *args):
-    return pytester.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-models=centroid",
-                                         "--sketch-latency-budget=0.2", "--sketch-batch-sizes=1",
-                                         "-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess(*run_options(None, budget=0.2, batch_sizes="1"),
+                                         "--sketch-models=centroid", *args)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import BUNDLED, REPO
+from conftest import REPO, run_options
 from pytest_sketchbench.calibration import BINS, calibration_report
 
 
@@ -65,8 +65,8 @@ def test_max_ece_gates_a_real_model_with_the_usual_message(pytester):
     pytester.makefile(".toml", thresholds="[onnx]\nmax_ece = 0.001\n")
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     result = pytester.runpytest_subprocess(f"--sketch-models-dir={REPO / 'models'}", "--sketch-models=onnx",
-                                f"--sketch-data={BUNDLED}", "--sketch-json=r.json", "--sketch-html=r.html",
-                                "-k", "calibration", "-p", "no:cacheprovider")
+                                *run_options(None), "--sketch-json=r.json", "--sketch-html=r.html",
+                                "-k", "calibration")
     result.assert_outcomes(failed=1)
     result.stdout.re_match_lines([r".*onnx expected calibration error 0\.\d{4} \(95% CI 0\.\d{4}–0\.\d{4}; 15 "
                                   r"equal-width bins of the top-label confidence\) > max_ece 0\.001 on 6,576 "
@@ -85,8 +85,7 @@ def test_on_a_sample_of_the_test_set_ece_is_inconclusive_never_a_false_fail(pyte
     pytester.makefile(".toml", thresholds="[onnx]\nmax_ece = 0.09\n")
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     result = pytester.runpytest_subprocess(f"--sketch-models-dir={REPO / 'models'}", "--sketch-models=onnx", "-rs",
-                                f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=10", "-k", "calibration",
-                                "-p", "no:cacheprovider")
+                                *run_options(10), "-k", "calibration")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*inconclusive: onnx expected calibration error 0.* ≈ max_ece 0.09 on 230 drawings*"
                                  "a binned ECE on a sample of the test set reads high*"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUNDLED, REPO
+from conftest import REPO, run_options
 
 CONFTEST = textwrap.dedent('''
     import os
@@ -26,6 +26,9 @@ CONFTEST = textwrap.dedent('''
     register_model("other", weights=os.environ.get("OTHER_WEIGHTS", "centroid.npz"), scale=5.0)(CentroidModel)
     register_model("third", weights="centroid.npz", scale=2.0)(CentroidModel)
 ''')
+
+
+REPORTS = REPO / "tests" / "data" / "golden" / "cli"  # real runs, made by scripts/make_cli_reports.py
 
 
 def sketchbench(*args, cwd=None) -> subprocess.CompletedProcess:
@@ -45,9 +48,7 @@ def run(project, *args, env=None):
     old = dict(os.environ)
     os.environ.update(env or {})
     try:
-        return project.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=30",
-                                            "--sketch-latency-budget=0.2", "--sketch-batch-sizes=1",
-                                            "-p", "no:cacheprovider", *args)
+        return project.runpytest_subprocess(*run_options(30, budget=0.2, batch_sizes="1"), *args)
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -74,18 +75,14 @@ def test_compare_reproduces_the_baseline_gate_verdicts(project, tmp_path):
     assert same.returncode == 0 and "no significant change" in same.stdout
 
 
-@pytest.mark.slow
-def test_merge_three_runs_once_per_model_and_machine(project, tmp_path):
-    run(project, "--sketch-models=centroid", f"--sketch-json={tmp_path}/1.json")
-    run(project, "--sketch-models=other", "-n", "2", f"--sketch-json={tmp_path}/2.json")
-    run(project, "--sketch-models=centroid,other", "--sketch-threads=1", "-k", "accuracy",
-        f"--sketch-json={tmp_path}/3.json")
-    result = sketchbench("merge", *(tmp_path / f"{i}.json" for i in (1, 2, 3)), "--json", tmp_path / "m.json",
-                         "--html", tmp_path / "m.html", "--report-dir", tmp_path / "dir")
+def test_merge_three_runs_once_per_model_and_machine(tmp_path):
+    runs = [REPORTS / f"{name}.json" for name in ("centroid", "other-xdist", "both-accuracy")]
+    result = sketchbench("merge", *runs, "--json", tmp_path / "m.json", "--html", tmp_path / "m.html",
+                         "--report-dir", tmp_path / "dir")
     assert result.returncode == 0, result.stdout + result.stderr
     merged = json.loads((tmp_path / "m.json").read_text())
-    assert sorted(merged["model_results"]) == ["centroid @ cpu: AMD EPYC", "other @ cpu: AMD EPYC"] or \
-        len(merged["model_results"]) == 2
+    assert len(merged["model_results"]) == 2 and all(name.startswith(("centroid @ cpu: ", "other @ cpu: "))
+                                                     for name in merged["model_results"])
     assert len(merged["benchmark_metadata"]["merged_from"]) == 3
     assert any("figures combined" in note for note in merged["benchmark_metadata"]["notes"])
     assert "speed by machine" in (tmp_path / "m.html").read_text()
@@ -93,15 +90,11 @@ def test_merge_three_runs_once_per_model_and_machine(project, tmp_path):
     assert "calibration calls" in result.stdout
 
 
-@pytest.mark.slow  # 6-9 s on the 2-core EPYC: out of the default subset (≤ 4 min)
-def test_merge_flags_the_same_model_answering_differently(project, tmp_path):
-    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/good.json")
-    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/bad.json",
-        env={"DEGRADE": "4"})
-    for report in ("good", "bad"):  # as if from two machines
-        data = json.loads((tmp_path / f"{report}.json").read_text())
-        data["benchmark_metadata"]["hardware"]["cpu"]["model"] = f"CPU {report}"
-        (tmp_path / f"{report}.json").write_text(json.dumps(data))
+def test_merge_flags_the_same_model_answering_differently(tmp_path):
+    for machine, report in (("good", "good"), ("bad", "degraded")):  # as if from two machines
+        data = json.loads((REPORTS / f"{report}.json").read_text())
+        data["benchmark_metadata"]["hardware"]["cpu"]["model"] = f"CPU {machine}"
+        (tmp_path / f"{machine}.json").write_text(json.dumps(data))
     result = sketchbench("merge", tmp_path / "good.json", tmp_path / "bad.json", "--json", tmp_path / "m.json")
     assert result.returncode == 1
     assert "the same model on the same drawings answered differently on" in result.stdout
@@ -109,12 +102,8 @@ def test_merge_flags_the_same_model_answering_differently(project, tmp_path):
     assert merged["model_results"]["centroid @ cpu: CPU bad"]["status"] == "error"
 
 
-@pytest.mark.slow
-def test_compare_fails_on_a_model_that_erred_or_went_missing_naming_both(project, tmp_path):
-    run(project, "--sketch-models=centroid,other,third", "-k", "accuracy", f"--sketch-json={tmp_path}/base.json")
-    run(project, "--sketch-models=centroid,other", "-k", "accuracy", f"--sketch-json={tmp_path}/new.json",
-        env={"OTHER_WEIGHTS": "no-such-file.npz"})
-    result = sketchbench("compare", tmp_path / "base.json", tmp_path / "new.json", cwd=project.path)
+def test_compare_fails_on_a_model_that_erred_or_went_missing_naming_both(tmp_path):
+    result = sketchbench("compare", REPORTS / "three-models.json", REPORTS / "other-erred.json", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("error: other erred in the new run") and "no-such-file.npz" in line for line in lines)
@@ -132,30 +121,22 @@ def test_a_baseline_model_this_run_did_not_measure_fails_the_run(project, tmp_pa
     assert "failed" not in result.stdout.lines[-1]
 
 
-@pytest.mark.slow
-def test_merge_keeps_every_runs_verdicts_and_refuses_another_test_set(project, tmp_path):
-    project.makefile(".toml", thresholds="[centroid]\nmin_accuracy = 0.99\n")
-    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/failed.json")
-    (project.path / "thresholds.toml").unlink()
-    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/passed.json")
-    for order in (("failed", "passed"), ("passed", "failed")):  # the later run must not overwrite the failure
-        result = sketchbench("merge", *(tmp_path / f"{name}.json" for name in order), "--json", tmp_path / "m.json")
+def test_merge_keeps_every_runs_verdicts_and_refuses_another_test_set(tmp_path):
+    failed, passed = REPORTS / "failed.json", REPORTS / "good.json"  # min_accuracy 0.99, then no limit
+    for order in ((failed, passed), (passed, failed)):  # the later run must not overwrite the failure
+        result = sketchbench("merge", *order, "--json", tmp_path / "m.json")
         assert result.returncode == 1, result.stdout
         merged = json.loads((tmp_path / "m.json").read_text())
         (record,) = merged["model_results"].values()
         assert record["status"] == "failed", order
         assert any(v["status"] == "failed" for v in record["threshold_verdicts"])
-    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/fewer.json",
-        "--sketch-samples-per-category=10")
-    refused = sketchbench("merge", tmp_path / "passed.json", tmp_path / "fewer.json")
+    refused = sketchbench("merge", passed, REPORTS / "fewer-drawings.json")
     assert refused.returncode == 2 and "was measured on another test set" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
 
 
-def test_report_rerenders_and_its_exit_code_follows_the_run(project, tmp_path):
-    project.makefile(".toml", thresholds="[centroid]\nmin_accuracy = 0.99\n")
-    run(project, "--sketch-models=centroid", "-k", "accuracy", f"--sketch-json={tmp_path}/r.json")
-    result = sketchbench("report", tmp_path / "r.json", "--html", tmp_path / "again.html")
+def test_report_rerenders_and_its_exit_code_follows_the_run(tmp_path):
+    result = sketchbench("report", REPORTS / "failed.json", "--html", tmp_path / "again.html")
     assert result.returncode == 1 and "centroid" in result.stdout and "failed" in result.stdout
     page = (tmp_path / "again.html").read_text()
     assert "min_accuracy 0.990" in page and "<table id='summary'>" in page

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import BUNDLED, REPO, assert_ran
+from conftest import REPO, assert_ran, run_options
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.metrics import accuracy_report, parity
@@ -138,8 +138,7 @@ TWO_MODELS = textwrap.dedent('''
     register_model("copy", weights="centroid.npz")(CentroidModel)
     register_model("worse", weights="centroid.npz", degrade=5)(CentroidModel)
 ''')
-RUN = (f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20", "--sketch-latency-budget=0.05",
-       "--sketch-batch-sizes=1,8", "-p", "no:cacheprovider")
+RUN = run_options(20, budget=0.05, batch_sizes="1,8")
 
 
 @pytest.fixture
@@ -287,8 +286,7 @@ def test_gemini_service_levels_are_gated_and_reported(pytester, bundled, monkeyp
             max_cost_per_1000 = 10.0
         '''))
         pytester.copy_example(str(REPO / "benchmarks" / "test_api.py"))
-        result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=2",
-                                    "--sketch-models=gemini", "-p", "no:cacheprovider",
+        result = pytester.runpytest(*run_options(2), "--sketch-models=gemini",
                                     f"--sketch-report-dir={tmp_path}/dir", f"--sketch-html={tmp_path}/r.html")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*gemini success rate 0.000 < min_success_rate 0.95 of 46 requests (0 failed)*"])

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import BUNDLED, REPO
+from conftest import BUNDLED, REPO, run_options
 from pytest_sketchbench import preprocess
 from pytest_sketchbench.data import Dataset, category_columns, load_dataset, subsample, validate_dataset
 from pytest_sketchbench.errors import SketchBenchError
@@ -286,7 +286,7 @@ def test_a_model_with_more_classes_is_read_closed_set_with_the_open_set_figure_b
         categories = "class_names.txt"
     ''')
     centroid_project.makepyfile("def test_accuracy(sketch_predictions):\n    pass\n")
-    result = centroid_project.runpytest("--sketch-models=wide", f"--sketch-data={BUNDLED}", "-p", "no:cacheprovider",
+    result = centroid_project.runpytest("--sketch-models=wide", *run_options(None),
                                         "--sketch-json=r.json", "--sketch-html=r.html")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*categories matched by name, closed-set: the best of the dataset's categories "
@@ -298,8 +298,7 @@ def test_a_model_with_more_classes_is_read_closed_set_with_the_open_set_figure_b
     assert "open-set acc" in (centroid_project.path / "r.html").read_text()
     with open(centroid_project.path / "thresholds.toml", "a") as config:
         config.write('\ncategory_mode = "open"\n')
-    gated = centroid_project.runpytest("--sketch-models=wide", f"--sketch-data={BUNDLED}", "-p", "no:cacheprovider",
-                                       "--sketch-json=open.json")
+    gated = centroid_project.runpytest("--sketch-models=wide", *run_options(None), "--sketch-json=open.json")
     gated.stdout.fnmatch_lines(["*open-set acc 0.* (the gated figure)*"])
     record = json.loads((centroid_project.path / "open.json").read_text())["model_results"]["wide"]
     assert record["accuracy_results"]["accuracy"] == open_set["accuracy"]
@@ -317,8 +316,7 @@ def test_drawings_of_a_category_the_model_lacks_are_left_out_and_said(centroid_p
     '''
     centroid_project.makefile(".toml", thresholds=table)
     centroid_project.makepyfile("def test_accuracy(sketch_predictions):\n    pass\n")
-    args = ("--sketch-models=nocat", f"--sketch-data={BUNDLED}", "-p", "no:cacheprovider",
-            "--sketch-samples-per-category=5")
+    args = ("--sketch-models=nocat", *run_options(5))
     result = centroid_project.runpytest(*args, "--sketch-json=r.json", f"--sketch-save-baseline={tmp_path}/b.json.gz")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*categories matched by name; 5 drawings of cat left out (the model has no such "
@@ -354,9 +352,9 @@ def test_a_categories_file_in_another_order_is_diagnosed_not_scored_as_chance(ce
                                   "register_model\nregister_model('centroid', weights='centroid.npz')(CentroidModel)\n")
     centroid_project.makefile(".toml", thresholds="[centroid]\nmin_accuracy = 0.5\n")
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = centroid_project.runpytest("--sketch-models=centroid", f"--sketch-data={BUNDLED}",
-                                        f"--sketch-categories={tmp_path / 'reversed.json'}", "-p", "no:cacheprovider",
-                                        "--sketch-samples-per-category=20", "-k", "test_accuracy and not top5")
+    result = centroid_project.runpytest("--sketch-models=centroid", *run_options(20),
+                                        f"--sketch-categories={tmp_path / 'reversed.json'}",
+                                        "-k", "test_accuracy and not top5")
     assert result.ret == 1
     result.stdout.re_match_lines([r".*centroid accuracy 0\.0\d+ .* ≈ chance \(1/23\): under another category order "
                                   r"its answers match 0\.\d+ of the labels \(22 categories moved: .* answered as .*\) "

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import BUNDLED, REPO, assert_ran
+from conftest import REPO, assert_ran, run_options
 
 FAULTY_PLUGIN = textwrap.dedent('''
     import time
@@ -62,8 +62,7 @@ def test_accuracy(sketch_predictions, sketch_thresholds):
 def test_latency(sketch_latency):
     sketch_latency(1)
 '''
-FAST = ["--sketch-samples-per-category=5", "--sketch-latency-budget=0.05", f"--sketch-data={BUNDLED}",
-        "-p", "no:cacheprovider", "-p", "no:randomly"]
+FAST = [*run_options(5, budget=0.05), "-p", "no:randomly"]
 
 
 @pytest.fixture
@@ -242,8 +241,7 @@ def test_the_api_key_reaches_no_output_even_with_showlocals(pytester, monkeypatc
         for name in ("test_accuracy", "test_latency"):
             pytester.copy_example(str(REPO / "benchmarks" / f"{name}.py"))
         result = pytester.runpytest_subprocess(
-            "--sketch-models=gemini", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1",
-            "-p", "no:cacheprovider", "-l", "--tb=long", "--showlocals", "-v", "-rA",
+            "--sketch-models=gemini", *run_options(1), "-l", "--tb=long", "--showlocals", "-v", "-rA",
             f"--junitxml={tmp_path}/junit.xml", f"--html={tmp_path}/pytest-html.html", "--self-contained-html",
             f"--sketch-json={tmp_path}/r.json", f"--sketch-html={tmp_path}/r.html",
             f"--sketch-report-dir={tmp_path}/dir", f"--sketch-save-baseline={tmp_path}/baseline.json.gz")

@@ -8,10 +8,9 @@ import textwrap
 
 import pytest
 
-from conftest import BUNDLED, REPO
+from conftest import REPO, run_options
 
-FAST = (f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "--sketch-latency-budget=0.02",
-        "--sketch-batch-sizes=1", "-p", "no:cacheprovider")
+FAST = run_options(5, budget=0.02, batch_sizes="1")
 NO_TENSORFLOW = textwrap.dedent('''
     import sys
 

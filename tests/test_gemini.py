@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fake_gemini import FakeGemini, answers_for
 
-from conftest import BUNDLED, REPO
+from conftest import REPO, run_options
 from pytest_sketchbench.data import subsample
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models.gemini_model import GeminiModel
@@ -140,8 +140,7 @@ def _gemini_project(pytester, fake, extra: str = ""):
 def test_benchmarks_run_gemini_like_any_model_and_never_leak_the_key(pytester, small, key, tmp_path):
     with FakeGemini(answers_for(small)) as fake:
         _gemini_project(pytester, fake)
-        result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=2",
-                                    "--sketch-models=gemini", "-p", "no:cacheprovider", "-rs", "-v",
+        result = pytester.runpytest(*run_options(2), "--sketch-models=gemini", "-rs", "-v",
                                     f"--sketch-json={tmp_path}/r.json", f"--sketch-html={tmp_path}/r.html",
                                     f"--sketch-report-dir={tmp_path}/dir", f"--junitxml={tmp_path}/junit.xml")
     outcomes = result.parseoutcomes()
@@ -163,8 +162,7 @@ def test_benchmarks_skip_gemini_without_a_key(pytester, small, monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     with FakeGemini(answers_for(small)) as fake:
         _gemini_project(pytester, fake)
-        result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=2",
-                                    "--sketch-models=gemini", "-p", "no:cacheprovider", "-rs")
+        result = pytester.runpytest(*run_options(2), "--sketch-models=gemini", "-rs")
     assert result.parseoutcomes().get("skipped", 0) >= 5 and fake.request_times == []
     result.stdout.fnmatch_lines(["*no API key in $GEMINI_API_KEY — export GEMINI_API_KEY=<your key>*"])
 
@@ -197,8 +195,7 @@ def test_a_dead_endpoint_never_prints_the_key_under_any_traceback_setting(pytest
         base_url = f"http://127.0.0.1:{port}"
 
     _gemini_project(pytester, Dead, f'mode = "{mode}"\nmax_retries = 0\ntimeout_s = 2')
-    result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1", "--sketch-models=gemini",
-                                "-p", "no:cacheprovider", "-l", "-v", "--tb=long", "-rA",
+    result = pytester.runpytest(*run_options(1), "--sketch-models=gemini", "-l", "-v", "--tb=long", "-rA",
                                 f"--junitxml={tmp_path}/junit.xml", f"--html={tmp_path}/report.html",
                                 "--self-contained-html", f"--sketch-json={tmp_path}/r.json")
     outcomes = result.parseoutcomes()
@@ -232,8 +229,7 @@ def test_an_api_model_that_never_answers_is_bounded_by_its_stage_deadline(pytest
 
         _gemini_project(pytester, Silent, f'mode = "{mode}"\ntimeout_s = 600\nstage_timeout_s = 3')
         started = time.monotonic()
-        result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1",
-                                    "--sketch-models=gemini", "-p", "no:cacheprovider",
+        result = pytester.runpytest(*run_options(1), "--sketch-models=gemini",
                                     f"--sketch-json={tmp_path}/r.json")
         elapsed = time.monotonic() - started
     assert elapsed < 60, elapsed

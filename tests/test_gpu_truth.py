@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from conftest import BUNDLED, REPO, assert_ran
+from conftest import REPO, assert_ran, run_options
 
 FAKE_NVML = textwrap.dedent('''
     import os, sys, types
@@ -55,8 +55,7 @@ PLUGINS = textwrap.dedent('''
     register_model("fallback", weights="centroid.npz", allow_cpu_fallback=True)(CentroidModel)
     register_model("oncuda", weights="centroid.npz")(FakeCuda)
 ''')
-RUN = (f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "--sketch-latency-budget=0.05",
-       "--sketch-batch-sizes=1", "-p", "no:cacheprovider", "-rs")
+RUN = (*run_options(5, budget=0.05, batch_sizes="1"), "-rs")
 
 
 def _project(centroid_project, nvml: bool = False):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pg_server import postgres_server, why_not
 
-from conftest import REPO
+from conftest import REPO, run_options
 from pytest_sketchbench.cli import main
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.history.analysis import analyse, news, settings_from
@@ -242,14 +242,12 @@ register_model("centroid", weights="centroid.npz"{degrade})(CentroidModel)
 def test_pytest_runs_build_the_history_and_the_last_one_fails_on_a_drop(centroid_project):
     """Five runs of the same model, then one where it answers worse: ``--sketch-history-check`` fails that run,
     naming the figure, the commit and the levels on both sides."""
-    from conftest import BUNDLED
 
     centroid_project.makepyfile(test_bench='''
         def test_accuracy(sketch_predictions, sketch_thresholds):
             sketch_thresholds.check_accuracy(sketch_predictions)
     ''')
-    args = (f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20", "--sketch-models=centroid",
-            "-p", "no:cacheprovider", "--sketch-history=runs/h.db", "--sketch-history-check")
+    args = (*run_options(20), "--sketch-models=centroid", "--sketch-history=runs/h.db", "--sketch-history-check")
     centroid_project.makeconftest(REGISTER.format(degrade=""))
     for _ in range(5):
         result = centroid_project.runpytest(*args)

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import BUNDLED, REPO, assert_ran
+from conftest import REPO, assert_ran, run_options
 from pytest_sketchbench import hardware
 from pytest_sketchbench.parallel import assign_cores, assign_gpu
 from pytest_sketchbench.plugin import profile_matches
@@ -112,9 +112,8 @@ def two_models(centroid_project):
 
 def _run_parallel(project, tmp_path, *extra):
     return project.runpytest_subprocess(
-        "-n", "2", "--max-worker-restart=0", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=10",
+        "-n", "2", "--max-worker-restart=0", *run_options(10, budget=0.1, batch_sizes="1,8"),
         "--sketch-models=alpha,beta",
-        "--sketch-latency-budget=0.1", "--sketch-batch-sizes=1,8", "-p", "no:cacheprovider",
         f"--sketch-json={tmp_path}/r.json", *extra, timeout=120)
 
 
@@ -156,8 +155,7 @@ def test_a_crashing_model_costs_one_model_not_the_run_and_is_not_rerun(two_model
     worker until 'maximum crashed workers reached' (INTERNALERROR, the model absent from the report)."""
     monkeypatch.setenv("CRASH", "segfault")
     result = two_models.runpytest_subprocess(
-        "-n", "2", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=10", "--sketch-models=alpha,beta",
-        "--sketch-latency-budget=0.1", "--sketch-batch-sizes=1,8", "-p", "no:cacheprovider",
+        "-n", "2", *run_options(10, budget=0.1, batch_sizes="1,8"), "--sketch-models=alpha,beta",
         f"--sketch-json={tmp_path}/r.json", timeout=180)
     assert result.ret == 1, result.stdout.str()[-3000:]  # a failure, not INTERNALERROR (3)
     assert "maximum crashed workers reached" not in result.stdout.str()

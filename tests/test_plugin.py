@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from conftest import BUNDLED, assert_ran
+from conftest import assert_ran, run_options
 
 ACCURACY_TESTS = textwrap.dedent('''
     def test_accuracy(sketch_predictions, sketch_thresholds):
@@ -28,8 +28,7 @@ REGISTER_BY_DECORATOR = textwrap.dedent('''
 
 
 def run(pytester, *args):
-    return pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20",
-                              "--sketch-latency-budget=0.05", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest(*run_options(20, budget=0.05), *args)
 
 
 def test_help_shows_option_group(pytester):

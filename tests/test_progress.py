@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import BUNDLED
+from conftest import run_options
 
 CONFTEST = ("from centroid_plugin import CentroidModel\nfrom pytest_sketchbench import register_model\n"
             "register_model('slowpoke', weights='centroid.npz', sleep_s=0.3)(CentroidModel)\n")
@@ -26,8 +26,8 @@ def slow_project(centroid_project):
 
 
 def _run(project, *extra: str, env: dict[str, str] | None = None, terminal: bool = True) -> str:
-    command = [sys.executable, "-m", "pytest", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=30",
-               "--sketch-eval-batch-size=128", "--sketch-models=slowpoke", "-p", "no:cacheprovider", *extra]
+    command = [sys.executable, "-m", "pytest", *run_options(30), "--sketch-eval-batch-size=128",
+               "--sketch-models=slowpoke", *extra]
     environment = {k: v for k, v in os.environ.items() if k not in ("CI", "BUILD_NUMBER")} | (env or {})
     if terminal:  # util-linux script(1) gives the command a pseudo-terminal, as a person's shell would
         command = ["script", "-qec", shlex.join(command), os.devnull]

@@ -23,7 +23,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import BUNDLED, NUMPY_PLUGIN, REPO
+from conftest import NUMPY_PLUGIN, REPO, run_options
 
 pytestmark = pytest.mark.slow
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
@@ -134,9 +134,8 @@ def project(tmp_path, centroid_weights, bundled):
 
 
 def _pytest(project: Path, tmp_path: Path, *args, ssh=None, workers: int = 0, **popen):
-    command = [sys.executable, "-m", "pytest", str(project), f"--sketch-data={BUNDLED}",
-               "--sketch-samples-per-category=20", "--sketch-latency-budget=0.1", "--sketch-batch-sizes=1",
-               "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", f"--sketch-json={tmp_path}/r.json", *args]
+    command = [sys.executable, "-m", "pytest", str(project), *run_options(20, budget=0.1, batch_sizes="1"),
+               "-W", "ignore::DeprecationWarning", f"--sketch-json={tmp_path}/r.json", *args]
     if ssh is not None:
         remote = tmp_path / "remote"
         remote.mkdir(exist_ok=True)

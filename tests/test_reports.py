@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BUNDLED, REPO
+from conftest import REPO, run_options
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.report.json_report import SCHEMA_PATH
 
@@ -42,8 +42,8 @@ def reports(tmp_path_factory, centroid_weights, bundled):
     out = project / "reports"
     out.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=15",
-         "--sketch-models=centroid,centroid2", "--sketch-latency-budget=0.05", "--sketch-batch-sizes=1,16",
+        [sys.executable, "-m", "pytest", *run_options(15, budget=0.05, batch_sizes="1,16"),
+         "--sketch-models=centroid,centroid2",
          f"--sketch-json={out}/results.json", f"--sketch-html={out}/report.html", f"--sketch-report-dir={out}",
          f"--html={out}/pytest.html", "--self-contained-html", f"--benchmark-json={out}/benchmark.json",
          "-p", "no:cacheprovider", "-v"], cwd=project, capture_output=True, text=True, timeout=300)
@@ -160,8 +160,7 @@ def test_interrupted_run_leaves_valid_json(centroid_project, tmp_path):
     centroid_project.makeconftest(REGISTER)
     centroid_project.makepyfile(test_bench=INTERRUPTING)
     result = centroid_project.runpytest_subprocess(
-        f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "--sketch-models=centroid",
-        f"--sketch-json={tmp_path}/r.json", "-p", "no:cacheprovider")
+        *run_options(5), "--sketch-models=centroid", f"--sketch-json={tmp_path}/r.json")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["benchmark_metadata"]["interrupted"] is True

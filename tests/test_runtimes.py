@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import BUNDLED, REPO
+from conftest import REPO, run_options
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models.registry import RUNTIMES, ModelSpec, runtime_for_path
 
@@ -302,8 +302,7 @@ def test_a_345_class_layers_model_is_scored_closed_and_open_set_from_path_and_ca
     pytester.makefile(".toml", thresholds='[models.doodle]\npath = "doodle/model.json"\n'
                                           'categories = "doodle/class_names.txt"\n')
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = pytester.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20",
-                                           "--sketch-models=doodle", "-v", "-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess(*run_options(20), "--sketch-models=doodle", "-v",
                                            f"--sketch-json={tmp_path}/r.json", f"--sketch-html={tmp_path}/r.html")
     assert result.ret == 0, result.stdout.str()[-2000:]
     text = result.stdout.str()
@@ -322,8 +321,8 @@ def test_a_runtime_that_is_not_installed_names_its_extra(pytester, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails as if not installed
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = pytester.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=1", "-k", "test_accuracy",
-                                "--sketch-models=onnx", "-p", "no:cacheprovider", f"--rootdir={pytester.path}")
+    result = pytester.runpytest(*run_options(1), "-k", "test_accuracy", "--sketch-models=onnx",
+                                f"--rootdir={pytester.path}")
     assert ("model 'onnx': its runtime needs onnxruntime, which is not installed — pip install "
             "'pytest-sketchbench[onnx]', or pick a model this install can run") in result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR

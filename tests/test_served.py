@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from fake_v2_server import FakeV2Server
 
-from conftest import BUNDLED, REPO
+from conftest import REPO, run_options
 from pytest_sketchbench import loadgen
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import ModelOutputError, SketchBenchError
@@ -168,8 +168,7 @@ def test_a_served_model_asked_for_by_name_fails_when_its_server_is_down_and_othe
                                                                                             tmp_path):
     with_a_served_model_whose_server_is_down(centroid_project)
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "-p",
-                                        "no:cacheprovider", "--sketch-models=centroid,served",
+    result = centroid_project.runpytest(*run_options(5), "--sketch-models=centroid,served",
                                         f"--sketch-json={tmp_path}/r.json")
     outcomes = result.parseoutcomes()
     assert result.ret == 1 and outcomes["errors"] >= 1 and outcomes.get("passed", 0) + outcomes.get("measured", 0) >= 1
@@ -186,8 +185,7 @@ def test_with_all_models_a_served_model_whose_server_is_down_is_left_out_of_the_
     with_a_served_model_whose_server_is_down(centroid_project)
     centroid_project.makepyfile(test_pairs="def test_pairs(sketch_pairwise):\n    assert sketch_pairwise == []\n")
     # its own process: each in-process run re-imports httpcore, whose errors the first run's httpx then cannot map
-    result = centroid_project.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5",
-                                                   "-p", "no:cacheprovider", "--sketch-models=all", "-v")
+    result = centroid_project.runpytest_subprocess(*run_options(5), "--sketch-models=all", "-v")
     # (the built-in models error here: their files are not in this project)
     result.stdout.fnmatch_lines(["*test_pairs.py::test_pairs[[]centroid[]] PASSED*",
                                  "*test_pairs.py::test_pairs[[]served[]] SKIPPED*readiness*"],
@@ -243,8 +241,7 @@ def test_loadgen_scenarios_on_a_local_model_pass_and_keep_their_logs(centroid_pr
         min_query_count = 64
     """)
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
-    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20",
-                                        "-p", "no:cacheprovider", "--sketch-models=centroid", "-v",
+    result = centroid_project.runpytest(*run_options(20), "--sketch-models=centroid", "-v",
                                         f"--sketch-report-dir={tmp_path}/dir", f"--sketch-json={tmp_path}/r.json")
     result.assert_outcomes(passed=3, skipped=3)
     summary = result.stdout.str()
@@ -273,8 +270,7 @@ def test_a_loadgen_run_past_the_stage_deadline_ends_cleanly_and_keeps_the_result
     """)
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = centroid_project.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=20",
-                                                   "-p", "no:cacheprovider", "--sketch-models=centroid",
+    result = centroid_project.runpytest_subprocess(*run_options(20), "--sketch-models=centroid",
                                                    f"--sketch-json={tmp_path}/r.json", timeout=120)
     assert result.ret == 1, result.stdout.str()[-2000:]  # not -11 (SIGSEGV), not 3 (INTERNALERROR)
     record = json.loads((tmp_path / "r.json").read_text())["model_results"]["centroid"]
@@ -287,8 +283,7 @@ def test_a_loadgen_scenario_longer_than_the_deadline_is_refused_up_front(centroi
     centroid_project.makefile(".toml", thresholds="[centroid.loadgen]\nmin_offline_qps = 5\nmin_duration_ms = 60000\n")
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
     started = time.monotonic()
-    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5",
-                                        "-p", "no:cacheprovider", "--sketch-models=centroid", "-k", "Offline")
+    result = centroid_project.runpytest(*run_options(5), "--sketch-models=centroid", "-k", "Offline")
     assert time.monotonic() - started < 30
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*[[]centroid.loadgen[]] min_duration_ms = 60,000 cannot finish within its stage "

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import BUNDLED, REPO
+from conftest import BUNDLED, REPO, run_options
 from pytest_sketchbench.baseline import settings_from
 from pytest_sketchbench.errors import SketchBenchError
 
@@ -30,13 +30,12 @@ def test_out_of_range_numbers_are_usage_errors(pytester, option):
 
 
 def test_more_threads_than_cores_are_clamped_and_said(centroid_project):
-    from conftest import BUNDLED
 
     centroid_project.makeconftest("from centroid_plugin import CentroidModel\nfrom pytest_sketchbench import "
                                   "register_model\nregister_model('centroid', weights='centroid.npz')(CentroidModel)\n")
     centroid_project.makepyfile("def test_x(sketch_model): pass")
     result = centroid_project.runpytest_subprocess(  # pinning and thread variables must not leak into this process
-        f"--sketch-data={BUNDLED}", "--sketch-models=centroid", "--sketch-threads=999", "-p", "no:cacheprovider")
+        *run_options(None), "--sketch-models=centroid", "--sketch-threads=999")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["sketchbench: threads: * intra-op per runtime*",
                                  "sketchbench: warning: 999 threads asked for, but only * cores are usable — using *"])
@@ -100,8 +99,7 @@ def test_a_model_fed_the_wrong_polarity_fails_near_chance_naming_the_fix(centroi
     """)
     centroid_project.makefile(".toml", thresholds="[inverted]\nmin_accuracy = 0.3\n")
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=40", "-p",
-                                        "no:cacheprovider", "--sketch-models=inverted", "-k", "test_accuracy[",
+    result = centroid_project.runpytest(*run_options(40), "--sketch-models=inverted", "-k", "test_accuracy[",
                                         f"--sketch-json={tmp_path}/r.json")
     result.assert_outcomes(failed=1)
     result.stdout.re_match_lines([r".*inverted accuracy 0\.0\d\d .* < min_accuracy 0\.300 on 920 drawings ≈ chance "
@@ -136,8 +134,7 @@ def test_a_model_without_any_category_list_is_a_usage_error_saying_how_to_give_o
     """)
     centroid_project.makefile(".toml", thresholds='[models.bare]\npath = "bare.onnx"\n')
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = centroid_project.runpytest(f"--sketch-data={BUNDLED}", "--sketch-samples-per-category=5", "-p",
-                                        "no:cacheprovider", "--sketch-models=bare,anonymous", "-k", "test_accuracy[")
+    result = centroid_project.runpytest(*run_options(5), "--sketch-models=bare,anonymous", "-k", "test_accuracy[")
     assert result.ret == 1
     text = result.stdout.str()
     assert (f"model 'bare': no category list ({centroid_project.path / 'bare.onnx'} has none and no bare.classes.json "

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import BUNDLED, REPO, assert_ran
+from conftest import REPO, assert_ran, run_options
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.models.registry import RUNTIMES, ModelSpec
 
@@ -31,8 +31,7 @@ def test_a_published_keras2_tfjs_layers_model_runs_from_a_config_table_alone(pyt
     pytester.makefile(".toml", thresholds=f'[models.doodlejs]\npath = "{folder / "model.json"}"\n'
                                           f'categories = "{folder / "class_names.txt"}"\n')
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
-    result = pytester.runpytest_subprocess(f"--sketch-data={BUNDLED}", "--sketch-models=doodlejs",
-                                           "--sketch-json=r.json", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*run_options(None), "--sketch-models=doodlejs", "--sketch-json=r.json")
     assert_ran(result, skipped=1, measured=4)  # no limits in the table: measured, not gated
     result.stdout.fnmatch_lines(["*a Keras 2.2.4-tf config, rebuilt with tf-keras 2.*",
                                  "*closed-set*322 more model classes ignored*open-set acc 0.6*"])
