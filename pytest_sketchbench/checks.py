@@ -360,23 +360,34 @@ class ThresholdChecker:
     def check_loadgen(self, result, accuracy_pass: float | None = None) -> None:
         """A LoadGen run's gate: LoadGen must call the run valid (duration, query count, latency bound, early
         stopping) and its figure must meet the limit; accuracy mode must give the accuracy pass's answers.
+        Failed requests are judged on their own (``load_errors``): ``max_error_rate``, overall and by kind.
         A travelling limit (``*_ratio``) was resolved from this run's own figures; on an unfit host a missed
         or INVALID run is inconclusive (the host's noise, not the model, may have missed it), and an absolute
         one (a named hardware profile's) is judged only on a fit host."""
+        from pytest_sketchbench.load_errors import error_rate_verdicts
+
         table = self.record.loadgen_limits or self.limits.loadgen
         where = f"{self.model} {result.describe()}"
         logs = f" — LoadGen's logs: {result.log_dir}"
+        count = result.failure_count
         if result.mode == "AccuracyOnly":
             differs = result.differs_from_accuracy_pass or 0
+            failed = f"; {count.describe()}" if result.any_failed else ""
             self._verdict("loadgen_accuracy", result.accuracy, accuracy_pass, differs == 0,
-                          f"{where} (accuracy pass {accuracy_pass:.4f}; {differs:,} drawings answered differently)"
-                          + ("" if differs == 0 else logs))
+                          f"{where} (accuracy pass {accuracy_pass:.4f}; {differs:,} drawings answered differently"
+                          f"{failed})" + ("" if differs == 0 else logs))
             return
+        load = f" at {result.target_qps:g} QPS" if result.target_qps and result.scenario == "Server" else ""
+        errors = error_rate_verdicts(self.model, result.scenario, load, count, table)
+        self._all_of([*(lambda v=v: self._verdict(*v, inconclusive=v[3] is None) for v in errors),
+                      lambda: self._scenario_gate(result, table, where, logs)])
+
+    def _scenario_gate(self, result, table: dict, where: str, logs: str) -> None:
         key, measured, lower = {
-            "SingleStream": ("single_stream_max_p90_ms", result.p90_ms, False),
-            "MultiStream": ("multi_stream_max_p99_ms", result.p99_ms, False),
+            "SingleStream": ("single_stream_max_p90_ms", result.latency_ms(90), False),
+            "MultiStream": ("multi_stream_max_p99_ms", result.latency_ms(99), False),
             "Server": ("min_server_peak_qps", result.valid_qps, True) if result.peak_qps is not None
-            else ("server_max_p99_ms", result.p99_ms, False),
+            else ("server_max_p99_ms", result.latency_ms(99), False),
             "Offline": ("min_offline_qps", result.qps, True),
         }[result.scenario]
         limit = table.get(key, DEFAULT_SERVER_P99_MS if key == "server_max_p99_ms" else None)

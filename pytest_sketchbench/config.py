@@ -88,6 +88,8 @@ LOADGEN_SETTINGS: dict[str, tuple[type, str]] = {
     "min_query_count": (int, "each run issues at least this many queries"),
     "concurrency": (int, "queries the SUT runs at once (default: the model's concurrency option, else 1)"),
     "accuracy": (bool, "also run LoadGen's accuracy mode; its answers must equal the accuracy pass"),
+    "max_error_rate": (float, "share of requests that may fail under load (0 to 1; default 0: none may)"),
+    "max_error_rate_by_kind": (dict, 'the same by kind, e.g. { "HTTP 503" = 0.001, timeout = 0 }'),
 }
 # a travelling service level → (the absolute key it resolves to, what it multiplies)
 RELATIVE_LOADGEN: dict[str, tuple[str, str]] = {
@@ -108,7 +110,14 @@ def _check_loadgen_table(table: dict, where: str) -> dict:
         if key not in LOADGEN_SETTINGS:
             raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(LOADGEN_SETTINGS)}")
         kind = LOADGEN_SETTINGS[key][0]
-        if kind is bool:
+        if key.startswith("max_error_rate"):
+            rates = value if kind is dict else {"": value}
+            if not isinstance(rates, dict) or not all(
+                    isinstance(r, int | float) and not isinstance(r, bool) and 0 <= r < 1 for r in rates.values()):
+                raise SketchBenchError(where, f"'{key}' must be {'a table of ' if kind is dict else ''}a share of "
+                                       "requests from 0 to 1", f"e.g. {key} = "
+                                       + ('{ "HTTP 503" = 0.001 }' if kind is dict else "0.001 (0.1 %)"))
+        elif kind is bool:
             if not isinstance(value, bool):
                 raise SketchBenchError(where, f"'{key}' must be true or false", f"e.g. {key} = true")
         elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or (

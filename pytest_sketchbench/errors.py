@@ -19,6 +19,15 @@ class ModelOutputError(SketchBenchError):
     """A model produced outputs that cannot be probabilities (NaN, inf, wrong shape)."""
 
 
+class RequestFailed(SketchBenchError):
+    """One request to a served model failed (an HTTP error status, a timeout, a reset connection): under load
+    it is counted by ``kind`` and the run goes on; in one-off calls it stops the stage like any other error."""
+
+    def __init__(self, subject: str, problem: str, fix: str = "", kind: str = "request failed"):
+        super().__init__(subject, problem, fix)
+        self.kind = kind
+
+
 class ModelUnavailable(SketchBenchError):
     """The model cannot run here for a reason the user chose (e.g. no API key): skip, do not fail."""
 

@@ -5,7 +5,9 @@ arrivals for Server, one big query for Offline), decides whether a run is valid 
 query count, the latency bound, its early-stopping estimate) and writes its summary and detail logs;
 this module only supplies the query sample library (the test drawings, already in memory) and the SUT
 (system under test): a pool of ``concurrency`` threads calling the model. Results are read back from
-LoadGen's own detail log, so every figure here is LoadGen's.
+LoadGen's own detail log, so every figure here is LoadGen's — except where requests failed: a failed request
+is counted by kind (``load_errors``), the run goes on, and the latency figures are then the answered
+requests' own, timed by the SUT (LoadGen would count a fast 503 as a fast answer).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, LOADGEN_DEFAULTS
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.guard import remaining_s, suspended
+from pytest_sketchbench.load_errors import ALL_FAILED_STOP, FailureCount, failure_kind
 
 PEAK_CONFIRMATIONS, PEAK_STEP_DOWN = 6, 0.95  # the highest valid Server rate: at most 6 runs, 5 % apart
 PERCENTILE_OF = {"SingleStream": 90, "MultiStream": 99, "Server": 99, "Offline": None}  # MLPerf's own metric
@@ -66,6 +69,10 @@ class ScenarioResult:
     valid_qps: float | None = None  # … and the highest rate from there down that a full run confirmed valid
     accuracy: float | None = None  # Accuracy mode: top-1 of LoadGen's answers …
     differs_from_accuracy_pass: int | None = None  # … and the drawings where they differ from the accuracy pass
+    failures: dict | None = None  # FailureCount.to_dict(): requests sent, failed, by kind
+    answered_p50_ms: float | None = None  # where requests failed: the answered ones' percentiles (SUT-timed)
+    answered_p90_ms: float | None = None
+    answered_p99_ms: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,9 +82,24 @@ class ScenarioResult:
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
     @property
+    def failure_count(self) -> FailureCount | None:
+        return FailureCount.from_dict(self.failures)
+
+    @property
+    def any_failed(self) -> bool:
+        return bool(self.failures and self.failures.get("failed"))
+
+    def latency_ms(self, percentile: int) -> float | None:
+        """A latency percentile of the run: LoadGen's, or the answered requests' own where some failed."""
+        if self.any_failed:
+            return {50: self.answered_p50_ms, 90: self.answered_p90_ms, 99: self.answered_p99_ms}[percentile]
+        return {50: self.p50_ms, 90: self.p90_ms, 99: self.p99_ms}[percentile]
+
+    @property
     def metric_ms(self) -> float | None:
         """MLPerf's latency metric for the scenario: p90 (SingleStream) or p99 (MultiStream, Server)."""
-        return {90: self.p90_ms, 99: self.p99_ms}.get(PERCENTILE_OF.get(self.scenario))
+        percentile = PERCENTILE_OF.get(self.scenario)
+        return None if percentile is None else self.latency_ms(percentile)
 
     def describe(self) -> str:
         """One line: scenario, load, the figure, LoadGen's verdict."""
@@ -91,7 +113,10 @@ class ScenarioResult:
                   else f"p{PERCENTILE_OF[self.scenario]} {self.metric_ms:.2f} ms" if self.metric_ms is not None
                   else "no latency")
         verdict = "VALID" if self.valid else f"INVALID ({self.why_invalid()})"
-        return f"LoadGen {self.scenario}{load}: {figure}, {verdict}"
+        answered = (f" (answered requests only; LoadGen's over all: p{PERCENTILE_OF[self.scenario]} "
+                    f"{self.p99_ms if PERCENTILE_OF[self.scenario] == 99 else self.p90_ms:.2f} ms)"
+                    if self.any_failed and self.metric_ms is not None and self.peak_qps is None else "")
+        return f"LoadGen {self.scenario}{load}: {figure}{answered}, {verdict}"
 
     def why_invalid(self) -> str:
         reasons = []
@@ -152,27 +177,44 @@ def result_from_log(entries: dict, scenario: str, mode: str, concurrency: int, l
 
 class SketchSUT:
     """LoadGen's system under test: each query's drawings classified by ``classify`` on a thread pool,
-    the answers (int64 labels) handed back to LoadGen for its accuracy log."""
+    the answers (int64 labels) handed back to LoadGen for its accuracy log.
+
+    A failed request (``load_errors.failure_kind``) is counted, answered with label -1 and the run goes on;
+    the answered requests' latencies (issue to answer) are kept for percentiles without the failures. Any
+    other exception — or every one of the first ``ALL_FAILED_STOP`` requests failing — stops the run."""
 
     def __init__(self, lg, classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, concurrency: int,
                  batch_size: int):
         self.lg, self.classify, self.images, self.batch_size = lg, classify, images, batch_size
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="loadgen-sut")
         self.error: BaseException | None = None
+        self.failures = FailureCount()
+        self.answered_s: list[float] = []
         self._lock = threading.Lock()
 
     def issue_queries(self, samples) -> None:
+        issued = time.perf_counter()
         for start in range(0, len(samples), self.batch_size):
-            self.pool.submit(self._run, samples[start:start + self.batch_size])
+            self.pool.submit(self._run, samples[start:start + self.batch_size], issued)
 
-    def _run(self, samples) -> None:
-        labels = np.zeros(len(samples), dtype=np.int64)
+    def _run(self, samples, issued: float) -> None:
+        labels = np.full(len(samples), -1, dtype=np.int64)
         try:
             if self.error is None:
                 labels = np.ascontiguousarray(self.classify(self.images[[s.index for s in samples]]), dtype=np.int64)
-        except BaseException as exc:  # noqa: BLE001 — kept, re-raised after LoadGen returns
+                with self._lock:
+                    self.failures.requests += 1
+                    self.answered_s.append(time.perf_counter() - issued)
+        except BaseException as exc:  # noqa: BLE001 — counted, or kept and re-raised after LoadGen returns
+            kind = failure_kind(exc)
             with self._lock:
-                self.error = self.error or exc
+                if kind is None:
+                    self.error = self.error or exc
+                else:
+                    self.failures.requests += 1
+                    self.failures.by_kind[kind] += 1
+                    if self.failures.failed == self.failures.requests == ALL_FAILED_STOP:
+                        self.error = self.error or exc
         pointer, _ = labels.__array_interface__["data"]
         responses = [self.lg.QuerySampleResponse(s.id, pointer + i * 8, 8) for i, s in enumerate(samples)]
         self.lg.QuerySamplesComplete(responses)  # always: LoadGen must never wait for a failed query
@@ -302,8 +344,13 @@ def _one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: 
             lg.DestroySUT(handle)
     if sut.error is not None:
         raise sut.error
-    return result_from_log(read_detail_log(log_dir / "mlperf_log_detail.txt"), scenario, mode, concurrency,
-                           str(log_dir))
+    result = result_from_log(read_detail_log(log_dir / "mlperf_log_detail.txt"), scenario, mode, concurrency,
+                             str(log_dir))
+    result.failures = sut.failures.to_dict()
+    if sut.failures.failed and sut.answered_s:
+        p50, p90, p99 = np.percentile(sut.answered_s, [50, 90, 99]) * 1000
+        result.answered_p50_ms, result.answered_p90_ms, result.answered_p99_ms = float(p50), float(p90), float(p99)
+    return result
 
 
 def read_accuracy_log(path: Path) -> dict[int, int]:

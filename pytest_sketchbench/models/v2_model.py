@@ -20,7 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pytest_sketchbench.errors import ModelOutputError, ServerUnreachable, SketchBenchError, redact, register_secret
+from pytest_sketchbench.errors import (
+    ModelOutputError,
+    RequestFailed,
+    ServerUnreachable,
+    SketchBenchError,
+    redact,
+    register_secret,
+)
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin, image_layout
 
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "UINT8": np.uint8, "INT32": np.int32,
@@ -110,16 +117,17 @@ class OpenInferenceModel(ModelPlugin):
         try:
             response = self._bounded(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise SketchBenchError(f"model '{self.name}'", f"{what}: no answer from {url} within "
-                                   f"timeout_s={self.setting('timeout_s')}",
-                                   f"the server is overloaded or stuck; raise timeout_s in [models.{self.name}]"
-                                   ) from None
+            raise RequestFailed(f"model '{self.name}'", f"{what}: no answer from {url} within "
+                                f"timeout_s={self.setting('timeout_s')}",
+                                f"the server is overloaded or stuck; raise timeout_s in [models.{self.name}]",
+                                kind="timeout") from None
         except httpx.HTTPError as exc:
-            error = ServerUnreachable if isinstance(exc, httpx.ConnectError) else SketchBenchError
-            raise error(f"model '{self.name}'", f"{what}: cannot reach {url} "
-                        f"({type(exc).__name__}: {redact(str(exc))[:120]})",
-                        f"start the server (python scripts/serve_model.py) or fix url in [models.{self.name}]"
-                        ) from None
+            subject, problem = f"model '{self.name}'", (f"{what}: cannot reach {url} "
+                                                       f"({type(exc).__name__}: {redact(str(exc))[:120]})")
+            fix = f"start the server (python scripts/serve_model.py) or fix url in [models.{self.name}]"
+            if isinstance(exc, httpx.ConnectError):
+                raise ServerUnreachable(subject, problem, fix) from None
+            raise RequestFailed(subject, problem, fix, kind=_transport_kind(exc)) from None
         return response
 
     def _bounded(self, method: str, path: str, **kwargs):
@@ -154,9 +162,9 @@ class OpenInferenceModel(ModelPlugin):
 
     def _json(self, response, what: str) -> dict:
         if response.status_code >= 400:
-            raise SketchBenchError(f"model '{self.name}'", f"{what}: {response.request.url} answered HTTP "
-                                   f"{response.status_code} ({_error_text(response)})",
-                                   "see the server's log")
+            raise RequestFailed(f"model '{self.name}'", f"{what}: {response.request.url} answered HTTP "
+                                f"{response.status_code} ({_error_text(response)})", "see the server's log",
+                                kind=f"HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError:
@@ -326,6 +334,16 @@ def _error_text(response) -> str:
     except ValueError:
         text = None
     return redact(str(text or response.text or response.reason_phrase))[:160].replace("\n", " ")
+
+
+def _transport_kind(exc: Exception) -> str:
+    """How a request broke below HTTP: a connection reset or closed mid-answer, a protocol error."""
+    import httpx
+
+    text = str(exc).lower()
+    if "reset" in text or "disconnected" in text or isinstance(exc, httpx.RemoteProtocolError):
+        return "connection reset"
+    return f"transport ({type(exc).__name__})"
 
 
 def _server_seconds(headers, parameters: dict) -> float | None:
