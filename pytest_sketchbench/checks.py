@@ -364,6 +364,7 @@ class ThresholdChecker:
         A travelling limit (``*_ratio``) was resolved from this run's own figures; on an unfit host a missed
         or INVALID run is inconclusive (the host's noise, not the model, may have missed it), and an absolute
         one (a named hardware profile's) is judged only on a fit host."""
+        from pytest_sketchbench.compliance import compliance_verdicts
         from pytest_sketchbench.load_errors import error_rate_verdicts
 
         table = self.record.loadgen_limits or self.limits.loadgen
@@ -378,8 +379,9 @@ class ThresholdChecker:
                           f"{failed})" + ("" if differs == 0 else logs))
             return
         load = f" at {result.target_qps:g} QPS" if result.target_qps and result.scenario == "Server" else ""
-        errors = error_rate_verdicts(self.model, result.scenario, load, count, table)
-        self._all_of([*(lambda v=v: self._verdict(*v, inconclusive=v[3] is None) for v in errors),
+        verdicts = [*error_rate_verdicts(self.model, result.scenario, load, count, table),
+                    *compliance_verdicts(self.model, f"{self.model} LoadGen {result.scenario}{load}", result, table)]
+        self._all_of([*(lambda v=v: self._verdict(*v, inconclusive=v[3] is None) for v in verdicts),
                       lambda: self._scenario_gate(result, table, where, logs)])
 
     def _scenario_gate(self, result, table: dict, where: str, logs: str) -> None:

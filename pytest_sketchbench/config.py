@@ -88,6 +88,9 @@ LOADGEN_SETTINGS: dict[str, tuple[type, str]] = {
     "min_query_count": (int, "each run issues at least this many queries"),
     "concurrency": (int, "queries the SUT runs at once (default: the model's concurrency option, else 1)"),
     "accuracy": (bool, "also run LoadGen's accuracy mode; its answers must equal the accuracy pass"),
+    "answers_under_load": (bool, "MLPerf TEST01: every answer given in a timed run must equal the accuracy pass's"),
+    "min_answers_under_load": (int, "answers compared before an all-equal run may pass (default 1,000)"),
+    "no_caching": (bool, "MLPerf TEST04: run again with one drawing repeated; >10 % faster means a cache"),
     "max_error_rate": (float, "share of requests that may fail under load (0 to 1; default 0: none may)"),
     "max_error_rate_by_kind": (dict, 'the same by kind, e.g. { "HTTP 503" = 0.001, timeout = 0 }'),
 }

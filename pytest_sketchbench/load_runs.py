@@ -90,8 +90,14 @@ class LoadRuns:
         with quiet_process(self.core.trackers.values()):  # the memory sampler would take the GIL from the SUT
             result, answers = loadgen.run_scenario(lambda images: classify(plugin, images, columns),
                                                    dataset.images, run, table, log_dir, concurrency)
-        if answers is not None:  # accuracy mode: LoadGen's answers against the accuracy pass, drawing by drawing
-            by_index = np.array([answers.get(i, -1) for i in range(len(dataset))])
+        if result.mode == "AccuracyOnly":  # LoadGen's answers against the accuracy pass, drawing by drawing
+            by_index = np.full(len(dataset), -1)
+            for index, label in answers:
+                by_index[index] = label
             result.accuracy = float(np.mean(by_index == dataset.labels))
             result.differs_from_accuracy_pass = int(np.sum(by_index != self.core.predictions(name).predicted))
+        elif table.get("answers_under_load") and answers:  # MLPerf TEST01: every answer given under load
+            indices, labels = np.array(answers).T
+            result.answers_compared = len(answers)
+            result.answers_differ = int(np.sum(labels != self.core.predictions(name).predicted[indices]))
         return result

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,9 @@ class ScenarioResult:
     answered_p50_ms: float | None = None  # where requests failed: the answered ones' percentiles (SUT-timed)
     answered_p90_ms: float | None = None
     answered_p99_ms: float | None = None
+    answers_compared: int | None = None  # answers_under_load (MLPerf TEST01): answers given under load …
+    answers_differ: int | None = None  # … that differ from the accuracy pass's
+    caching: dict | None = None  # no_caching (TEST04): one drawing repeated vs the run, ratio of median latency
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -175,6 +178,15 @@ def result_from_log(entries: dict, scenario: str, mode: str, concurrency: int, l
         peak_qps=peak)
 
 
+@dataclass
+class SutRecord:
+    """What the SUT saw in a run, kept out of the result (too big to store): each answered request's latency
+    (issue to answer) and each drawing's answer (QSL index → label)."""
+
+    answered_s: list[float] = field(default_factory=list)
+    answers: list[tuple[int, int]] = field(default_factory=list)
+
+
 class SketchSUT:
     """LoadGen's system under test: each query's drawings classified by ``classify`` on a thread pool,
     the answers (int64 labels) handed back to LoadGen for its accuracy log.
@@ -184,12 +196,13 @@ class SketchSUT:
     other exception — or every one of the first ``ALL_FAILED_STOP`` requests failing — stops the run."""
 
     def __init__(self, lg, classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, concurrency: int,
-                 batch_size: int):
+                 batch_size: int, same_sample: bool = False):
         self.lg, self.classify, self.images, self.batch_size = lg, classify, images, batch_size
+        self.same_sample = same_sample  # MLPerf TEST04: every query is drawing 0, whatever LoadGen asked for
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="loadgen-sut")
         self.error: BaseException | None = None
         self.failures = FailureCount()
-        self.answered_s: list[float] = []
+        self.record = SutRecord()
         self._lock = threading.Lock()
 
     def issue_queries(self, samples) -> None:
@@ -201,10 +214,12 @@ class SketchSUT:
         labels = np.full(len(samples), -1, dtype=np.int64)
         try:
             if self.error is None:
-                labels = np.ascontiguousarray(self.classify(self.images[[s.index for s in samples]]), dtype=np.int64)
+                indices = [0 if self.same_sample else s.index for s in samples]
+                labels = np.ascontiguousarray(self.classify(self.images[indices]), dtype=np.int64)
                 with self._lock:
                     self.failures.requests += 1
-                    self.answered_s.append(time.perf_counter() - issued)
+                    self.record.answered_s.append(time.perf_counter() - issued)
+                    self.record.answers.extend(zip(indices, labels.tolist(), strict=True))
         except BaseException as exc:  # noqa: BLE001 — counted, or kept and re-raised after LoadGen returns
             kind = failure_kind(exc)
             with self._lock:
@@ -234,9 +249,11 @@ def expected_seconds(classify: Callable, images: np.ndarray, batch: int, calls: 
 
 
 def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, run: str, table: dict,
-                 log_dir: Path, concurrency: int = 1) -> tuple[ScenarioResult, dict[int, int] | None]:
-    """One planned run (a scenario, ``ServerPeak`` or ``Accuracy``); returns its result and, in accuracy mode,
-    each drawing's answer (QSL index → label).
+                 log_dir: Path, concurrency: int = 1) -> tuple[ScenarioResult, list[tuple[int, int]]]:
+    """One planned run (a scenario, ``ServerPeak`` or ``Accuracy``); returns its result and the answers given
+    (QSL index, label): in accuracy mode one per drawing, from LoadGen's accuracy log; in a performance run
+    each answer the SUT gave under load. With ``no_caching`` (MLPerf TEST04) a performance scenario runs a
+    second time with every query the same drawing: a server answering repeats from a cache is faster then.
 
     ``ServerPeak`` is LoadGen's own search (FindPeakPerformance: boundaries, then a binary search on the rate
     whose p99 keeps the bound), then performance runs from the rate found down in 5 % steps until LoadGen
@@ -244,45 +261,67 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
     """
     settings = {**LOADGEN_DEFAULTS, **table}
     if run == "Accuracy":
-        result = _start_test(classify, images, "Offline", "AccuracyOnly", settings, log_dir, concurrency)
-        return result, read_accuracy_log(log_dir / "mlperf_log_accuracy.json")
+        result, _ = _start_test(classify, images, "Offline", "AccuracyOnly", settings, log_dir, concurrency)
+        return result, sorted(read_accuracy_log(log_dir / "mlperf_log_accuracy.json").items())
     if run != "ServerPeak":
-        return _start_test(classify, images, run, "PerformanceOnly", settings, log_dir, concurrency), None
-    search = _start_test(classify, images, "Server", "FindPeakPerformance",
-                         {**settings, "server_target_qps": settings["min_server_peak_qps"]}, log_dir / "search",
-                         concurrency)
+        result, record = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir, concurrency)
+        if settings.get("no_caching"):
+            _, repeated = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir / "TEST04",
+                                      concurrency, same_sample=True)
+            result.caching = repeat_speedup(repeated.answered_s, record.answered_s)
+        return result, record.answers
+    search, _ = _start_test(classify, images, "Server", "FindPeakPerformance",
+                            {**settings, "server_target_qps": settings["min_server_peak_qps"]}, log_dir / "search",
+                            concurrency)
     if search.peak_qps is None:  # no rate keeps the bound, not even the gate's: a measured miss, judged as such
         search.peak_qps, search.valid_qps, search.valid = 0.0, None, False
-        return search, None
+        return search, []
     rate = search.peak_qps
     for _ in range(PEAK_CONFIRMATIONS):  # the search's edge often fails a second run: step down until one holds
-        confirm = _start_test(classify, images, "Server", "PerformanceOnly", {**settings, "server_target_qps": rate},
-                              log_dir, concurrency)
+        confirm, record = _start_test(classify, images, "Server", "PerformanceOnly",
+                                      {**settings, "server_target_qps": rate}, log_dir, concurrency)
         if confirm.valid:
             break
         rate = round(rate * PEAK_STEP_DOWN, 1)
     confirm.peak_qps = search.peak_qps
     confirm.valid_qps = confirm.target_qps if confirm.valid else None
-    return confirm, None
+    return confirm, record.answers
+
+
+def repeat_speedup(repeated_s: list[float], normal_s: list[float], confidence: float = 0.95) -> dict | None:
+    """Median latency with one drawing repeated ÷ the normal run's, with a bootstrap interval (the two runs
+    are independent samples, resampled apart)."""
+    if len(repeated_s) < 10 or len(normal_s) < 10:
+        return None
+    from scipy.stats import bootstrap
+
+    repeated, normal = np.asarray(repeated_s), np.asarray(normal_s)
+    interval = bootstrap((repeated, normal), lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
+                         vectorized=True, paired=False, n_resamples=2000, confidence_level=confidence,
+                         method="percentile", random_state=0).confidence_interval
+    return {"ratio": float(np.median(repeated) / np.median(normal)), "ci_low": float(interval.low),
+            "ci_high": float(interval.high), "repeated_requests": int(repeated.size),
+            "normal_requests": int(normal.size)}
 
 
 def _start_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, log_dir: Path,
-                concurrency: int, attempts: int = 3) -> ScenarioResult:
+                concurrency: int, attempts: int = 3, same_sample: bool = False) -> tuple[ScenarioResult, SutRecord]:
     """One LoadGen test. LoadGen pre-generates its queries from the expected latency (or offline rate), so a
     first guess that was too slow leaves a run shorter than ``min_duration_ms``, which LoadGen calls invalid:
     then the expectation is re-set from what that run measured and the test repeated (as a submitter would)."""
     expected = _first_expectation(classify, images, scenario, settings, concurrency)
     for attempt in range(attempts):
-        result = _one_test(classify, images, scenario, mode, settings, expected, log_dir, concurrency)
+        result, record = _one_test(classify, images, scenario, mode, settings, expected, log_dir, concurrency,
+                                   same_sample)
         if result.min_duration_met is not False or mode != "PerformanceOnly" or attempt == attempts - 1:
-            return result
+            return result, record
         if scenario == "Offline" and result.qps:
             expected = 1.5 * result.qps
         elif scenario in ("SingleStream", "MultiStream") and result.mean_ms:
             expected = result.mean_ms / 1e3 / 1.5
         else:
-            return result
-    return result
+            return result, record
+    return result, record
 
 
 def _first_expectation(classify, images: np.ndarray, scenario: str, settings: dict, concurrency: int) -> float:
@@ -298,7 +337,7 @@ def _first_expectation(classify, images: np.ndarray, scenario: str, settings: di
 
 
 def _one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, expected: float,
-              log_dir: Path, concurrency: int) -> ScenarioResult:
+              log_dir: Path, concurrency: int, same_sample: bool = False) -> tuple[ScenarioResult, SutRecord]:
     try:
         import mlperf_loadgen as lg
     except ImportError:
@@ -332,7 +371,7 @@ def _one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: 
     left = remaining_s()
     if left is not None:  # LoadGen stops itself before the stage's deadline: no signal may end it from outside
         test.max_duration_ms = max(int(left * 1000) - 2000, 1)
-    sut = SketchSUT(lg, classify, images, concurrency, batch)
+    sut = SketchSUT(lg, classify, images, concurrency, batch, same_sample)
     with suspended():
         handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
         qsl = lg.ConstructQSL(len(images), len(images), lambda _: None, lambda _: None)
@@ -347,10 +386,10 @@ def _one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: 
     result = result_from_log(read_detail_log(log_dir / "mlperf_log_detail.txt"), scenario, mode, concurrency,
                              str(log_dir))
     result.failures = sut.failures.to_dict()
-    if sut.failures.failed and sut.answered_s:
-        p50, p90, p99 = np.percentile(sut.answered_s, [50, 90, 99]) * 1000
+    if sut.failures.failed and sut.record.answered_s:
+        p50, p90, p99 = np.percentile(sut.record.answered_s, [50, 90, 99]) * 1000
         result.answered_p50_ms, result.answered_p90_ms, result.answered_p99_ms = float(p50), float(p90), float(p99)
-    return result
+    return result, sut.record
 
 
 def read_accuracy_log(path: Path) -> dict[int, int]:

@@ -4,11 +4,14 @@ fails a set share of inference requests the way production servers fail.
     python scripts/fault_proxy.py --upstream http://127.0.0.1:8080 --port 8081 --fail 0.05 --how 503
     python scripts/fault_proxy.py --upstream http://127.0.0.1:8080 --cache     # answers repeats from memory
     python scripts/fault_proxy.py --upstream http://127.0.0.1:8080 --leak      # keeps every answer (grows)
+    python scripts/fault_proxy.py --upstream http://127.0.0.1:8080 --wrong 0.01  # 1 % wrong, under load only
 
 ``--how``: ``503`` (Service Unavailable), ``reset`` (the connection closed with RST mid-request), ``delay``
 (the answer held back ``--delay-s``), or ``mix`` (each of the three in turn). The choice of which request
 fails is a seeded random draw (``--seed``), so a share is exact only on average: the measured rate has an
-interval around the injected one, which is what ``max_error_rate`` is judged with.
+interval around the injected one, which is what ``max_error_rate`` is judged with. ``--wrong`` gives another
+class (the runner-up made top) for that share of single-drawing requests — the ones load sends; the accuracy
+pass sends batches — so a server can be right at rest and wrong under load.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
+import json
 import random
 import socket
 import struct
@@ -31,10 +35,11 @@ class FaultProxy:
     """A proxy to ``upstream`` failing ``fail`` of the ``/infer`` requests; ``injected`` counts what it did."""
 
     def __init__(self, upstream: str, fail: float = 0.0, how: str = "503", seed: int = 0, delay_s: float = 2.0,
-                 cache: bool = False, leak: bool = False, port: int = 0):
+                 cache: bool = False, leak: bool = False, port: int = 0, wrong: float = 0.0):
         target = urlsplit(upstream)
         self.host, self.port = target.hostname or "127.0.0.1", target.port or 80
-        self.fail, self.how, self.delay_s, self.cache, self.leak = fail, how, delay_s, cache, leak
+        self.fail, self.how, self.delay_s, self.cache, self.leak, self.wrong = fail, how, delay_s, cache, leak, wrong
+        self.wrong_answers = 0
         self.random = random.Random(seed)
         self.injected: dict[str, int] = {kind: 0 for kind in FAILURES}
         self.forwarded = 0
@@ -79,6 +84,27 @@ class FaultProxy:
             self.injected[kind] += 1
             return kind
 
+    def _maybe_wrong(self, answer: tuple[int, list, bytes]) -> tuple[int, list, bytes]:
+        """A JSON answer for one drawing, with its top class moved to another, for ``wrong`` of them."""
+        status, headers, data = answer
+        if not self.wrong or status != 200:
+            return answer
+        try:
+            body = json.loads(data)
+            output = body["outputs"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return answer  # binary tensors: left alone
+        if output.get("shape", [0])[0] != 1:
+            return answer
+        with self._lock:
+            if self.random.random() >= self.wrong:
+                return answer
+            self.wrong_answers += 1
+        scores = output["data"]
+        top = max(range(len(scores)), key=scores.__getitem__)
+        scores[(top + 1) % len(scores)] = scores[top] + 1.0
+        return status, headers, json.dumps(body).encode()
+
     def _handler(self):
         proxy = self
 
@@ -118,7 +144,7 @@ class FaultProxy:
                 key = hashlib.sha256(body).digest()
                 if proxy.cache and key in proxy.answers:
                     return self._relay(*proxy.answers[key])
-                answer = proxy._forward("POST", self.path, body, self._headers())
+                answer = proxy._maybe_wrong(proxy._forward("POST", self.path, body, self._headers()))
                 with proxy._lock:
                     proxy.forwarded += 1
                     if proxy.cache:
@@ -151,9 +177,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", action="store_true", help="answer a repeated request from memory")
     parser.add_argument("--leak", action="store_true", help="keep every answer in memory")
+    parser.add_argument("--wrong", type=float, default=0.0, help="share of single-drawing answers to make wrong")
     args = parser.parse_args()
     with FaultProxy(args.upstream, args.fail, args.how, args.seed, args.delay_s, args.cache, args.leak,
-                    args.port) as proxy:
+                    args.port, args.wrong) as proxy:
         print(f"fault proxy on {proxy.url} → {args.upstream} (fail {args.fail:g}, {args.how})", flush=True)
         try:
             while True:

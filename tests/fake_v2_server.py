@@ -22,8 +22,8 @@ class FakeV2Server:
     "slow" (1 s), "endless", "trickle" or "bomb" (bodies that never end or explode) or "ok" (JSON or the
     binary tensor extension, answered in kind)."""
 
-    def __init__(self, behaviour: str):
-        self.behaviour = behaviour
+    def __init__(self, behaviour: str, compute_s: float = 0.0):
+        self.behaviour, self.compute_s = behaviour, compute_s  # compute_s: a model's time per answer, stood in
         self.paths: list[str] = []
         self.headers: list[dict] = []
         outer = self
@@ -78,6 +78,7 @@ class FakeV2Server:
                 elif outer.behaviour in ("endless", "trickle", "bomb"):
                     self._hostile_body(outer.behaviour)
                 else:  # column 0 holds each drawing's total ink: the client's encoding is checked end to end
+                    time.sleep(outer.compute_s)
                     pixels = (np.frombuffer(body[int(header_length):], dtype=np.float32) if header_length
                               else np.asarray(tensor["data"], dtype=np.float32))
                     scores = np.zeros((rows, 23), np.float32)

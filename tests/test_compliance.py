@@ -1,0 +1,97 @@
+"""MLPerf's compliance checks as gates: answers under load equal the accuracy pass (TEST01), and a server that
+answers repeated drawings from a cache is caught (TEST04). The misbehaving servers are ``scripts/fault_proxy.py``
+(``--wrong``, ``--cache``) in front of a stand-in v2 server; ``scripts/measure_compliance.py`` does the same in
+front of the real MLServer and on the local ``onnx`` model."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+from fake_v2_server import FakeV2Server
+
+from conftest import REPO, run_options
+from pytest_sketchbench.compliance import compliance_verdicts
+from pytest_sketchbench.loadgen import repeat_speedup
+
+sys.path.insert(0, str(REPO / "scripts"))
+from fault_proxy import FaultProxy  # noqa: E402
+
+
+def _result(compared=0, differ=0, caching=None):
+    return SimpleNamespace(answers_compared=compared, answers_differ=differ, caching=caching)
+
+
+@pytest.mark.parametrize(("compared", "differ", "status"), [(2000, 0, True), (2000, 1, False), (300, 0, None),
+                                                            (300, 2, False)])
+def test_answers_under_load_pass_only_when_enough_were_compared_and_none_differ(compared, differ, status):
+    ((check, _, _, passed, message),) = compliance_verdicts("m", "m LoadGen Server", _result(compared, differ),
+                                                            {"answers_under_load": True})
+    assert check == "loadgen_answers_under_load" and passed is status
+    assert f"{differ:,} of {compared:,} answers given under load differ from the accuracy pass" in message
+
+
+def test_a_repeated_drawing_answered_much_faster_is_a_cache_and_a_similar_one_is_not():
+    normal = [0.010 + 0.0001 * (i % 7) for i in range(500)]
+    cached = repeat_speedup([0.004 + 0.0001 * (i % 5) for i in range(500)], normal)
+    same = repeat_speedup([0.0101 + 0.0001 * (i % 7) for i in range(500)], normal)
+    assert cached["ci_high"] < 0.9 < same["ci_low"]
+    verdicts = {name: compliance_verdicts("m", "m", _result(caching=c), {"no_caching": True})[0][3]
+                for name, c in (("cached", cached), ("same", same), ("none", None))}
+    assert verdicts == {"cached": False, "same": True, "none": None}
+    assert repeat_speedup([0.01] * 5, normal) is None  # too few to say
+
+
+def test_no_check_is_added_unless_the_table_asks():
+    assert compliance_verdicts("m", "m", _result(5, 5), {}) == []
+
+
+def _served(pytester, url: str, extra: str = "", tensor_format: str = "json"):
+    pytester.makefile(".toml", thresholds=textwrap.dedent(f"""
+        [models.served]
+        runtime = "v2"
+        url = "{url}"
+        model_name = "cnn"
+        categories = "{REPO / 'models' / 'cnn.classes.json'}"
+        concurrency = 4
+        tensor_format = "{tensor_format}"
+        [served]
+        min_accuracy = 0.01
+        [served.loadgen]
+        server_target_qps = 150
+        server_max_p99_ms = 2000
+        min_duration_ms = 1000
+        min_query_count = 1200
+        accuracy = false
+    """) + textwrap.dedent(extra))
+    pytester.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
+    pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
+    return pytester.runpytest_subprocess(*run_options(40), "--sketch-models=served", "-rA",
+                                         "-k", "(Server and not Peak) or test_accuracy[",
+                                         f"--sketch-json={pytester.path}/r.json", timeout=180)
+
+
+@pytest.mark.slow  # about 15 s: two LoadGen runs through the proxy
+def test_a_server_wrong_under_load_only_fails_test01_and_passes_at_rest(pytester):
+    with FakeV2Server("ok") as server, FaultProxy(server.url, wrong=0.01, seed=3) as proxy:
+        result = _served(pytester, proxy.url, "answers_under_load = true\n")
+    assert proxy.wrong_answers > 0 and result.ret == 1, result.stdout.str()[-3000:]
+    verdicts = {v["check"]: v for v in json.loads((pytester.path / "r.json").read_text())["model_results"]["served"]
+                ["threshold_verdicts"]}
+    assert verdicts["min_accuracy"]["status"] == "passed"  # at rest, the accuracy pass is right
+    under_load = verdicts["loadgen_answers_under_load"]
+    assert under_load["status"] == "failed" and under_load["measured"] == proxy.wrong_answers, under_load
+
+
+@pytest.mark.slow
+def test_a_caching_server_fails_test04(pytester):
+    with FakeV2Server("ok", compute_s=0.005) as server, FaultProxy(server.url, cache=True) as proxy:
+        result = _served(pytester, proxy.url, "no_caching = true\n", tensor_format="binary")
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*served LoadGen Server at 150 QPS: one drawing repeated takes 0.* the run's median "
+                                 "latency (95% CI *) < 0.9 (no_caching, MLPerf TEST04) — repeated drawings are "
+                                 "answered faster: the server answers from a cache*"])
+    assert proxy.answers  # it really cached
