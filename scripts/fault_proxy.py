@@ -154,7 +154,8 @@ class FaultProxy:
                 return self._relay(*answer)
 
             def _headers(self) -> dict:
-                return {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                return {k: v for k, v in self.headers.items()  # identity bodies: answers it can read and change
+                        if k.lower() not in ("host", "connection", "accept-encoding")}
 
         return Handler
 
