@@ -366,6 +366,7 @@ class ThresholdChecker:
         one (a named hardware profile's) is judged only on a fit host."""
         from pytest_sketchbench.compliance import compliance_verdicts
         from pytest_sketchbench.load_errors import error_rate_verdicts
+        from pytest_sketchbench.soak import soak_verdicts
 
         table = self.record.loadgen_limits or self.limits.loadgen
         where = f"{self.model} {result.describe()}"
@@ -380,7 +381,8 @@ class ThresholdChecker:
             return
         load = f" at {result.target_qps:g} QPS" if result.target_qps and result.scenario == "Server" else ""
         verdicts = [*error_rate_verdicts(self.model, result.scenario, load, count, table),
-                    *compliance_verdicts(self.model, f"{self.model} LoadGen {result.scenario}{load}", result, table)]
+                    *compliance_verdicts(self.model, f"{self.model} LoadGen {result.scenario}{load}", result, table),
+                    *soak_verdicts(self.model, f"{self.model} {result.describe()}", result.soak, table)]
         self._all_of([*(lambda v=v: self._verdict(*v, inconclusive=v[3] is None) for v in verdicts),
                       lambda: self._scenario_gate(result, table, where, logs)])
 

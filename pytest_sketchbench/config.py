@@ -91,6 +91,10 @@ LOADGEN_SETTINGS: dict[str, tuple[type, str]] = {
     "answers_under_load": (bool, "MLPerf TEST01: every answer given in a timed run must equal the accuracy pass's"),
     "min_answers_under_load": (int, "answers compared before an all-equal run may pass (default 1,000)"),
     "no_caching": (bool, "MLPerf TEST04: run again with one drawing repeated; >10 % faster means a cache"),
+    "soak_s": (float, "Soak: hold the Server load (server_target_qps) this long, in windows, trends tested"),
+    "soak_windows": (int, "Soak: windows the run is cut into (default 10)"),
+    "max_p99_drift": (float, "Soak: how much p99 may rise over the soak, as a share (0.2: 20 %)"),
+    "max_memory_growth_mb": (float, "Soak: RSS growth over the soak, the server's where local, else the client's"),
     "max_error_rate": (float, "share of requests that may fail under load (0 to 1; default 0: none may)"),
     "max_error_rate_by_kind": (dict, 'the same by kind, e.g. { "HTTP 503" = 0.001, timeout = 0 }'),
 }
@@ -131,6 +135,9 @@ def _check_loadgen_table(table: dict, where: str) -> dict:
         if ratio_key in table and absolute_key in table:
             raise SketchBenchError(where, f"both {ratio_key} and {absolute_key}", "keep one form of each gate")
     given = {RELATIVE_LOADGEN.get(key, (key,))[0] for key in table}
+    if "soak_s" in table and "server_target_qps" not in given:
+        raise SketchBenchError(where, "soak_s needs server_target_qps", "e.g. server_target_qps = 100 — the load the "
+                               "soak holds")
     if "server_max_p99_ms" in given and "server_target_qps" not in given and "min_server_peak_qps" not in given:
         raise SketchBenchError(where, "server_max_p99_ms needs server_target_qps (or min_server_peak_qps)",
                                "e.g. server_target_qps = 200 — the load at which the p99 bound must hold")

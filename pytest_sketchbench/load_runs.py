@@ -64,12 +64,14 @@ class LoadRuns:
         if run not in loadgen.planned_runs(table):
             raise ModelUnavailable(f"model '{name}'", f"no LoadGen {run} run configured "
                                    f"(its gate's key under [{name}.loadgen] in the config)", "")
-        (timeout, option), duration_ms = self.core.deadline_of(name), table.get("min_duration_ms",
-                                                                           LOADGEN_DEFAULTS["min_duration_ms"])
+        (timeout, option) = self.core.deadline_of(name)
+        duration_ms = (table["soak_s"] * 1000 if run == "Soak"
+                       else table.get("min_duration_ms", LOADGEN_DEFAULTS["min_duration_ms"]))
         if timeout is not None and duration_ms >= timeout * 1000:  # refused up front, not cut short by a signal
-            raise SketchBenchError(f"model '{name}'", f"[{name}.loadgen] min_duration_ms = {duration_ms:,} cannot "
+            what = f"soak_s = {table['soak_s']:g}" if run == "Soak" else f"min_duration_ms = {duration_ms:,}"
+            raise SketchBenchError(f"model '{name}'", f"[{name}.loadgen] {what} cannot "
                                    f"finish within its stage deadline of {timeout:g} s",
-                                   f"raise {option} in [models.{name}] or lower min_duration_ms")
+                                   f"raise {option} in [models.{name}] or lower {what.split(' =')[0]}")
         record = self.core.record(name)
         if record.loadgen is None:
             record.loadgen = {}
@@ -89,7 +91,8 @@ class LoadRuns:
         log_dir = base / safe_name(name) / "loadgen" / run
         with quiet_process(self.core.trackers.values()):  # the memory sampler would take the GIL from the SUT
             result, answers = loadgen.run_scenario(lambda images: classify(plugin, images, columns),
-                                                   dataset.images, run, table, log_dir, concurrency)
+                                                   dataset.images, run, table, log_dir, concurrency,
+                                                   server_url=plugin.config.get("url"))
         if result.mode == "AccuracyOnly":  # LoadGen's answers against the accuracy pass, drawing by drawing
             by_index = np.full(len(dataset), -1)
             for index, label in answers:

@@ -35,7 +35,8 @@ def planned_runs(table: dict) -> list[str]:
     """The scenarios a table asks for (a gate's key names its scenario); accuracy mode comes last."""
     runs = [name for name, key in (("SingleStream", "single_stream_max_p90_ms"),
                                    ("MultiStream", "multi_stream_max_p99_ms"), ("Server", "server_target_qps"),
-                                   ("ServerPeak", "min_server_peak_qps"), ("Offline", "min_offline_qps"))
+                                   ("ServerPeak", "min_server_peak_qps"), ("Offline", "min_offline_qps"),
+                                   ("Soak", "soak_s"))
             if key in table or f"{key}_ratio" in table or key.replace("_ms", "_ratio") in table]
     if runs and table.get("accuracy", LOADGEN_DEFAULTS["accuracy"]):
         runs.append("Accuracy")
@@ -76,6 +77,7 @@ class ScenarioResult:
     answers_compared: int | None = None  # answers_under_load (MLPerf TEST01): answers given under load …
     answers_differ: int | None = None  # … that differ from the accuracy pass's
     caching: dict | None = None  # no_caching (TEST04): one drawing repeated vs the run, ratio of median latency
+    soak: dict | None = None  # Soak: its windows and the trends across them (soak.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +118,8 @@ class ScenarioResult:
                   else f"p{PERCENTILE_OF[self.scenario]} {self.metric_ms:.2f} ms" if self.metric_ms is not None
                   else "no latency")
         verdict = "VALID" if self.valid else f"INVALID ({self.why_invalid()})"
+        if self.soak:
+            return f"LoadGen Soak{load} for {self.soak['duration_s']:g} s: {figure}, {verdict}"
         answered = (f" (answered requests only; LoadGen's over all: p{PERCENTILE_OF[self.scenario]} "
                     f"{self.p99_ms if PERCENTILE_OF[self.scenario] == 99 else self.p90_ms:.2f} ms)"
                     if self.any_failed and self.metric_ms is not None and self.peak_qps is None else "")
@@ -184,6 +188,8 @@ class SutRecord:
     (issue to answer) and each drawing's answer (QSL index → label)."""
 
     answered_s: list[float] = field(default_factory=list)
+    answered_at: list[float] = field(default_factory=list)  # perf_counter() when each answer came
+    failed_at: list[float] = field(default_factory=list)
     answers: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -218,7 +224,9 @@ class SketchSUT:
                 labels = np.ascontiguousarray(self.classify(self.images[indices]), dtype=np.int64)
                 with self._lock:
                     self.failures.requests += 1
-                    self.record.answered_s.append(time.perf_counter() - issued)
+                    now = time.perf_counter()
+                    self.record.answered_s.append(now - issued)
+                    self.record.answered_at.append(now)
                     self.record.answers.extend(zip(indices, labels.tolist(), strict=True))
         except BaseException as exc:  # noqa: BLE001 — counted, or kept and re-raised after LoadGen returns
             kind = failure_kind(exc)
@@ -228,6 +236,7 @@ class SketchSUT:
                 else:
                     self.failures.requests += 1
                     self.failures.by_kind[kind] += 1
+                    self.record.failed_at.append(time.perf_counter())
                     if self.failures.failed == self.failures.requests == ALL_FAILED_STOP:
                         self.error = self.error or exc
         pointer, _ = labels.__array_interface__["data"]
@@ -249,11 +258,14 @@ def expected_seconds(classify: Callable, images: np.ndarray, batch: int, calls: 
 
 
 def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, run: str, table: dict,
-                 log_dir: Path, concurrency: int = 1) -> tuple[ScenarioResult, list[tuple[int, int]]]:
+                 log_dir: Path, concurrency: int = 1,
+                 server_url: str | None = None) -> tuple[ScenarioResult, list[tuple[int, int]]]:
     """One planned run (a scenario, ``ServerPeak`` or ``Accuracy``); returns its result and the answers given
     (QSL index, label): in accuracy mode one per drawing, from LoadGen's accuracy log; in a performance run
     each answer the SUT gave under load. With ``no_caching`` (MLPerf TEST04) a performance scenario runs a
     second time with every query the same drawing: a server answering repeats from a cache is faster then.
+    ``Soak`` holds the Server load for ``soak_s`` and reports windows and trends (``soak.py``); the server's
+    RSS and CPU come from the process listening at ``server_url`` when that is this machine.
 
     ``ServerPeak`` is LoadGen's own search (FindPeakPerformance: boundaries, then a binary search on the rate
     whose p99 keeps the bound), then performance runs from the rate found down in 5 % steps until LoadGen
@@ -263,6 +275,8 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
     if run == "Accuracy":
         result, _ = _start_test(classify, images, "Offline", "AccuracyOnly", settings, log_dir, concurrency)
         return result, sorted(read_accuracy_log(log_dir / "mlperf_log_accuracy.json").items())
+    if run == "Soak":
+        return _soak(classify, images, settings, log_dir, concurrency, server_url)
     if run != "ServerPeak":
         result, record = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir, concurrency)
         if settings.get("no_caching"):
@@ -286,6 +300,25 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
     confirm.peak_qps = search.peak_qps
     confirm.valid_qps = confirm.target_qps if confirm.valid else None
     return confirm, record.answers
+
+
+def _soak(classify, images: np.ndarray, settings: dict, log_dir: Path, concurrency: int,
+          server_url: str | None) -> tuple[ScenarioResult, list[tuple[int, int]]]:
+    from pytest_sketchbench import soak
+
+    duration_s, count = float(settings["soak_s"]), int(settings.get("soak_windows", soak.DEFAULT_WINDOWS))
+    held = {**settings, "min_duration_ms": int(duration_s * 1000), "min_query_count": 1}
+    with soak.ResourceSampler(duration_s / count, soak.local_server_pid(server_url)) as sampler:
+        started = time.perf_counter()
+        result, record = _one_test(classify, images, "Server", "PerformanceOnly", held, 0.0, log_dir / "soak",
+                                   concurrency)
+    answered = [(at - started, s) for at, s in zip(record.answered_at, record.answered_s, strict=True)]
+    rows = soak.windows(answered, [at - started for at in record.failed_at], sampler.samples, duration_s, count)
+    result.soak = {"duration_s": duration_s, "windows": rows, "server_measured": sampler.server_pid is not None,
+                   "p99_trend": soak.trend(rows, "p99_ms", duration_s),
+                   "server_rss_trend": soak.trend(rows, "server_rss_mb", duration_s),
+                   "client_rss_trend": soak.trend(rows, "client_rss_mb", duration_s)}
+    return result, record.answers
 
 
 def repeat_speedup(repeated_s: list[float], normal_s: list[float], confidence: float = 0.95) -> dict | None:

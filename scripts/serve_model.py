@@ -1,11 +1,12 @@
 """Serve a shipped ONNX model over the Open Inference Protocol (KServe v2) with MLServer, on 127.0.0.1.
 
     python scripts/serve_model.py                       # cnn.onnx as model "cnn" on http://127.0.0.1:8080
+    python scripts/serve_model.py --server kserve --port 8090   # the same, by KServe's Python model server
     python scripts/serve_model.py --port 9000 --delay-ms 5   # a deliberately slower server
     python scripts/serve_model.py --install-only        # just make the server's virtual environment
 
-MLServer lives in its own virtual environment (``.venv-mlserver``, pinned by
-``servers/mlserver/constraints.txt``) because its pins conflict with the plugin's; the first call
+Each server lives in its own virtual environment (``.venv-mlserver``, ``.venv-kserve``, pinned by
+``servers/<server>/constraints.txt``) because its pins conflict with the plugin's; the first call
 makes it (about a minute). The server runs in the foreground until interrupted; then benchmark it with
 ``pytest benchmarks/ --sketch-models=served-cnn``.
 """
@@ -23,21 +24,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_DIR = REPO / "servers" / "mlserver"
-VENV = REPO / ".venv-mlserver"
+# each server: its venv, what it installs, the file that shows the install finished
+SERVERS = {"mlserver": (REPO / ".venv-mlserver", ["mlserver", "onnxruntime"], "bin/mlserver"),
+           "kserve": (REPO / ".venv-kserve", ["kserve", "onnxruntime"], "installed")}
 
 
-def server_python() -> Path:
-    return VENV / "bin" / "python"
-
-
-def ensure_environment() -> Path:
-    """The server's venv, made on first use from its own constraints."""
-    mlserver = VENV / "bin" / "mlserver"
-    if not mlserver.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(server_python()), "-m", "pip", "install", "-q", "-c",
-                        str(SERVER_DIR / "constraints.txt"), "mlserver", "onnxruntime"], check=True)
-    return mlserver
+def ensure_environment(server: str = "mlserver") -> Path:
+    """The server's venv, made on first use from its own constraints (``servers/<server>/constraints.txt``)."""
+    venv, packages, marker = SERVERS[server]
+    if not (venv / marker).exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        constraints = REPO / "servers" / server / "constraints.txt"
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                        *(["-c", str(constraints)] if constraints.exists() else []), *packages], check=True)
+        (venv / marker).touch(exist_ok=True)  # (MLServer's own script is its marker)
+    return venv
 
 
 def write_repository(folder: Path, model: Path, name: str, port: int) -> None:
@@ -59,29 +60,39 @@ def write_repository(folder: Path, model: Path, name: str, port: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", choices=sorted(SERVERS), default="mlserver",
+                        help="MLServer, or KServe's Python model server (both speak the Open Inference Protocol)")
     parser.add_argument("--model", default=str(REPO / "models" / "cnn.onnx"))
     parser.add_argument("--name", default="cnn", help="the model name clients ask for")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="sleep added to every request")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="sleep added to every request (MLServer)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads in the server")
     parser.add_argument("--cpus", default="", help="pin the server to these cores (e.g. 1), away from the client")
     parser.add_argument("--install-only", action="store_true")
     args = parser.parse_args()
-    mlserver = ensure_environment()
+    venv = ensure_environment(args.server)
     if args.install_only:
         return
     if not Path(args.model).is_file():
         sys.exit(f"{args.model}: model file not found — pass --model with an .onnx file")
-    folder = Path(tempfile.mkdtemp(prefix="sketch-mlserver-"))
-    write_repository(folder, Path(args.model), args.name, args.port)
-    env = {**os.environ, "SKETCH_SERVER_DELAY_MS": str(args.delay_ms), "SKETCH_SERVER_THREADS": str(args.threads)}
+    if args.delay_ms and args.server != "mlserver":
+        sys.exit("--delay-ms: only the MLServer runtime adds a delay — use --server mlserver")
     if args.cpus:
         os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
-    try:
+    env = {**os.environ, "SKETCH_SERVER_DELAY_MS": str(args.delay_ms), "SKETCH_SERVER_THREADS": str(args.threads)}
+    if args.server == "kserve":
+        command = [str(venv / "bin" / "python"), str(REPO / "servers" / "kserve" / "server.py"), "--model",
+                   str(Path(args.model).resolve()), "--model_name", args.name, "--http_port", str(args.port),
+                   "--threads", str(args.threads)]
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="sketch-mlserver-"))
+        write_repository(folder, Path(args.model), args.name, args.port)
         os.chdir(folder)
-        os.execve(str(mlserver), [str(mlserver), "start", str(folder)], env)
+        command = [str(venv / "bin" / "mlserver"), "start", str(folder)]
+    try:
+        os.execve(command[0], command, env)
     except OSError as exc:
-        sys.exit(f"{mlserver}: cannot start MLServer ({exc}) — remove {VENV} and run again to reinstall it")
+        sys.exit(f"{command[0]}: cannot start {args.server} ({exc}) — remove {venv} and run again to reinstall it")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ LAYERS = [  # top to bottom
     {"report"},
     {"session", "side_by_side", "diagnostics", "load_runs", "session_core"},
     {"measure", "checks", "baseline", "baseline_gates", "loadgen", "load_errors", "compliance", "profiling",
-     "host_audit", "input_probe", "config", "options", "history"},
+     "host_audit", "input_probe", "config", "options", "history", "soak"},
     {"models"},
     {"stats", "metrics", "data", "strokes", "preprocess", "hardware", "files", "guard", "content_hash", "errors",
      "codec", "results", "progress", "calibration"},

@@ -223,10 +223,17 @@ def served_text(record: ModelResult) -> str | None:
 
 
 def loadgen_texts(record: ModelResult) -> list[str]:
-    """One line per LoadGen run: scenario, load, its figure and LoadGen's verdict."""
+    """One line per LoadGen run: scenario, load, its figure and LoadGen's verdict; a soak adds its windows."""
     from pytest_sketchbench.loadgen import ScenarioResult
+    from pytest_sketchbench.soak import window_table
 
-    return [ScenarioResult.from_dict(run).describe() for run in (record.loadgen or {}).values()]
+    lines = []
+    for run in (record.loadgen or {}).values():
+        result = ScenarioResult.from_dict(run)
+        lines.append(result.describe())
+        if result.soak:
+            lines += [f"  {line}" for line in window_table(result.soak["windows"])]
+    return lines
 
 
 def parity_texts(record: ModelResult) -> list[str]:
