@@ -326,3 +326,19 @@ def test_a_runtime_that_is_not_installed_names_its_extra(pytester, monkeypatch):
     assert ("model 'onnx': its runtime needs onnxruntime, which is not installed — pip install "
             "'pytest-sketchbench[onnx]', or pick a model this install can run") in result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_litert_answers_from_two_threads_as_from_one(bundled):
+    """LiteRT's interpreter is not thread-safe: each calling thread gets its own, so a LoadGen SUT with
+    concurrency 2 gives exactly the answers of concurrency 1 (the shipped cnn.tflite, mixed batch sizes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pytest_sketchbench.measure import classify
+
+    plugin = _load("tflite", REPO / "models" / "cnn.tflite")
+    images = bundled.images[:1200]
+    chunks = [images[start:start + size] for start, size in zip(range(0, 1200, 40), [1, 8, 40] * 10, strict=True)]
+    alone = [classify(plugin, chunk) for chunk in chunks]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda chunk: classify(plugin, chunk), chunks * 4))
+    assert all(np.array_equal(a, b) for a, b in zip(alone * 4, together, strict=True))

@@ -3,10 +3,13 @@
 The interpreter runs one batch shape at a time: a batch of another size resizes the input tensor and
 re-allocates (once per size; the timed call never includes it, ``prepare`` does it). Integer-quantized
 inputs or outputs (an int8 model without float32 edges) are (de)quantized with the tensor's own scale
-and zero point.
+and zero point. LiteRT's interpreter is not thread-safe (its tensors are its state), so each thread that calls
+the model — a LoadGen SUT with ``concurrency > 1`` — gets its own interpreter of the same file.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -26,24 +29,36 @@ class LiteRTModel(ModelPlugin):
                                    "pip install 'pytest-sketchbench[litert]'") from None
 
     def load(self) -> None:
+        self._threads = threading.local()
+        interpreter = self._open()
+        self.input_detail = interpreter.get_input_details()[0]
+        self.output_detail = interpreter.get_output_details()[0]
+        self.shape = [int(d) for d in self.input_detail["shape_signature"]]
+        self.channels_first, self.input_format = image_layout(self.shape)
+        self.categories = self.sidecar_categories()
+
+    def _open(self):
+        """This thread's interpreter of the file, checked and allocated."""
         from ai_edge_litert.interpreter import Interpreter
 
         path = self.require_file()
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=int(self.config.get("threads") or 0)
-                                           or None)
-            _refuse_tensorflow_ops(self.interpreter, path)
-            self.interpreter.allocate_tensors()
+            interpreter = Interpreter(model_path=str(path), num_threads=int(self.config.get("threads") or 0) or None)
+            _refuse_tensorflow_ops(interpreter, path)
+            interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:  # the interpreter's own errors for a bad flatbuffer
             raise SketchBenchError(f"model '{self.name}'", f"LiteRT cannot load {path} "
                                    f"({str(exc).splitlines()[0][:160]})",
                                    "the file is corrupt or not a .tflite flatbuffer; re-export it") from None
-        self.input_detail = self.interpreter.get_input_details()[0]
-        self.output_detail = self.interpreter.get_output_details()[0]
-        self.shape = [int(d) for d in self.input_detail["shape_signature"]]
-        self.channels_first, self.input_format = image_layout(self.shape)
-        self.categories = self.sidecar_categories()
-        self._batch = int(self.input_detail["shape"][0])
+        self._threads.interpreter = interpreter
+        self._threads.batch = int(interpreter.get_input_details()[0]["shape"][0])
+        return interpreter
+
+    @property
+    def interpreter(self):
+        """The calling thread's interpreter (opened on its first call)."""
+        interpreter = getattr(self._threads, "interpreter", None)
+        return interpreter if interpreter is not None else self._open()
 
     def input_size(self) -> tuple[int, int]:
         return (self.shape[2], self.shape[3]) if self.channels_first else (self.shape[1], self.shape[2])
@@ -60,16 +75,18 @@ class LiteRTModel(ModelPlugin):
 
     def _fit(self, shape: tuple[int, ...]) -> None:
         """Resize the interpreter's input to this batch size (re-allocating its tensors) when it differs."""
-        if shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(self.input_detail["index"], list(shape))
-            self.interpreter.allocate_tensors()
-            self._batch = shape[0]
+        interpreter = self.interpreter
+        if shape[0] != self._threads.batch:
+            interpreter.resize_tensor_input(self.input_detail["index"], list(shape))
+            interpreter.allocate_tensors()
+            self._threads.batch = shape[0]
 
     def infer(self, prepared: np.ndarray) -> np.ndarray:
         self._fit(prepared.shape)  # a no-op unless a batch was prepared for another size meanwhile
-        self.interpreter.set_tensor(self.input_detail["index"], prepared)
-        self.interpreter.invoke()
-        output = self.interpreter.get_tensor(self.output_detail["index"])
+        interpreter = self.interpreter
+        interpreter.set_tensor(self.input_detail["index"], prepared)
+        interpreter.invoke()
+        output = interpreter.get_tensor(self.output_detail["index"])
         scale, zero = self.output_detail["quantization"]
         return (output.astype(np.float32) - zero) * scale if output.dtype != np.float32 and scale else output
 
@@ -81,7 +98,7 @@ class LiteRTModel(ModelPlugin):
                          extra={"input_dtype": np.dtype(self.input_detail["dtype"]).name})
 
     def release(self) -> None:
-        self.interpreter = None
+        self._threads = threading.local()  # this thread's interpreter goes now, the others' with their threads
 
 
 def _refuse_tensorflow_ops(interpreter, path) -> None:
