@@ -2,13 +2,15 @@
 
 Each runs only where ``[<model>.loadgen]`` in the config names its gate (``single_stream_max_p90_ms``,
 ``multi_stream_max_p99_ms``, ``server_target_qps`` + ``server_max_p99_ms``, ``min_server_peak_qps``,
-``min_offline_qps``, ``soak_s``); LoadGen's accuracy mode then runs the same SUT over every drawing.
+``min_offline_qps``, ``soak_s``, ``load_steps_qps`` or ``ramp_qps``); LoadGen's accuracy mode then runs the same
+SUT over every drawing.
 """
 
 import pytest
 
 
-@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "ServerPeak", "Offline", "Soak"])
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "ServerPeak", "Offline", "Soak",
+                                      "Steps"])
 def test_loadgen_scenario(scenario, sketch_loadgen, sketch_thresholds):
     sketch_thresholds.check_loadgen(sketch_loadgen(scenario))
 

@@ -384,7 +384,19 @@ class ThresholdChecker:
                     *compliance_verdicts(self.model, f"{self.model} LoadGen {result.scenario}{load}", result, table),
                     *soak_verdicts(self.model, f"{self.model} {result.describe()}", result.soak, table)]
         self._all_of([*(lambda v=v: self._verdict(*v, inconclusive=v[3] is None) for v in verdicts),
-                      lambda: self._scenario_gate(result, table, where, logs)])
+                      lambda: self._knee_gate(result, table, where) if result.steps
+                      else self._scenario_gate(result, table, where, logs)])
+
+    def _knee_gate(self, result, table: dict, where: str) -> None:
+        from pytest_sketchbench.load_shapes import knee_verdict
+
+        check, measured, limit, passed, message = knee_verdict(self.model, where, result.steps,
+                                                               table.get("min_knee_qps"))
+        if limit is None:
+            self._verdict(check, measured, None, None, message)
+            return
+        judged, why = self._on_this_host(passed, absolute=True)
+        self._verdict(check, measured, limit, judged, message + why, inconclusive=judged is None)
 
     def _scenario_gate(self, result, table: dict, where: str, logs: str) -> None:
         key, measured, lower = {

@@ -40,12 +40,12 @@ RESULT_KEYS: dict[str, str] = {
     "accuracy_pass": "accuracy_pass", "relative_speed": "relative_speed", "end_to_end": "end_to_end",
     "cold_start": "cold_start", "batch_sweep": "batch_sweep", "parity": "parity", "profile": "profile",
     "memory": "memory", "gpu_memory": "gpu_memory", "placement": "placement", "memory_context": "memory_context",
-    "load_s": "load_time_s", "api": "api_results", "served": "served_results", "loadgen": "loadgen",
-    "input_diagnosis": "input_diagnosis",
+    "load_s": "load_time_s", "api": "api_results", "served": "served_results", "browser": "browser_results",
+    "loadgen": "loadgen", "input_diagnosis": "input_diagnosis",
     "verdicts": "threshold_verdicts", "errors": "errors", "parallel": "parallel", "predicted": "predicted",
     "dataset_fingerprint": "dataset_fingerprint", "model_sha256": "model_sha256",
 }
-EXTRAS = ("api", "served")  # ModelPlugin.results_key values: kept in ModelResult.extras
+EXTRAS = ("api", "served", "browser")  # ModelPlugin.results_key values: kept in ModelResult.extras
 RENAMED_FIELDS = {"with_model": "with"}  # attribute → key inside a part
 Part = TypeVar("Part")
 

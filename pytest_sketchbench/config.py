@@ -95,6 +95,11 @@ LOADGEN_SETTINGS: dict[str, tuple[type, str]] = {
     "soak_windows": (int, "Soak: windows the run is cut into (default 10)"),
     "max_p99_drift": (float, "Soak: how much p99 may rise over the soak, as a share (0.2: 20 %)"),
     "max_memory_growth_mb": (float, "Soak: RSS growth over the soak, the server's where local, else the client's"),
+    "load_steps_qps": (list, "Steps: Server runs at each of these rates, e.g. [50, 100, 200, 400]; the knee found"),
+    "ramp_qps": (dict, "Steps as a geometric ramp: { from = 50, to = 800, steps = 8 }"),
+    "step_duration_ms": (int, "Steps: how long each rate is held (default min_duration_ms)"),
+    "knee_p99_factor": (float, "Steps: a step whose p99 exceeds this × the first step's is past the knee (default 3)"),
+    "min_knee_qps": (float, "Steps: the knee (highest rate kept up with) must reach this (queries/s)"),
     "max_error_rate": (float, "share of requests that may fail under load (0 to 1; default 0: none may)"),
     "max_error_rate_by_kind": (dict, 'the same by kind, e.g. { "HTTP 503" = 0.001, timeout = 0 }'),
 }
@@ -117,7 +122,17 @@ def _check_loadgen_table(table: dict, where: str) -> dict:
         if key not in LOADGEN_SETTINGS:
             raise SketchBenchError(where, f"unknown key '{key}'", f"known keys: {', '.join(LOADGEN_SETTINGS)}")
         kind = LOADGEN_SETTINGS[key][0]
-        if key.startswith("max_error_rate"):
+        if key == "load_steps_qps":
+            if not isinstance(value, list) or len(value) < 2 or not all(
+                    isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in value):
+                raise SketchBenchError(where, "'load_steps_qps' must list at least two positive rates",
+                                       "e.g. load_steps_qps = [50, 100, 200, 400]")
+        elif key == "ramp_qps":
+            if not isinstance(value, dict) or set(value) != {"from", "to", "steps"} or not (
+                    0 < value["from"] < value["to"] and isinstance(value["steps"], int) and value["steps"] >= 2):
+                raise SketchBenchError(where, "'ramp_qps' must be { from = <rate>, to = <higher rate>, "
+                                       "steps = <n ≥ 2> }", "e.g. ramp_qps = { from = 50, to = 800, steps = 8 }")
+        elif key.startswith("max_error_rate"):
             rates = value if kind is dict else {"": value}
             if not isinstance(rates, dict) or not all(
                     isinstance(r, int | float) and not isinstance(r, bool) and 0 <= r < 1 for r in rates.values()):
@@ -135,10 +150,13 @@ def _check_loadgen_table(table: dict, where: str) -> dict:
         if ratio_key in table and absolute_key in table:
             raise SketchBenchError(where, f"both {ratio_key} and {absolute_key}", "keep one form of each gate")
     given = {RELATIVE_LOADGEN.get(key, (key,))[0] for key in table}
+    if "load_steps_qps" in table and "ramp_qps" in table:
+        raise SketchBenchError(where, "both load_steps_qps and ramp_qps", "keep one schedule")
     if "soak_s" in table and "server_target_qps" not in given:
         raise SketchBenchError(where, "soak_s needs server_target_qps", "e.g. server_target_qps = 100 — the load the "
                                "soak holds")
-    if "server_max_p99_ms" in given and "server_target_qps" not in given and "min_server_peak_qps" not in given:
+    if "server_max_p99_ms" in given and not given & {"server_target_qps", "min_server_peak_qps", "load_steps_qps",
+                                                      "ramp_qps"}:
         raise SketchBenchError(where, "server_max_p99_ms needs server_target_qps (or min_server_peak_qps)",
                                "e.g. server_target_qps = 200 — the load at which the p99 bound must hold")
     return table

@@ -16,6 +16,7 @@ import numpy as np
 from pytest_sketchbench import loadgen
 from pytest_sketchbench.config import LOADGEN_DEFAULTS, RELATIVE_LOADGEN
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
+from pytest_sketchbench.load_shapes import step_rates
 from pytest_sketchbench.measure import classify, quiet_process
 
 if TYPE_CHECKING:
@@ -65,10 +66,15 @@ class LoadRuns:
             raise ModelUnavailable(f"model '{name}'", f"no LoadGen {run} run configured "
                                    f"(its gate's key under [{name}.loadgen] in the config)", "")
         (timeout, option) = self.core.deadline_of(name)
-        duration_ms = (table["soak_s"] * 1000 if run == "Soak"
-                       else table.get("min_duration_ms", LOADGEN_DEFAULTS["min_duration_ms"]))
+        duration_ms = table.get("min_duration_ms", LOADGEN_DEFAULTS["min_duration_ms"])
+        if run == "Soak":
+            duration_ms = table["soak_s"] * 1000
+        elif run == "Steps":
+            duration_ms = table.get("step_duration_ms", duration_ms) * len(step_rates(table))
         if timeout is not None and duration_ms >= timeout * 1000:  # refused up front, not cut short by a signal
-            what = f"soak_s = {table['soak_s']:g}" if run == "Soak" else f"min_duration_ms = {duration_ms:,}"
+            what = (f"soak_s = {table['soak_s']:g}" if run == "Soak" else
+                    f"step_duration_ms = {duration_ms // len(step_rates(table)):,} per step" if run == "Steps" else
+                    f"min_duration_ms = {duration_ms:,}")
             raise SketchBenchError(f"model '{name}'", f"[{name}.loadgen] {what} cannot "
                                    f"finish within its stage deadline of {timeout:g} s",
                                    f"raise {option} in [models.{name}] or lower {what.split(' =')[0]}")

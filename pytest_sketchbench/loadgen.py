@@ -36,8 +36,9 @@ def planned_runs(table: dict) -> list[str]:
     runs = [name for name, key in (("SingleStream", "single_stream_max_p90_ms"),
                                    ("MultiStream", "multi_stream_max_p99_ms"), ("Server", "server_target_qps"),
                                    ("ServerPeak", "min_server_peak_qps"), ("Offline", "min_offline_qps"),
-                                   ("Soak", "soak_s"))
+                                   ("Soak", "soak_s"), ("Steps", "load_steps_qps"), ("Steps", "ramp_qps"))
             if key in table or f"{key}_ratio" in table or key.replace("_ms", "_ratio") in table]
+    runs = list(dict.fromkeys(runs))  # steps or a ramp: one run
     if runs and table.get("accuracy", LOADGEN_DEFAULTS["accuracy"]):
         runs.append("Accuracy")
     return runs
@@ -78,6 +79,9 @@ class ScenarioResult:
     answers_differ: int | None = None  # … that differ from the accuracy pass's
     caching: dict | None = None  # no_caching (TEST04): one drawing repeated vs the run, ratio of median latency
     soak: dict | None = None  # Soak: its windows and the trends across them (soak.py)
+    steps: dict | None = None  # Steps: each rate's figures and the knee (load_shapes.py)
+    resources: dict | None = None  # both sides' CPU % and RSS over the run (the server's when it is local)
+    scheduled_qps: float | None = None  # Server: the rate LoadGen's Poisson draws actually scheduled
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,6 +124,11 @@ class ScenarioResult:
         verdict = "VALID" if self.valid else f"INVALID ({self.why_invalid()})"
         if self.soak:
             return f"LoadGen Soak{load} for {self.soak['duration_s']:g} s: {figure}, {verdict}"
+        if self.steps:
+            rates = [step["target_qps"] for step in self.steps["steps"]]
+            found = (f"knee at {self.steps['knee_qps']:g} QPS" if self.steps["knee_qps"] is not None
+                     else "saturated at the first step")
+            return f"LoadGen Steps {rates[0]:g}→{rates[-1]:g} QPS ({len(rates)} steps): {found} ({self.steps['why']})"
         answered = (f" (answered requests only; LoadGen's over all: p{PERCENTILE_OF[self.scenario]} "
                     f"{self.p99_ms if PERCENTILE_OF[self.scenario] == 99 else self.p90_ms:.2f} ms)"
                     if self.any_failed and self.metric_ms is not None and self.peak_qps is None else "")
@@ -179,7 +188,7 @@ def result_from_log(entries: dict, scenario: str, mode: str, concurrency: int, l
         max_ms=ms("result_max_query_latency_ns" if per_query else "result_max_latency_ns"),
         query_count=entries.get("result_query_count"), samples_per_query=entries.get("effective_samples_per_query"),
         concurrency=concurrency, log_dir=log_dir, min_duration_met=entries.get("result_min_duration_met"),
-        peak_qps=peak)
+        peak_qps=peak, scheduled_qps=entries.get("result_scheduled_samples_per_sec") if scenario == "Server" else None)
 
 
 @dataclass
@@ -276,9 +285,19 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
         result, _ = _start_test(classify, images, "Offline", "AccuracyOnly", settings, log_dir, concurrency)
         return result, sorted(read_accuracy_log(log_dir / "mlperf_log_accuracy.json").items())
     if run == "Soak":
-        return _soak(classify, images, settings, log_dir, concurrency, server_url)
+        from pytest_sketchbench.soak import run_soak
+
+        return run_soak(classify, images, settings, log_dir, concurrency, server_url)
+    if run == "Steps":
+        from pytest_sketchbench.load_shapes import run_steps
+
+        return run_steps(classify, images, settings, log_dir, concurrency)
     if run != "ServerPeak":
-        result, record = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir, concurrency)
+        from pytest_sketchbench.soak import ResourceSampler, local_server_pid, resource_summary
+
+        with ResourceSampler(0.5, local_server_pid(server_url)) as sampler:
+            result, record = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir, concurrency)
+        result.resources = resource_summary(sampler.samples)
         if settings.get("no_caching"):
             _, repeated = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir / "TEST04",
                                       concurrency, same_sample=True)
@@ -300,25 +319,6 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
     confirm.peak_qps = search.peak_qps
     confirm.valid_qps = confirm.target_qps if confirm.valid else None
     return confirm, record.answers
-
-
-def _soak(classify, images: np.ndarray, settings: dict, log_dir: Path, concurrency: int,
-          server_url: str | None) -> tuple[ScenarioResult, list[tuple[int, int]]]:
-    from pytest_sketchbench import soak
-
-    duration_s, count = float(settings["soak_s"]), int(settings.get("soak_windows", soak.DEFAULT_WINDOWS))
-    held = {**settings, "min_duration_ms": int(duration_s * 1000), "min_query_count": 1}
-    with soak.ResourceSampler(duration_s / count, soak.local_server_pid(server_url)) as sampler:
-        started = time.perf_counter()
-        result, record = _one_test(classify, images, "Server", "PerformanceOnly", held, 0.0, log_dir / "soak",
-                                   concurrency)
-    answered = [(at - started, s) for at, s in zip(record.answered_at, record.answered_s, strict=True)]
-    rows = soak.windows(answered, [at - started for at in record.failed_at], sampler.samples, duration_s, count)
-    result.soak = {"duration_s": duration_s, "windows": rows, "server_measured": sampler.server_pid is not None,
-                   "p99_trend": soak.trend(rows, "p99_ms", duration_s),
-                   "server_rss_trend": soak.trend(rows, "server_rss_mb", duration_s),
-                   "client_rss_trend": soak.trend(rows, "client_rss_mb", duration_s)}
-    return result, record.answers
 
 
 def repeat_speedup(repeated_s: list[float], normal_s: list[float], confidence: float = 0.95) -> dict | None:
@@ -344,7 +344,7 @@ def _start_test(classify, images: np.ndarray, scenario: str, mode: str, settings
     then the expectation is re-set from what that run measured and the test repeated (as a submitter would)."""
     expected = _first_expectation(classify, images, scenario, settings, concurrency)
     for attempt in range(attempts):
-        result, record = _one_test(classify, images, scenario, mode, settings, expected, log_dir, concurrency,
+        result, record = one_test(classify, images, scenario, mode, settings, expected, log_dir, concurrency,
                                    same_sample)
         if result.min_duration_met is not False or mode != "PerformanceOnly" or attempt == attempts - 1:
             return result, record
@@ -369,7 +369,7 @@ def _first_expectation(classify, images: np.ndarray, scenario: str, settings: di
     return 0.0
 
 
-def _one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, expected: float,
+def one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, expected: float,
               log_dir: Path, concurrency: int, same_sample: bool = False) -> tuple[ScenarioResult, SutRecord]:
     try:
         import mlperf_loadgen as lg

@@ -14,9 +14,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pytest_sketchbench.loadgen import ScenarioResult
 
 DEFAULT_WINDOWS = 10
 
@@ -75,6 +80,34 @@ class ResourceSampler:
             self.samples.append(ResourceSample(time.perf_counter() - self._started,
                                                self._client.memory_info().rss / 1e6, self._client.cpu_percent(None),
                                                server_rss, server_cpu))
+
+
+def resource_summary(samples: list[ResourceSample]) -> dict | None:
+    """Mean CPU % and peak RSS of both sides over a run (None for a run shorter than one sample)."""
+    if not samples:
+        return None
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    def peak(values):
+        values = [v for v in values if v is not None]
+        return float(max(values)) if values else None
+
+    return {"samples": len(samples), "client_cpu_pct": mean(r.client_cpu_pct for r in samples),
+            "client_rss_mb": peak(r.client_rss_mb for r in samples),
+            "server_cpu_pct": mean(r.server_cpu_pct for r in samples),
+            "server_rss_mb": peak(r.server_rss_mb for r in samples)}
+
+
+def describe_resources(summary: dict | None) -> str | None:
+    """'client CPU 96 %, RSS 412 MB; server CPU 41 %, RSS 230 MB' (the server's where it was measured)."""
+    if not summary or summary.get("client_cpu_pct") is None:
+        return None
+    text = f"client CPU {summary['client_cpu_pct']:.0f} %, RSS {summary['client_rss_mb']:.0f} MB"
+    if summary.get("server_cpu_pct") is not None:
+        text += f"; server CPU {summary['server_cpu_pct']:.0f} %, RSS {summary['server_rss_mb']:.0f} MB"
+    return text
 
 
 def local_server_pid(url: str | None) -> int | None:
@@ -137,6 +170,27 @@ def trend(rows: list[dict], key: str, duration_s: float) -> dict | None:
     return {"change": float(fit.slope * duration_s), "ci_low": float((fit.slope - spread) * duration_s),
             "ci_high": float((fit.slope + spread) * duration_s), "start": float(fit.intercept + fit.slope * x[0]),
             "windows": len(points)}
+
+
+def run_soak(classify, images: np.ndarray, settings: dict, log_dir: Path, concurrency: int,
+             server_url: str | None) -> tuple[ScenarioResult, list[tuple[int, int]]]:
+    """Hold the Server load for ``soak_s`` while sampling both sides' resources; the windows and trends go on
+    the run's result."""
+    from pytest_sketchbench.loadgen import one_test
+
+    duration_s, count = float(settings["soak_s"]), int(settings.get("soak_windows", DEFAULT_WINDOWS))
+    held = {**settings, "min_duration_ms": int(duration_s * 1000), "min_query_count": 1}
+    with ResourceSampler(duration_s / count, local_server_pid(server_url)) as sampler:
+        started = time.perf_counter()
+        result, record = one_test(classify, images, "Server", "PerformanceOnly", held, 0.0, log_dir / "soak",
+                                  concurrency)
+    answered = [(at - started, s) for at, s in zip(record.answered_at, record.answered_s, strict=True)]
+    rows = windows(answered, [at - started for at in record.failed_at], sampler.samples, duration_s, count)
+    result.soak = {"duration_s": duration_s, "windows": rows, "server_measured": sampler.server_pid is not None,
+                   "p99_trend": trend(rows, "p99_ms", duration_s),
+                   "server_rss_trend": trend(rows, "server_rss_mb", duration_s),
+                   "client_rss_trend": trend(rows, "client_rss_mb", duration_s)}
+    return result, record.answers
 
 
 def soak_verdicts(model: str, where: str, soak: dict | None, table: dict) -> list[tuple]:

@@ -243,7 +243,7 @@ def test_loadgen_scenarios_on_a_local_model_pass_and_keep_their_logs(centroid_pr
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
     result = centroid_project.runpytest(*run_options(20), "--sketch-models=centroid", "-v",
                                         f"--sketch-report-dir={tmp_path}/dir", f"--sketch-json={tmp_path}/r.json")
-    result.assert_outcomes(passed=3, skipped=4)  # MultiStream, Server, ServerPeak and Soak: not configured
+    result.assert_outcomes(passed=3, skipped=5)  # MultiStream, Server, ServerPeak, Soak, Steps: not configured
     summary = result.stdout.str()
     assert "LoadGen SingleStream: p90" in summary and "LoadGen accuracy mode: top-1" in summary
     record = json.loads((tmp_path / "r.json").read_text())["model_results"]["centroid"]

@@ -49,6 +49,7 @@ RUNTIMES: dict[str, Runtime] = {
     "gemini": Runtime(f"{_MODELS}.gemini_model:GeminiModel", (), "gemini", "google.genai"),
     "v2": Runtime(f"{_MODELS}.v2_model:OpenInferenceModel", (), "serve", "httpx"),
     "tflite": Runtime(f"{_MODELS}.tflite_model:LiteRTModel", (".tflite",), "litert", "ai_edge_litert"),
+    "tfjs-browser": Runtime(f"{_MODELS}.browser_model:BrowserModel", (), "browser", "selenium"),
 }
 
 
@@ -56,6 +57,8 @@ RUNTIMES: dict[str, Runtime] = {
 BUILTINS: dict[str, tuple[str, str | None, dict]] = {
     "cnn": ("keras", "cnn.h5", {}),
     "mobilenet": ("tfjs", "mobilenet/model.json", {}),
+    "mobilenet-browser": ("tfjs-browser", "mobilenet/model.json", {"backend": "webgl"}),
+    "mobilenet-wasm": ("tfjs-browser", "mobilenet/model.json", {"backend": "wasm"}),
     "onnx": ("onnx", "cnn.onnx", {}),
     "onnx-int8": ("onnx", "cnn-int8.onnx", {}),
     "torch": ("torch", "cnn.pt", {}),

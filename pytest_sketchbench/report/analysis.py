@@ -209,6 +209,25 @@ def api_text(record: ModelResult) -> str | None:
             + (f", ≈ ${per_1000:.4f} per 1,000 drawings" if per_1000 is not None else ""))
 
 
+def browser_text(record: ModelResult) -> str | None:
+    """A TF.js model in Chromium: backend, renderer, the page-to-ready split, and the in-page time per call."""
+    browser = record.extras.get("browser")
+    if not browser:
+        return None
+    load = browser.get("load_ms") or {}
+    ready = sum(v for v in (load.get("backend_init_ms"), load.get("download_parse_ms")) if v is not None)
+    text = (f"TF.js {browser.get('tfjs')} {browser['backend']} in {browser['browser']} (renderer "
+            f"{browser.get('renderer') or 'none'}): ready in {ready:.0f} ms = backend init "
+            f"{load.get('backend_init_ms', 0):.0f} + download and parse {load.get('download_parse_ms', 0):.0f}; first "
+            f"predict {load.get('first_predict_ms', 0):.0f} ms")
+    in_page = browser.get("in_page") or {}
+    if in_page:
+        size, timed = min(in_page.items(), key=lambda item: int(item[0]))
+        text += (f"; in-page p50 {timed['p50_ms']:.2f} ms, p99 {timed['p99_ms']:.2f} ms per call of {size} "
+                 f"({timed['calls']:,} calls)")
+    return text
+
+
 def served_text(record: ModelResult) -> str | None:
     """A served model's request time split into server and network, one drawing per request where timed."""
     served = record.extras.get("served")
@@ -224,15 +243,21 @@ def served_text(record: ModelResult) -> str | None:
 
 def loadgen_texts(record: ModelResult) -> list[str]:
     """One line per LoadGen run: scenario, load, its figure and LoadGen's verdict; a soak adds its windows."""
+    from pytest_sketchbench.load_shapes import step_table
     from pytest_sketchbench.loadgen import ScenarioResult
-    from pytest_sketchbench.soak import window_table
+    from pytest_sketchbench.soak import describe_resources, window_table
 
     lines = []
     for run in (record.loadgen or {}).values():
         result = ScenarioResult.from_dict(run)
         lines.append(result.describe())
+        resources = describe_resources(result.resources)
+        if resources:
+            lines.append(f"  {resources}")
         if result.soak:
             lines += [f"  {line}" for line in window_table(result.soak["windows"])]
+        if result.steps:
+            lines += [f"  {line}" for line in step_table(result.steps)]
     return lines
 
 
@@ -260,7 +285,7 @@ def detail_lines(record: ModelResult, verbose: bool = False) -> list[str]:
     """The per-model lines beside the summary row, shared by the terminal, the HTML and ``summary.md``."""
     lines = [rebuilt_text(record), category_mapping_text(record), calibration_text(record), end_to_end_text(record),
              api_text(record),
-             served_text(record),
+             served_text(record), browser_text(record),
              *loadgen_texts(record), *parity_texts(record),
              profile_text(record)]
     if verbose:
