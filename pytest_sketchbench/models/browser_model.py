@@ -234,6 +234,7 @@ class BrowserModel(ModelPlugin):
         answer = self.driver.execute_script("return window.sketch.predict(arguments[0], arguments[1])", encoded, shape)
         self.page_ms.setdefault(shape[0], []).append(float(answer["ms"]))
         self.tensors.append(int(answer["num_tensors"]))
+        self.tensor_bytes = int(answer["num_bytes"])
         return np.frombuffer(base64.b64decode(answer["out"]), dtype=np.float32).reshape(answer["shape"])
 
     def placement(self) -> str:
@@ -253,7 +254,8 @@ class BrowserModel(ModelPlugin):
                 "tfjs": self.loading.get("tfjs"), "wasm_simd": self.loading.get("simd"),
                 "wasm_threads": self.loading.get("threads"), "load_ms": load, "in_page": by_batch,
                 "num_tensors_first": self.tensors[0] if self.tensors else None,
-                "num_tensors_last": self.tensors[-1] if self.tensors else None}
+                "num_tensors_last": self.tensors[-1] if self.tensors else None,
+                "tensor_bytes": getattr(self, "tensor_bytes", None)}  # tf.memory().numBytes after the last call
 
     def describe(self) -> ModelInfo:
         size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())

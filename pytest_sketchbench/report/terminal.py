@@ -91,11 +91,11 @@ def write_summary(reporter: TerminalReporter, results: dict[str, ModelResult], c
                                         f"{stats.p99_ms:.3f} ms, {stats.throughput_per_s:,.0f}/s "
                                         f"({stats.rounds} rounds, {stats.timer})")
     summary = summary or comparison(results)
-    if len(results) > 1 and verbosity >= 0:
-        parts = [f"{label}: {summary[key]}" for key, label in
-                 (("best_accuracy", "best accuracy"), ("fastest", "fastest"), ("most_consistent", "most consistent"))
-                 if summary.get(key)]
-        reporter.write_line("comparison: " + "; ".join(parts))
+    parts = [f"{label}: {summary[key]}" for key, label in
+             (("best_accuracy", "best accuracy"), ("fastest", "fastest"), ("most_consistent", "most consistent"))
+             if summary.get(key)]
+    if len(results) > 1 and verbosity >= 0 and (parts or summary.get("pairs")):
+        reporter.write_line("comparison: " + ("; ".join(parts) or "(no shared figure)"))
         for pair in summary.get("pairs", []):
             reporter.write_line("  " + "; ".join(pair_statements(pair)))
     rows = [row for record in results.values() for row in record.baseline_rows]
