@@ -50,8 +50,9 @@ def test_an_unknown_model_where_no_config_was_found_says_so(pytester):
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     result = pytester.runpytest("--sketch-models=mine", *FAST)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert (f"unknown model name(s): mine — available: cnn, mobilenet, onnx, onnx-int8, torch, tflite, tflite-int8, "
-            f"gemini (or 'all'); no thresholds.toml at {pytester.path}, so no [models.*] table was read"
+    assert ("unknown model name(s): mine — available: cnn, mobilenet, onnx, onnx-int8, torch, tflite, tflite-int8, "
+            f"mobilenet-browser, mobilenet-wasm, gemini (or 'all'); no thresholds.toml at {pytester.path}, so no "
+            "[models.*] table was read"
             in result.stderr.str())
 
 

@@ -57,13 +57,13 @@ RUNTIMES: dict[str, Runtime] = {
 BUILTINS: dict[str, tuple[str, str | None, dict]] = {
     "cnn": ("keras", "cnn.h5", {}),
     "mobilenet": ("tfjs", "mobilenet/model.json", {}),
-    "mobilenet-browser": ("tfjs-browser", "mobilenet/model.json", {"backend": "webgl"}),
-    "mobilenet-wasm": ("tfjs-browser", "mobilenet/model.json", {"backend": "wasm"}),
     "onnx": ("onnx", "cnn.onnx", {}),
     "onnx-int8": ("onnx", "cnn-int8.onnx", {}),
     "torch": ("torch", "cnn.pt", {}),
     "tflite": ("tflite", "cnn.tflite", {}),
     "tflite-int8": ("tflite", "cnn-int8.tflite", {}),
+    "mobilenet-browser": ("tfjs-browser", "mobilenet/model.json", {"backend": "webgl"}),  # needs Chromium
+    "mobilenet-wasm": ("tfjs-browser", "mobilenet/model.json", {"backend": "wasm"}),
     "gemini": ("gemini", None, {}),
 }
 
