@@ -17,22 +17,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+from test_cli import CONFTEST  # noqa: E402  (the CLI tests' own project)
+
 from conftest import NUMPY_PLUGIN, centroid_arrays, run_options  # noqa: E402
 from pytest_sketchbench.data import load_dataset  # noqa: E402
 
 OUT = REPO / "tests" / "data" / "golden" / "cli"
-CONFTEST = '''
-import os
-from centroid_plugin import CentroidModel
-from pytest_sketchbench import register_model
-
-options = {"weights": "centroid.npz"}
-if os.environ.get("DEGRADE"):
-    options["degrade"] = int(os.environ["DEGRADE"])
-register_model("centroid", **options)(CentroidModel)
-register_model("other", weights=os.environ.get("OTHER_WEIGHTS", "centroid.npz"), scale=5.0)(CentroidModel)
-register_model("third", weights="centroid.npz", scale=2.0)(CentroidModel)
-'''
 # (report name, extra pytest arguments, environment, thresholds.toml or None)
 RUNS = [
     ("centroid", ["--sketch-models=centroid"], {}, None),

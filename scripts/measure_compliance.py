@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 from fault_proxy import FaultProxy  # noqa: E402
-from measure_error_rates import start_mlserver  # noqa: E402
+from serve_model import start_in_background  # noqa: E402
 
 LOADGEN = """server_target_qps = {qps}
 server_max_p99_ms = 1000
@@ -56,7 +56,7 @@ def main() -> None:
     table = LOADGEN.format(qps=args.qps, queries=args.queries)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        server, url = start_mlserver(folder / "server.log")
+        server, url = start_in_background("mlserver", folder / "server.log")
         try:
             with FaultProxy(url, cache=True) as cache, FaultProxy(url, wrong=0.01, seed=7) as wrong:
                 urls = {"served": url, "served-cache": cache.url, "served-wrong": wrong.url}

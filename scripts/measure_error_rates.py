@@ -15,18 +15,16 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 from fault_proxy import FaultProxy  # noqa: E402
+from serve_model import start_in_background  # noqa: E402
 
 LIMIT = 0.02
 CONFIG = """
@@ -47,28 +45,6 @@ min_duration_ms = 5000
 accuracy = false
 max_error_rate = {limit}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_mlserver(log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "serve_model.py"), "--port", str(port)],
-                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/v2/models/cnn/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"MLServer did not start; see {log}")
 
 
 def run_at(share: float, upstream: str, folder: Path, qps: float, queries: int) -> dict:
@@ -108,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = start_mlserver(Path(tmp) / "server.log")
+        server, url = start_in_background("mlserver", Path(tmp) / "server.log")
         try:
             for share in (float(s) for s in args.shares.split(",")):
                 rows.append(run_at(share, url, Path(tmp), args.qps, args.queries))

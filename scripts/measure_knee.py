@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-from measure_error_rates import start_mlserver  # noqa: E402
+from serve_model import start_in_background  # noqa: E402
 
 RAMP = """ramp_qps = {{ from = {low}, to = {high}, steps = {steps} }}
 step_duration_ms = {step_ms}
@@ -37,7 +37,7 @@ def main() -> None:
     ramp = RAMP.format(low=args.from_qps, high=args.to_qps, steps=args.steps, step_ms=args.step_ms)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        server, url = start_mlserver(folder / "server.log")
+        server, url = start_in_background("mlserver", folder / "server.log")
         try:
             (folder / "t.toml").write_text(
                 f'[sketchbench]\nthreads = 1\n[models.served-cnn]\nruntime = "v2"\nurl = "{url}"\nmodel_name = "cnn"\n'

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 from fault_proxy import FaultProxy  # noqa: E402
-from measure_error_rates import start_mlserver  # noqa: E402
+from serve_model import start_in_background  # noqa: E402
 
 CONFIG = """[sketchbench]
 threads = 1
@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        server, url = start_mlserver(folder / "server.log")
+        server, url = start_in_background("mlserver", folder / "server.log")
         try:
             runs = {"served-cnn": soak("served-cnn", url, folder, args.qps, args.soak_s, 50)}
             with FaultProxy(url, leak=True) as leaking:

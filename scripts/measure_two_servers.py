@@ -13,16 +13,16 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from serve_model import start_in_background  # noqa: E402
+
 SERVERS = ("mlserver", "kserve")
 SERVED = """[models.served-{server}]
 runtime = "v2"
@@ -41,29 +41,6 @@ min_offline_qps = 50
 min_duration_ms = 2000
 min_query_count = 1000
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start(server: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "serve_model.py"), "--server", server,
-                                "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600  # the first start also makes the server's venv
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/v2/models/cnn/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{server} did not start; see {log}")
 
 
 def summary(record: dict) -> dict:
@@ -89,7 +66,7 @@ def main() -> None:
         try:
             urls = {}
             for server in SERVERS:
-                process, urls[server] = start(server, folder / f"{server}.log")
+                process, urls[server] = start_in_background(server, folder / f"{server}.log")
                 processes.append(process)
             categories = REPO / "models" / "cnn.classes.json"
             config = "[sketchbench]\nthreads = 1\n" + "".join(

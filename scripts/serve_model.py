@@ -41,6 +41,31 @@ def ensure_environment(server: str = "mlserver") -> Path:
     return venv
 
 
+def start_in_background(server: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """This script, serving cnn.onnx on a free port in its own process group, once the model is ready (for the
+    measuring scripts; stop it with ``os.killpg(process.pid, signal.SIGTERM)``)."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, __file__, "--server", server, "--port", str(port)],
+                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600  # the first start also makes the server's venv
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/v2/models/cnn/ready", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{server} did not start; see {log}")
+
+
 def write_repository(folder: Path, model: Path, name: str, port: int) -> None:
     """A model repository MLServer can start from: server settings, one model's settings, the runtime."""
     (folder / "settings.json").write_text(json.dumps({

@@ -104,3 +104,14 @@ def run_options(samples: int | None = 5, budget: float | None = None, batch_size
     if batch_sizes is not None:
         options.append(f"--sketch-batch-sizes={batch_sizes}")
     return options
+
+
+def served_table(url: str, **options) -> str:
+    """A ``[models.served]`` table: the shipped cnn behind an Open Inference Protocol server at ``url``, with
+    ``options`` (``concurrency = 4``, …) added as TOML values."""
+    import json
+
+    lines = ["[models.served]", 'runtime = "v2"', f'url = "{url}"', 'model_name = "cnn"',
+             f'categories = "{REPO / "models" / "cnn.classes.json"}"',
+             *(f"{key} = {json.dumps(value)}" for key, value in options.items())]
+    return "\n".join(lines) + "\n"

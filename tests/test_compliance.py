@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from fake_v2_server import FakeV2Server
 
-from conftest import REPO, run_options
+from conftest import REPO, run_options, served_table
 from pytest_sketchbench.compliance import compliance_verdicts
 from pytest_sketchbench.loadgen import repeat_speedup
 
@@ -50,14 +50,8 @@ def test_no_check_is_added_unless_the_table_asks():
 
 
 def _served(pytester, url: str, extra: str = "", tensor_format: str = "json"):
-    pytester.makefile(".toml", thresholds=textwrap.dedent(f"""
-        [models.served]
-        runtime = "v2"
-        url = "{url}"
-        model_name = "cnn"
-        categories = "{REPO / 'models' / 'cnn.classes.json'}"
-        concurrency = 4
-        tensor_format = "{tensor_format}"
+    pytester.makefile(".toml", thresholds=served_table(url, concurrency=4, tensor_format=tensor_format)
+                      + textwrap.dedent("""
         [served]
         min_accuracy = 0.01
         [served.loadgen]

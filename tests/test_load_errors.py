@@ -15,7 +15,7 @@ from fake_v2_server import FakeV2Server
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import REPO, run_options
+from conftest import REPO, run_options, served_table
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.load_errors import FailureCount, error_rate_verdicts, judge_rate
@@ -74,14 +74,7 @@ def test_a_bad_error_rate_limit_is_a_one_line_config_error(tmp_path, table, prob
 
 
 def _served(pytester, url: str, loadgen_table: str):
-    pytester.makefile(".toml", thresholds=textwrap.dedent(f"""
-        [models.served]
-        runtime = "v2"
-        url = "{url}"
-        model_name = "cnn"
-        categories = "{REPO / 'models' / 'cnn.classes.json'}"
-        timeout_s = 0.5
-        concurrency = 8
+    pytester.makefile(".toml", thresholds=served_table(url, timeout_s=0.5, concurrency=8) + textwrap.dedent("""
         [served.loadgen]
         accuracy = false
         min_duration_ms = 1000

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from fake_v2_server import FakeV2Server
 
-from conftest import REPO, run_options
+from conftest import REPO, run_options, served_table
 from pytest_sketchbench.soak import ResourceSample, soak_verdicts, trend, window_table, windows
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -59,13 +59,7 @@ def test_soak_needs_a_load_to_hold(tmp_path):
 @pytest.mark.slow  # an 8 s soak through the proxy
 def test_a_leaking_server_fails_max_memory_growth_and_the_windows_are_printed(pytester):
     with FakeV2Server("ok") as server, FaultProxy(server.url, leak=True) as proxy:
-        pytester.makefile(".toml", thresholds=textwrap.dedent(f"""
-            [models.served]
-            runtime = "v2"
-            url = "{proxy.url}"
-            model_name = "cnn"
-            categories = "{REPO / 'models' / 'cnn.classes.json'}"
-            concurrency = 4
+        pytester.makefile(".toml", thresholds=served_table(proxy.url, concurrency=4) + textwrap.dedent("""
             [served.loadgen]
             server_target_qps = 100
             server_max_p99_ms = 2000
