@@ -380,11 +380,12 @@ class ThresholdChecker:
                           f"{failed})" + ("" if differs == 0 else logs))
             return
         load = f" at {result.target_qps:g} QPS" if result.target_qps and result.scenario == "Server" else ""
-        verdicts = [*error_rate_verdicts(self.model, result.scenario, load, count, table),
+        steps = result.steps is not None  # a schedule: each step's errors are in its row and decide the knee
+        verdicts = [*([] if steps else error_rate_verdicts(self.model, result.scenario, load, count, table)),
                     *compliance_verdicts(self.model, f"{self.model} LoadGen {result.scenario}{load}", result, table),
                     *soak_verdicts(self.model, f"{self.model} {result.describe()}", result.soak, table)]
         self._all_of([*(lambda v=v: self._verdict(*v, inconclusive=v[3] is None) for v in verdicts),
-                      lambda: self._knee_gate(result, table, where) if result.steps
+                      lambda: self._knee_gate(result, table, where) if steps
                       else self._scenario_gate(result, table, where, logs)])
 
     def _knee_gate(self, result, table: dict, where: str) -> None:

@@ -194,7 +194,7 @@ def result_from_log(entries: dict, scenario: str, mode: str, concurrency: int, l
 @dataclass
 class SutRecord:
     """What the SUT saw in a run, kept out of the result (too big to store): each answered request's latency
-    (issue to answer) and each drawing's answer (QSL index → label)."""
+    (issue to answer) and when it came, when each failure came, and every answer given (QSL index, label)."""
 
     answered_s: list[float] = field(default_factory=list)
     answered_at: list[float] = field(default_factory=list)  # perf_counter() when each answer came
@@ -231,9 +231,9 @@ class SketchSUT:
             if self.error is None:
                 indices = [0 if self.same_sample else s.index for s in samples]
                 labels = np.ascontiguousarray(self.classify(self.images[indices]), dtype=np.int64)
+                now = time.perf_counter()
                 with self._lock:
                     self.failures.requests += 1
-                    now = time.perf_counter()
                     self.record.answered_s.append(now - issued)
                     self.record.answered_at.append(now)
                     self.record.answers.extend(zip(indices, labels.tolist(), strict=True))

@@ -131,7 +131,8 @@ def local_server_pid(url: str | None) -> int | None:
 
 def windows(answered: list[tuple[float, float]], failed_at: list[float], resources: list[ResourceSample],
             duration_s: float, count: int = DEFAULT_WINDOWS) -> list[dict]:
-    """Per window: requests, p50/p99 (ms) of those answered in it, error rate, and the last resource sample."""
+    """Per window: requests, p50/p99 (ms) of those answered in it, error rate, and the resource sample taken at
+    its end. The last window also takes what was answered after the soak's end (the queue draining)."""
     done_at = np.array([at for at, _ in answered]) if answered else np.empty(0)
     latency = np.array([s for _, s in answered]) if answered else np.empty(0)
     failed = np.array(failed_at) if failed_at else np.empty(0)

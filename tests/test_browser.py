@@ -73,3 +73,5 @@ def test_a_thousand_calls_leave_the_tensor_count_flat(browser_model, bundled):
     figures = plugin.extra_results()
     assert figures["in_page"]["1"]["calls"] == 1000
     assert figures["num_tensors_first"] == figures["num_tensors_last"], figures
+    ratio = figures["calibration_ratio"]  # the TF.js calibration network, timed beside it in the page
+    assert ratio["rounds"] == 200 and 1 < ratio["ci_low"] <= ratio["ratio"] <= ratio["ci_high"], ratio

@@ -30,6 +30,8 @@ from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
 
 TFJS_VERSION = "4.22.0"
 VENDOR = Path(os.environ.get("SKETCH_TFJS_DIR") or Path(__file__).resolve().parents[2] / "vendor" / "tfjs")
+CALIBRATION_TFJS = Path(__file__).resolve().parents[1] / "calibration" / "tfjs"  # scripts/build_calibration_tfjs.py
+CALIBRATION_ROUNDS = 200
 BACKENDS = ("webgl", "wasm", "cpu")
 SETUP = "python scripts/vendor_tfjs.py (npm), and apt-get install chromium chromium-driver"
 
@@ -69,6 +71,27 @@ window.sketch = {
             threads: backend === 'wasm' ? (tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') ? 'yes' : 'no') : null,
             simd: backend === 'wasm' ? tf.env().getBool('WASM_HAS_SIMD_SUPPORT') : null,
             num_tensors: tf.memory().numTensors};
+  },
+  async loadCalibration(url) {
+    this.calibration = await tf.loadGraphModel(url);
+    const warm = tf.tidy(() => this.calibration.predict(tf.zeros([1, 28, 28, 1])));
+    warm.dataSync(); warm.dispose();
+  },
+  interleaved(b64, shape, rounds) {
+    // the model and the calibration network, one call each per round, in alternating order: what slows one
+    // slows both, and the ratio of their times travels between machines as the Python models' ratios do
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    const input = tf.tensor(new Float32Array(bytes.buffer), shape);
+    const yardstick = tf.zeros([1, 28, 28, 1]);
+    const call = (model, x) => { const t0 = performance.now(); const out = model.predict(x); out.dataSync();
+                                 out.dispose(); return performance.now() - t0; };
+    const model = [], calibration = [];
+    for (let i = 0; i < rounds; i++) {
+      if (i % 2) { calibration.push(call(this.calibration, yardstick)); model.push(call(this.model, input)); }
+      else { model.push(call(this.model, input)); calibration.push(call(this.calibration, yardstick)); }
+    }
+    input.dispose(); yardstick.dispose();
+    return {model: model, calibration: calibration};
   },
   predict(b64, shape) {
     const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
@@ -215,7 +238,7 @@ class BrowserModel(ModelPlugin):
         self.tensors: list[int] = []
 
     def _serve(self, model_folder: Path) -> None:
-        roots = {"/model/": model_folder, "/tfjs/": VENDOR / "node_modules"}
+        roots = {"/model/": model_folder, "/tfjs/": VENDOR / "node_modules", "/calibration/": CALIBRATION_TFJS}
         handler = functools.partial(_Handler, roots=roots, page=PAGE_HTML.encode())
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -231,6 +254,8 @@ class BrowserModel(ModelPlugin):
 
     def infer(self, prepared: tuple[str, list[int]]) -> np.ndarray:
         encoded, shape = prepared
+        if shape[0] == 1:
+            self._one_drawing = prepared  # what the calibration ratio is timed on
         answer = self.driver.execute_script("return window.sketch.predict(arguments[0], arguments[1])", encoded, shape)
         self.page_ms.setdefault(shape[0], []).append(float(answer["ms"]))
         self.tensors.append(int(answer["num_tensors"]))
@@ -244,8 +269,25 @@ class BrowserModel(ModelPlugin):
     def browser_version(self) -> str:
         return f"Chromium {self.driver.capabilities.get('browserVersion', '?')}"
 
+    def calibration_ratio(self) -> dict | None:
+        """The model's batch-1 time ÷ the calibration network's, both in this page, interleaved (paired rounds,
+        bootstrap interval of the ratio of medians); once, after a batch-1 call was timed."""
+        if getattr(self, "_calibration_ratio", None) is None and getattr(self, "_one_drawing", None) is not None:
+            from pytest_sketchbench.stats import ratio_of_quantiles
+
+            self.driver.execute_async_script("window.sketch.loadCalibration(arguments[0])"
+                                             ".then(arguments[arguments.length - 1])", "/calibration/model.json")
+            encoded, shape = self._one_drawing
+            times = self.driver.execute_script("return window.sketch.interleaved(arguments[0], arguments[1], "
+                                               "arguments[2])", encoded, shape, CALIBRATION_ROUNDS)
+            self._calibration_ratio = ratio_of_quantiles(times["model"], times["calibration"]) | {
+                "model_p50_ms": float(np.median(times["model"])),
+                "calibration_p50_ms": float(np.median(times["calibration"]))}
+        return getattr(self, "_calibration_ratio", None)
+
     def extra_results(self) -> dict:
-        """Load split, first call, the in-page time per call by batch size, and tensor counts (leaks)."""
+        """Load split, first call, the in-page time per call by batch size, the ratio to the calibration network
+        in the page, and tensor counts (leaks)."""
         by_batch = {str(size): {"calls": len(ms), "p50_ms": float(np.percentile(ms, 50)),
                                 "p99_ms": float(np.percentile(ms, 99))} for size, ms in sorted(self.page_ms.items())}
         load = {key: self.loading.get(key) for key in ("backend_init_ms", "download_parse_ms", "first_predict_ms")}
@@ -255,7 +297,9 @@ class BrowserModel(ModelPlugin):
                 "wasm_threads": self.loading.get("threads"), "load_ms": load, "in_page": by_batch,
                 "num_tensors_first": self.tensors[0] if self.tensors else None,
                 "num_tensors_last": self.tensors[-1] if self.tensors else None,
-                "tensor_bytes": getattr(self, "tensor_bytes", None)}  # tf.memory().numBytes after the last call
+                "tensor_bytes": getattr(self, "tensor_bytes", None),  # tf.memory().numBytes after the last call
+                "calibration_ratio": self.calibration_ratio() if (CALIBRATION_TFJS / "model.json").exists()
+                else None}
 
     def describe(self) -> ModelInfo:
         size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())

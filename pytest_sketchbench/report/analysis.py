@@ -225,6 +225,10 @@ def browser_text(record: ModelResult) -> str | None:
         size, timed = min(in_page.items(), key=lambda item: int(item[0]))
         text += (f"; in-page p50 {timed['p50_ms']:.2f} ms, p99 {timed['p99_ms']:.2f} ms per call of {size} "
                  f"({timed['calls']:,} calls)")
+    ratio = browser.get("calibration_ratio")
+    if ratio:
+        text += (f"; {ratio['ratio']:.2f}× the calibration network in the same page (95% CI {ratio['ci_low']:.2f}–"
+                 f"{ratio['ci_high']:.2f}, {ratio['rounds']} interleaved rounds)")
     return text
 
 
