@@ -384,9 +384,17 @@ class ThresholdChecker:
         verdicts = [*([] if steps else error_rate_verdicts(self.model, result.scenario, load, count, table)),
                     *compliance_verdicts(self.model, f"{self.model} LoadGen {result.scenario}{load}", result, table),
                     *soak_verdicts(self.model, f"{self.model} {result.describe()}", result.soak, table)]
-        self._all_of([*(lambda v=v: self._verdict(*v, inconclusive=v[3] is None) for v in verdicts),
+        self._all_of([*(lambda v=v: self._judged(*v) for v in verdicts),
                       lambda: self._knee_gate(result, table, where) if steps
                       else self._scenario_gate(result, table, where, logs)])
+
+    def _judged(self, check: str, measured, limit, passed: bool | None, message: str) -> None:
+        """A load verdict; the two that compare wall-clock runs (TEST04, TEST05) are judged with the host audit:
+        a miss on an unfit host is inconclusive, since runs apart in time also differ by the host's load."""
+        if passed is not None and check in ("loadgen_no_caching", "loadgen_seed_robustness"):
+            passed, why = self._on_this_host(passed)
+            message += why
+        self._verdict(check, measured, limit, passed, message, inconclusive=passed is None)
 
     def _knee_gate(self, result, table: dict, where: str) -> None:
         from pytest_sketchbench.load_shapes import knee_verdict

@@ -91,6 +91,7 @@ LOADGEN_SETTINGS: dict[str, tuple[type, str]] = {
     "answers_under_load": (bool, "MLPerf TEST01: every answer given in a timed run must equal the accuracy pass's"),
     "min_answers_under_load": (int, "answers compared before an all-equal run may pass (default 1,000)"),
     "no_caching": (bool, "MLPerf TEST04: run again with one drawing repeated; >10 % faster means a cache"),
+    "seed_robustness": (bool, "MLPerf TEST05: run again with other LoadGen seeds; latency must stay within 5 %"),
     "soak_s": (float, "Soak: hold the Server load (server_target_qps) this long, in windows, trends tested"),
     "soak_windows": (int, "Soak: windows the run is cut into (default 10)"),
     "max_p99_drift": (float, "Soak: how much p99 may rise over the soak, as a share (0.2: 20 %)"),

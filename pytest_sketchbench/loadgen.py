@@ -28,6 +28,7 @@ from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.guard import remaining_s, suspended
 from pytest_sketchbench.load_errors import ALL_FAILED_STOP, FailureCount, failure_kind
 
+TEST05_SEEDS = (0x5EED1, 0x5EED2, 0x5EED3)  # seed_robustness: other QSL, sample-index and schedule seeds
 PEAK_CONFIRMATIONS, PEAK_STEP_DOWN = 6, 0.95  # the highest valid Server rate: at most 6 runs, 5 % apart
 PERCENTILE_OF = {"SingleStream": 90, "MultiStream": 99, "Server": 99, "Offline": None}  # MLPerf's own metric
 
@@ -78,6 +79,7 @@ class ScenarioResult:
     answers_compared: int | None = None  # answers_under_load (MLPerf TEST01): answers given under load …
     answers_differ: int | None = None  # … that differ from the accuracy pass's
     caching: dict | None = None  # no_caching (TEST04): one drawing repeated vs the run, ratio of median latency
+    reseeded: dict | None = None  # seed_robustness (TEST05): the run with other seeds vs this one, the same ratio
     soak: dict | None = None  # Soak: its windows and the trends across them (soak.py)
     steps: dict | None = None  # Steps: each rate's figures and the knee (load_shapes.py)
     resources: dict | None = None  # both sides' CPU % and RSS over the run (the server's when it is local)
@@ -301,7 +303,11 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
         if settings.get("no_caching"):
             _, repeated = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir / "TEST04",
                                       concurrency, same_sample=True)
-            result.caching = repeat_speedup(repeated.answered_s, record.answered_s)
+            result.caching = median_latency_ratio(repeated.answered_s, record.answered_s)
+        if settings.get("seed_robustness"):
+            _, reseeded = _start_test(classify, images, run, "PerformanceOnly", settings, log_dir / "TEST05",
+                                      concurrency, seeds=TEST05_SEEDS)
+            result.reseeded = median_latency_ratio(reseeded.answered_s, record.answered_s)
         return result, record.answers
     search, _ = _start_test(classify, images, "Server", "FindPeakPerformance",
                             {**settings, "server_target_qps": settings["min_server_peak_qps"]}, log_dir / "search",
@@ -321,31 +327,32 @@ def run_scenario(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarra
     return confirm, record.answers
 
 
-def repeat_speedup(repeated_s: list[float], normal_s: list[float], confidence: float = 0.95) -> dict | None:
-    """Median latency with one drawing repeated ÷ the normal run's, with a bootstrap interval (the two runs
-    are independent samples, resampled apart)."""
-    if len(repeated_s) < 10 or len(normal_s) < 10:
+def median_latency_ratio(variant_s: list[float], normal_s: list[float], confidence: float = 0.95) -> dict | None:
+    """Median latency of a variant run (one drawing repeated, other seeds) ÷ the normal run's, with a bootstrap
+    interval (the two runs are independent samples, resampled apart)."""
+    if len(variant_s) < 10 or len(normal_s) < 10:
         return None
     from scipy.stats import bootstrap
 
-    repeated, normal = np.asarray(repeated_s), np.asarray(normal_s)
-    interval = bootstrap((repeated, normal), lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
+    variant, normal = np.asarray(variant_s), np.asarray(normal_s)
+    interval = bootstrap((variant, normal), lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
                          vectorized=True, paired=False, n_resamples=2000, confidence_level=confidence,
                          method="percentile", random_state=0).confidence_interval
-    return {"ratio": float(np.median(repeated) / np.median(normal)), "ci_low": float(interval.low),
-            "ci_high": float(interval.high), "repeated_requests": int(repeated.size),
+    return {"ratio": float(np.median(variant) / np.median(normal)), "ci_low": float(interval.low),
+            "ci_high": float(interval.high), "variant_requests": int(variant.size),
             "normal_requests": int(normal.size)}
 
 
 def _start_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, log_dir: Path,
-                concurrency: int, attempts: int = 3, same_sample: bool = False) -> tuple[ScenarioResult, SutRecord]:
+                concurrency: int, attempts: int = 3, same_sample: bool = False,
+                seeds: tuple[int, int, int] | None = None) -> tuple[ScenarioResult, SutRecord]:
     """One LoadGen test. LoadGen pre-generates its queries from the expected latency (or offline rate), so a
     first guess that was too slow leaves a run shorter than ``min_duration_ms``, which LoadGen calls invalid:
     then the expectation is re-set from what that run measured and the test repeated (as a submitter would)."""
     expected = _first_expectation(classify, images, scenario, settings, concurrency)
     for attempt in range(attempts):
         result, record = one_test(classify, images, scenario, mode, settings, expected, log_dir, concurrency,
-                                   same_sample)
+                                  same_sample, seeds)
         if result.min_duration_met is not False or mode != "PerformanceOnly" or attempt == attempts - 1:
             return result, record
         if scenario == "Offline" and result.qps:
@@ -370,7 +377,8 @@ def _first_expectation(classify, images: np.ndarray, scenario: str, settings: di
 
 
 def one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: dict, expected: float,
-              log_dir: Path, concurrency: int, same_sample: bool = False) -> tuple[ScenarioResult, SutRecord]:
+             log_dir: Path, concurrency: int, same_sample: bool = False,
+             seeds: tuple[int, int, int] | None = None) -> tuple[ScenarioResult, SutRecord]:
     try:
         import mlperf_loadgen as lg
     except ImportError:
@@ -381,6 +389,8 @@ def one_test(classify, images: np.ndarray, scenario: str, mode: str, settings: d
     test.mode = getattr(lg.TestMode, mode)
     test.min_duration_ms = int(settings["min_duration_ms"])
     test.min_query_count = int(settings["min_query_count"])
+    if seeds is not None:
+        test.qsl_rng_seed, test.sample_index_rng_seed, test.schedule_rng_seed = seeds
     batch = 1
     if scenario == "SingleStream":
         test.single_stream_expected_latency_ns = max(1, int(expected * 1e9))
