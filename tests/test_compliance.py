@@ -55,6 +55,7 @@ def test_other_seeds_within_five_percent_pass_and_beyond_fail():
     assert "(seed_robustness, MLPerf TEST05)" in message
 
 
+@pytest.mark.slow  # two 5-second LoadGen runs: out of the default subset
 def test_seed_robustness_on_a_local_model_reruns_the_scenario_with_other_seeds(centroid_project, tmp_path):
     centroid_project.makeconftest("""
         from centroid_plugin import CentroidModel
