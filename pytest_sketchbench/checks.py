@@ -389,9 +389,10 @@ class ThresholdChecker:
                       else self._scenario_gate(result, table, where, logs)])
 
     def _judged(self, check: str, measured, limit, passed: bool | None, message: str) -> None:
-        """A load verdict; the two that compare wall-clock runs (TEST04, TEST05) are judged with the host audit:
-        a miss on an unfit host is inconclusive, since runs apart in time also differ by the host's load."""
-        if passed is not None and check in ("loadgen_no_caching", "loadgen_seed_robustness"):
+        """A load verdict; those that compare wall-clock times across runs or windows (TEST04, TEST05, a soak's p99
+        drift) are judged with the host audit: a miss on an unfit host is inconclusive, since times apart also
+        differ by the host's load."""
+        if passed is not None and check in ("loadgen_no_caching", "loadgen_seed_robustness", "soak_p99_drift"):
             passed, why = self._on_this_host(passed)
             message += why
         self._verdict(check, measured, limit, passed, message, inconclusive=passed is None)
