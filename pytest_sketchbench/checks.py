@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_sketchbench.config import DEFAULT_SERVER_P99_MS, Limits, ParityLimit, RatioLimit
+from pytest_sketchbench.config import Limits, ParityLimit, RatioLimit
 from pytest_sketchbench.metrics import wilson_interval
 from pytest_sketchbench.results import LatencyStats, Memory, ModelResult, Parity, Verdict
 from pytest_sketchbench.stats import min_samples_for, percent
@@ -64,7 +64,7 @@ class ThresholdChecker:
         self.host = host or (lambda: {"unfit": []})  # the host audit now: why wall-clock timing cannot be trusted
         self.subsample = subsample  # accuracy on a sample of the test set: judged on its interval
 
-    def _verdict(self, check: str, measured, limit, passed: bool | None, message: str,
+    def verdict(self, check: str, measured, limit, passed: bool | None, message: str,
                  inconclusive: bool = False) -> None:
         status = status_of(passed, inconclusive)
         if inconclusive:
@@ -76,7 +76,7 @@ class ThresholdChecker:
         if inconclusive:
             apply_inconclusive_policy(message, self.inconclusive)
 
-    def _on_this_host(self, passed: bool, absolute: bool = False) -> tuple[bool | None, str]:
+    def on_this_host(self, passed: bool, absolute: bool = False) -> tuple[bool | None, str]:
         """A wall-clock figure and the host it was measured on: contention only slows a model down, so on an
         unfit host a pass of a relative figure stands and a failure is inconclusive; an absolute limit (a
         named hardware profile's) is judged only on a fit host."""
@@ -86,7 +86,7 @@ class ThresholdChecker:
         return None, f" — not judged on this host: {'; '.join(unfit)}"
 
     @staticmethod
-    def _all_of(checks: list[Callable[[], None]]) -> None:
+    def all_of(checks: list[Callable[[], None]]) -> None:
         """Run every check (each records its verdict), then fail once with every failure's message (or skip
         with every inconclusive one's)."""
         failures, skips = [], []
@@ -109,7 +109,7 @@ class ThresholdChecker:
         limit = self.limits.get(key)
         context = f" {context}" if context else ""
         if limit is None:
-            self._verdict(key, measured, None, None, f"{self.model} {describe}{context} (no {key} configured)")
+            self.verdict(key, measured, None, None, f"{self.model} {describe}{context} (no {key} configured)")
             return
         lower = key.startswith("min_")
         passed: bool | None = measured >= limit if lower else measured <= limit
@@ -119,11 +119,11 @@ class ThresholdChecker:
             passed, relation = None, "≈"
             why = " — the interval straddles the limit on a sample of the test set: run the whole split to decide"
         elif key in ABSOLUTE_TIME_LIMITS:
-            passed, why = self._on_this_host(bool(passed), absolute=True)
+            passed, why = self.on_this_host(bool(passed), absolute=True)
         elif key in WALL_CLOCK_RELATIVE_LIMITS:
-            passed, why = self._on_this_host(bool(passed))
+            passed, why = self.on_this_host(bool(passed))
         shown = f"{limit:.3f}" if "accuracy" in key else f"{limit:g}"
-        self._verdict(key, measured, limit, passed, f"{self.model} {describe} {relation} {key} {shown}{context}{why}",
+        self.verdict(key, measured, limit, passed, f"{self.model} {describe} {relation} {key} {shown}{context}{why}",
                       inconclusive=passed is None)
 
     # -- accuracy ------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ class ThresholdChecker:
 
     def _not_applicable(self, key: str, what: str) -> None:
         """A class-only model (an API model) has no probabilities: recorded as such, and its test skips."""
-        self._verdict(key, None, self.limits.get(key), None,
+        self.verdict(key, None, self.limits.get(key), None,
                       f"{self.model} returns classes, not probabilities: {what} is not applicable")
         pytest.skip(f"{self.model} returns a class, not probabilities: {what} is not applicable")
 
@@ -166,7 +166,7 @@ class ThresholdChecker:
                    f"mean confidence {figures.mean_confidence:.3f}")
         limit = self.limits.get("max_ece")
         if limit is not None and self.subsample:  # a binned ECE reads high on few drawings per bin: never a fail
-            self._verdict("max_ece", figures.ece, limit, None,
+            self.verdict("max_ece", figures.ece, limit, None,
                           f"{self.model} {describe} ≈ max_ece {limit:g} {context} — a binned ECE on a sample of the "
                           "test set reads high (few drawings per bin): run the whole split to decide",
                           inconclusive=True)
@@ -188,26 +188,26 @@ class ThresholdChecker:
             elif (high if self.subsample else row.accuracy) < limit:
                 failing.append((category, row.accuracy, limit, row.support))
         if not checked:
-            self._verdict("min_category_accuracy", None, None, None,
+            self.verdict("min_category_accuracy", None, None, None,
                           f"{self.model}: no category accuracy limits configured")
             return
         if failing:
             detail = "; ".join(f"{c} {a:.3f} < {lim:g} (n={s})" for c, a, lim, s in failing)
             message = f"{self.model}: {len(failing)} of {checked} categories below their accuracy limit: {detail}"
-            self._verdict("min_category_accuracy", {c: a for c, a, _, _ in failing}, None, False, message)
+            self.verdict("min_category_accuracy", {c: a for c, a, _, _ in failing}, None, False, message)
         if unsure:
             detail = "; ".join(f"{c} {a:.3f} vs {lim:g} (n={s})" for c, a, lim, s in unsure)
-            self._verdict("min_category_accuracy", {c: a for c, a, _, _ in unsure}, None, None,
+            self.verdict("min_category_accuracy", {c: a for c, a, _, _ in unsure}, None, None,
                           f"{self.model}: {len(unsure)} of {checked} categories too few drawings to tell (95% interval "
                           f"straddles the limit on a sample of the test set): {detail}", inconclusive=True)
-        self._verdict("min_category_accuracy", None, None, True,
+        self.verdict("min_category_accuracy", None, None, True,
                       f"{self.model}: all {checked} categories meet their accuracy limits")
 
     # -- speed ---------------------------------------------------------------------------------
     def check_latency(self, stats: LatencyStats) -> None:
         """p50 (and p95/p99) against their absolute limits (a named hardware profile's): judged only with
         enough samples to estimate the percentile, on a fit host, and when its interval lies on one side."""
-        self._all_of([lambda key=key, percentile=percentile: self._check_percentile(key, percentile, stats)
+        self.all_of([lambda key=key, percentile=percentile: self._check_percentile(key, percentile, stats)
                       for key, percentile in (("max_latency_ms", 50), ("max_p95_latency_ms", 95),
                                               ("max_p99_latency_ms", 99))
                       if key == "max_latency_ms" or self.limits.get(key) is not None])
@@ -220,7 +220,7 @@ class ThresholdChecker:
         where = f"at batch {stats.batch_size} over {_fmt_int(stats.rounds)} rounds"
         limit = self.limits.get(key)
         if stats.rounds < needed:
-            self._verdict(key, None, limit, None, f"{self.model}: not enough samples for {label} (n={stats.rounds}, "
+            self.verdict(key, None, limit, None, f"{self.model}: not enough samples for {label} (n={stats.rounds}, "
                           f"need ≥ {needed}); raise --sketch-latency-budget", inconclusive=limit is not None)
             return
         shown = f" (95% CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
@@ -231,7 +231,7 @@ class ThresholdChecker:
         """Every relative speed limit of the model; all are measured and recorded before any fails."""
         if not self.limits.ratios:
             pytest.skip(f"{self.model}: no relative speed limit (max_latency_ratio / min_throughput_ratio) configured")
-        self._all_of([lambda limit=limit: self.check_ratio(limit, measure(limit)) for limit in self.limits.ratios])
+        self.all_of([lambda limit=limit: self.check_ratio(limit, measure(limit)) for limit in self.limits.ratios])
 
     def check_ratio(self, limit: RatioLimit, result: dict) -> None:
         """A relative speed limit, decided sequentially (``SideBySide.relative_speed``): fails when the whole
@@ -271,7 +271,7 @@ class ThresholdChecker:
                    f"({percent(result.get('confidence', 0.95))} CI {low:.3g}–{high:.3g}) "
                    f"{relation} {'max' if latency else 'min'} {limit.bound:g} at batch {result['batch_size']} "
                    f"({ratio_evidence(result, self.model, limit.reference)}){why}")
-        self._verdict(f"{limit.key}:{limit.reference}@{result['batch_size']}", ratio, limit.bound, passed,
+        self.verdict(f"{limit.key}:{limit.reference}@{result['batch_size']}", ratio, limit.bound, passed,
                       message, inconclusive=passed is None)
 
     def check_throughput(self, stats: LatencyStats) -> None:
@@ -284,7 +284,7 @@ class ThresholdChecker:
         recorded before any fails, and a failure lists the first drawings where the two models disagree."""
         if not self.limits.parity:
             pytest.skip(f"{self.model}: no parity limit (min_agreement / max_probability_diff) configured")
-        self._all_of([lambda limit=limit: self._check_parity(limit, measure(limit.with_model))
+        self.all_of([lambda limit=limit: self._check_parity(limit, measure(limit.with_model))
                       for limit in self.limits.parity])
 
     def _check_parity(self, limit: ParityLimit, result: Parity) -> None:
@@ -298,7 +298,7 @@ class ThresholdChecker:
         else:
             measured = result.max_probability_diff
             if measured is None:
-                self._verdict(f"{limit.key}:{other}", None, limit.bound, None, f"{self.model} or {other} returns "
+                self.verdict(f"{limit.key}:{other}", None, limit.bound, None, f"{self.model} or {other} returns "
                               "classes, not probabilities: max_probability_diff is not applicable")
                 return
             passed = measured <= limit.bound
@@ -309,7 +309,7 @@ class ThresholdChecker:
             shown = "; ".join(f"#{row.index} {row.label}: {row.predicted} vs {row.with_predicted}"
                               for row in result.disagreeing[:5])
             message += f" — first disagreements (drawing label: {self.model} vs {other}): {shown}"
-        self._verdict(f"{limit.key}:{other}", measured, limit.bound, passed, message)
+        self.verdict(f"{limit.key}:{other}", measured, limit.bound, passed, message)
 
     def check_end_to_end(self, result: dict) -> None:
         """p50 of one drawing end to end (an absolute limit: put it under a device profile) and the share of
@@ -317,7 +317,7 @@ class ThresholdChecker:
         stages = ", ".join(f"{stage} {row['median_ms']:.3f} ms" for stage, row in result["stages"].items())
         interval = result.get("p50_ci_ms")
         shown = f" (95% CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
-        self._all_of([
+        self.all_of([
             lambda: self._compare("max_end_to_end_ms", result["median_ms"],
                                   f"end-to-end p50 {result['median_ms']:.3f} ms{shown}",
                                   f"at batch 1 over {_fmt_int(result['rounds'])} calls (stage p50s: {stages})"),
@@ -332,7 +332,7 @@ class ThresholdChecker:
             pytest.skip(f"{self.model}: no first-call figure (API models are not cold-started here)")
         first = cold["first_call_ms"]
         ratio = first / warm.median_ms if warm.median_ms > 0 else float("inf")
-        self._all_of([
+        self.all_of([
             lambda: self._compare("max_cold_start_ms", first, f"first call after load {first:.2f} ms"),
             lambda: self._compare("max_cold_start_ratio", ratio, f"first call after load ×{ratio:.1f} the warm p50 "
                                   f"({first:.2f} vs {warm.median_ms:.3f} ms)")])
@@ -354,80 +354,13 @@ class ThresholdChecker:
             checks.append(lambda: self._compare(
                 "max_cost_per_1000", per_1000, f"estimated cost ${per_1000:.4f} per 1,000 drawings",
                 f"({api.get('tokens_in', 0):,} input, {api.get('tokens_out', 0):,} output tokens)"))
-        self._all_of(checks)
+        self.all_of(checks)
 
-    # -- load scenarios (MLPerf LoadGen) -------------------------------------------------------
+    # -- load scenarios (MLPerf LoadGen): judged in load_gates, through this checker's verdicts ------------
     def check_loadgen(self, result, accuracy_pass: float | None = None) -> None:
-        """A LoadGen run's gate: LoadGen must call the run valid (duration, query count, latency bound, early
-        stopping) and its figure must meet the limit; accuracy mode must give the accuracy pass's answers.
-        Failed requests are judged on their own (``load_errors``): ``max_error_rate``, overall and by kind.
-        A travelling limit (``*_ratio``) was resolved from this run's own figures; on an unfit host a missed
-        or INVALID run is inconclusive (the host's noise, not the model, may have missed it), and an absolute
-        one (a named hardware profile's) is judged only on a fit host."""
-        from pytest_sketchbench.compliance import compliance_verdicts
-        from pytest_sketchbench.load_errors import error_rate_verdicts
-        from pytest_sketchbench.soak import soak_verdicts
+        from pytest_sketchbench.load_gates import check_loadgen
 
-        table = self.record.loadgen_limits or self.limits.loadgen
-        where = f"{self.model} {result.describe()}"
-        logs = f" — LoadGen's logs: {result.log_dir}"
-        count = result.failure_count
-        if result.mode == "AccuracyOnly":
-            differs = result.differs_from_accuracy_pass or 0
-            failed = f"; {count.describe()}" if result.any_failed else ""
-            self._verdict("loadgen_accuracy", result.accuracy, accuracy_pass, differs == 0,
-                          f"{where} (accuracy pass {accuracy_pass:.4f}; {differs:,} drawings answered differently"
-                          f"{failed})" + ("" if differs == 0 else logs))
-            return
-        load = f" at {result.target_qps:g} QPS" if result.target_qps and result.scenario == "Server" else ""
-        steps = result.steps is not None  # a schedule: each step's errors are in its row and decide the knee
-        verdicts = [*([] if steps else error_rate_verdicts(self.model, result.scenario, load, count, table)),
-                    *compliance_verdicts(self.model, f"{self.model} LoadGen {result.scenario}{load}", result, table),
-                    *soak_verdicts(self.model, f"{self.model} {result.describe()}", result.soak, table)]
-        self._all_of([*(lambda v=v: self._judged(*v) for v in verdicts),
-                      lambda: self._knee_gate(result, table, where) if steps
-                      else self._scenario_gate(result, table, where, logs)])
-
-    def _judged(self, check: str, measured, limit, passed: bool | None, message: str) -> None:
-        """A load verdict; those that compare wall-clock times across runs or windows (TEST04, TEST05, a soak's p99
-        drift) are judged with the host audit: a miss on an unfit host is inconclusive, since times apart also
-        differ by the host's load."""
-        if passed is not None and check in ("loadgen_no_caching", "loadgen_seed_robustness", "soak_p99_drift"):
-            passed, why = self._on_this_host(passed)
-            message += why
-        self._verdict(check, measured, limit, passed, message, inconclusive=passed is None)
-
-    def _knee_gate(self, result, table: dict, where: str) -> None:
-        from pytest_sketchbench.load_shapes import knee_verdict
-
-        check, measured, limit, passed, message = knee_verdict(self.model, where, result.steps,
-                                                               table.get("min_knee_qps"))
-        if limit is None:
-            self._verdict(check, measured, None, None, message)
-            return
-        judged, why = self._on_this_host(passed, absolute=True)
-        self._verdict(check, measured, limit, judged, message + why, inconclusive=judged is None)
-
-    def _scenario_gate(self, result, table: dict, where: str, logs: str) -> None:
-        key, measured, lower = {
-            "SingleStream": ("single_stream_max_p90_ms", result.latency_ms(90), False),
-            "MultiStream": ("multi_stream_max_p99_ms", result.latency_ms(99), False),
-            "Server": ("min_server_peak_qps", result.valid_qps, True) if result.peak_qps is not None
-            else ("server_max_p99_ms", result.latency_ms(99), False),
-            "Offline": ("min_offline_qps", result.qps, True),
-        }[result.scenario]
-        limit = table.get(key, DEFAULT_SERVER_P99_MS if key == "server_max_p99_ms" else None)
-        within = measured is not None and limit is not None and (measured >= limit if lower else measured <= limit)
-        relation = (">=" if lower else "<=") if within else ("<" if lower else ">")
-        shown = "none" if measured is None else f"{measured:.2f}"
-        basis = (self.record.loadgen_basis or {}).get(key)
-        message = f"{where}: {shown} {relation} {key} {limit:g}" + (f" (= {basis})" if basis else "")
-        if within and not result.valid:
-            message += " — but LoadGen calls the run INVALID: raise min_query_count or min_duration_ms in " \
-                       f"[{self.model}.loadgen], or lower the load"
-        passed, why = self._on_this_host(within and result.valid, absolute=basis is None)
-        self._verdict(f"loadgen_{result.scenario.lower()}" + ("_peak" if result.peak_qps is not None else ""),
-                      measured, limit, passed, message + why + ("" if passed else logs), inconclusive=passed is None)
+        check_loadgen(self, result, accuracy_pass)
 
     # -- resources -----------------------------------------------------------------------------
     def check_memory(self, memory: Memory) -> None:
@@ -457,7 +390,7 @@ class ThresholdChecker:
             calls = load_s / calibration_p50_s
             checks.append(lambda: self._compare("max_load_ratio", calls, f"load time {load_s:.2f} s = {calls:,.0f} "
                                                 f"calibration calls ({calibration_p50_s * 1e3:.4f} ms each)"))
-        self._all_of(checks)
+        self.all_of(checks)
 
 
 def ratio_evidence(result: dict, model: str = "model", reference: str = "reference") -> str:

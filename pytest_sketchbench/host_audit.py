@@ -19,6 +19,10 @@ MAX_STEAL_SHARE = 0.05     # more than 5 % of CPU time taken by the hypervisor f
 MAX_THROTTLED_SHARE = 0.05  # more than 5 % of the wall time throttled by the cgroup's CPU quota
 MAX_CPU_PRESSURE = 0.30  # tasks waited for a core over 30 % of the last 10 s (Linux PSI; -n 2 alone: up to 18 %)
 # even where the load average, a one-minute mean, has not caught up yet (or another pinned process shares our core)
+# ... unless the waiting was the run's own: other processes used less than this many cores meanwhile (Chromium's
+# renderer and GPU processes, a model's own threads, compete with each other; no neighbour does)
+MAX_FOREIGN_CORES = 0.25
+PRESSURE_WINDOW_S = 10.0  # what PSI's avg10 covers: the foreign share is taken over about the same span
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -37,6 +41,45 @@ def cpu_jiffies() -> tuple[int, int] | None:
     fields = [int(v) for v in text.splitlines()[0].split()[1:]]
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
     return total, fields[7] if len(fields) > 7 else 0
+
+
+def busy_seconds() -> float | None:
+    """CPU time every process on the host has used since boot (user, nice, system, irq, softirq), in seconds."""
+    text = _read("/proc/stat")
+    if not text:
+        return None
+    fields = [int(v) for v in text.splitlines()[0].split()[1:]]
+    return (sum(fields[:3]) + sum(fields[5:7])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_times() -> dict[tuple[int, float], float] | None:
+    """CPU seconds of this process and of every process it started (a browser, a worker), by (pid, start time);
+    this process's entry includes the children it already reaped. The run's own work: competing with itself is
+    not a neighbour's load."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        me = psutil.Process()
+        processes = [me, *me.children(recursive=True)]
+    except psutil.Error:
+        return None
+    times: dict[tuple[int, float], float] = {}
+    for process in processes:
+        try:
+            cpu = process.cpu_times()
+            times[(process.pid, process.create_time())] = cpu.user + cpu.system + (
+                cpu.children_user + cpu.children_system if process is me else 0.0)
+        except psutil.Error:  # gone in between: its time reaches its parent's children_* once reaped
+            continue
+    return times
+
+
+def own_seconds_between(then: dict[tuple[int, float], float], now: dict[tuple[int, float], float]) -> float:
+    """The own processes' CPU time between two samples: a process in both adds its growth, one started since adds
+    all of its time; one that ended since adds nothing (undercounting ours can only call a host unfit)."""
+    return sum(seconds - then.get(key, 0.0) for key, seconds in now.items())
 
 
 def cpu_pressure() -> float | None:
@@ -98,6 +141,24 @@ class HostAudit:
     throttling: dict | None = field(default_factory=cgroup_throttling)
     facts: dict = field(default_factory=static_facts)
     loads: list[float] = field(default_factory=list)
+    # (monotonic s, host busy s, own CPU s by process): the foreign share over about PSI's window
+    cpu_samples: list[tuple[float, float, dict]] = field(default_factory=list)
+
+    def foreign_cores(self) -> float | None:
+        """Cores' worth of CPU that other processes used over about the last 10 s (None until a sample 1 s old
+        exists, or off Linux)."""
+        busy, own, clock = busy_seconds(), own_cpu_times(), time.monotonic()
+        if busy is None or own is None:
+            return None
+        self.cpu_samples = [s for s in self.cpu_samples if clock - s[0] <= 6 * PRESSURE_WINDOW_S]
+        old_enough = [s for s in self.cpu_samples if clock - s[0] >= 1.0]
+        self.cpu_samples.append((clock, busy, own))
+        if not old_enough:
+            return None
+        then = min(old_enough, key=lambda s: abs(clock - s[0] - PRESSURE_WINDOW_S))
+        elapsed = clock - then[0]
+        foreign = ((busy - then[1]) - own_seconds_between(then[2], own)) / elapsed
+        return min(max(0.0, foreign), float(self.cores))
 
     def now(self) -> dict:
         """The host since the run started: load average (now, mean and highest seen), steal and throttled
@@ -112,10 +173,11 @@ class HostAudit:
         counters, elapsed = cgroup_throttling(), time.monotonic() - self.started
         if counters and self.throttling and elapsed > 0 and "throttled_usec" in counters:
             throttled = (counters["throttled_usec"] - self.throttling.get("throttled_usec", 0)) / 1e6 / elapsed
-        pressure = cpu_pressure()
+        pressure, foreign = cpu_pressure(), self.foreign_cores()
         unfit = []
-        if pressure is not None and pressure > MAX_CPU_PRESSURE:
-            unfit.append(f"CPU pressure: tasks waited for a core {pressure:.0%} of the last 10 s")
+        if pressure is not None and pressure > MAX_CPU_PRESSURE and (foreign is None or foreign > MAX_FOREIGN_CORES):
+            others = "" if foreign is None else f"; other processes used {foreign:.1f} cores"
+            unfit.append(f"CPU pressure: tasks waited for a core {pressure:.0%} of the last 10 s{others}")
         if load is not None and load > BUSY_LOAD_PER_CORE * self.cores:
             unfit.append(f"host oversubscribed, load {load:.1f} on {self.cores} cores")
         if steal is not None and steal > MAX_STEAL_SHARE:
@@ -123,7 +185,8 @@ class HostAudit:
         if throttled is not None and throttled > MAX_THROTTLED_SHARE:
             unfit.append(f"CPU quota throttled {throttled:.0%} of the time")
         return {"load_average": load, "load_mean": sum(self.loads) / len(self.loads) if self.loads else None,
-                "load_max": max(self.loads) if self.loads else None, "cpu_pressure": pressure, "steal_share": steal,
+                "load_max": max(self.loads) if self.loads else None, "cpu_pressure": pressure,
+                "foreign_cores": foreign, "steal_share": steal,
                 "throttled_share": throttled, "unfit": unfit}
 
     def summary(self, noise: dict | None = None) -> dict:
@@ -140,7 +203,10 @@ def audit_line(audit: dict) -> str:
     parts = [f"load {load:.1f}" if load is not None else "load ?"]
     if audit.get("load_max") is not None:
         parts[0] += f" (max {audit['load_max']:.1f})"
-    parts += [f"CPU pressure {share(audit.get('cpu_pressure'))}", f"steal {share(audit.get('steal_share'))}"]
+    parts.append(f"CPU pressure {share(audit.get('cpu_pressure'))}")
+    if audit.get("foreign_cores") is not None:
+        parts[-1] += f" (other processes {audit['foreign_cores']:.1f} cores)"
+    parts.append(f"steal {share(audit.get('steal_share'))}")
     if audit.get("cpu_quota_cores") is not None:
         parts.append(f"quota {audit['cpu_quota_cores']:g} cores, throttled {share(audit.get('throttled_share'))}")
     parts.append(f"governor {audit.get('governor') or '?'}")

@@ -99,6 +99,10 @@ class SideBySide:
         if name in self.core.trackers:  # memory is tracked over load + accuracy pass: finish that first
             self.core.predictions(name)
         plugin = self.core.load_model(name)
+        if reference == "calibration" and plugin.times_calibration_itself:
+            result = self._inside_runtime(plugin, batch_size, bounds)
+            record.relative_speed[key] = result
+            return result
         other = self.reference(reference)
         batch = self.core.drawings(batch_size)
         call_a, call_b = timed_call(plugin, plugin.prepare(batch)), timed_call(other, other.prepare(batch))
@@ -139,6 +143,33 @@ class SideBySide:
                       model_cpu_p50_ms=float(np.median(samples.cpu_a) * 1000),
                       reference_cpu_p50_ms=float(np.median(samples.cpu_b) * 1000))
         record.relative_speed[key] = result
+        return result
+
+    def _inside_runtime(self, plugin: ModelPlugin, batch_size: int, bounds: tuple[float, ...]) -> dict:
+        """The ratio to the calibration network timed inside the model's own runtime (a browser page), where a
+        call from here would time the crossing too: the same stopping rule, on the runtime's wall clock."""
+        prepared = plugin.prepare(self.core.drawings(batch_size))
+        plugin.infer(prepared)  # warm: the first call at a new shape compiles
+        model_s: list[float] = []
+        calibration_s: list[float] = []
+        host = self.core.audit.now()
+
+        def more(rounds: int) -> tuple[list[float], list[float]]:
+            a, b = plugin.time_beside_calibration(prepared, rounds)
+            model_s.extend(a)
+            calibration_s.extend(b)
+            host.update(self.core.audit.now())
+            return model_s, calibration_s
+
+        first = int(np.clip(self.core.options.latency_budget_s / max(float(np.median(
+            plugin.time_beside_calibration(prepared, 5)[0])), 1e-4) / 2, 50, 400))
+        result, look, rounds = sequential_ratio(more, first, bounds, lambda: 10 if host["unfit"] else 50)
+        result.update(calls_per_side=result["rounds"], rounds=rounds, block=1, looks=look, bounds=list(bounds),
+                      decided=decided(result, bounds), clock="wall", load_average=host["load_average"],
+                      host_unfit=list(host["unfit"]), contention_allowance=plugin.contention_allowance,
+                      reference="calibration", batch_size=batch_size, timed_in=plugin.placement(),
+                      model_p50_ms=float(np.median(model_s) * 1000),
+                      reference_p50_ms=float(np.median(calibration_s) * 1000))
         return result
 
     def _decision_clock(self, plugin: ModelPlugin, other: ModelPlugin) -> str:

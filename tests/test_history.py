@@ -110,8 +110,11 @@ def test_a_step_well_above_the_noise_is_found_where_it_is(at, size, seed):
     if any(c.kind == "drift" and c.start <= at <= c.index for c in found):
         return  # found where it is, under the name drift: the known labelling gap (the xfail test below)
     changes = [c for c in found if c.kind == "step" and abs(c.index - at) <= 3]  # issue: within 5
-    assert len(changes) == 1, found  # elsewhere a rare false alert may stand (measured apart)
-    assert changes[0].relative == pytest.approx(size, abs=0.05)  # levels of 8+ runs of 2 % noise
+    # found once; or, rarely, split in two where a few runs next to it happened to sit between the levels (seen:
+    # seed 842, runs 19-21 at +4 %, each step significant) — both alerts then point at it and add up to it.
+    # Elsewhere a rare false alert may stand (measured apart)
+    assert 1 <= len(changes) <= 2, found
+    assert changes[-1].after / changes[0].before - 1 == pytest.approx(size, abs=0.05)  # 8+ runs of 2 % noise
 
 
 @pytest.mark.xfail(strict=True, reason="known: a step 1 run inside a 10-run drift window is labelled a drift")

@@ -13,7 +13,7 @@ LAYERS = [  # top to bottom
     {"session", "side_by_side", "diagnostics", "load_runs", "session_core"},
     {"measure", "checks", "baseline", "baseline_gates", "loadgen", "load_errors", "compliance", "profiling",
      "host_audit", "input_probe", "config", "options", "history", "soak",
-     "load_shapes"},
+     "load_shapes", "load_gates"},
     {"models"},
     {"stats", "metrics", "data", "strokes", "preprocess", "hardware", "files", "guard", "content_hash", "errors",
      "codec", "results", "progress", "calibration"},

@@ -84,6 +84,34 @@ def test_the_audit_reads_pressure_and_names_why_a_host_is_unfit(monkeypatch):
     assert line.startswith("host unfit (CPU pressure") and "calibration spread across blocks 3.1%" in line
 
 
+def test_pressure_is_a_neighbour_only_when_other_processes_used_the_cores(monkeypatch):
+    """Chromium's processes or a runtime's threads waiting for each other are the run's own work: with the
+    host's busy time all ours, pressure alone does not make the host unfit; a neighbour's busy time does."""
+    clock, busy, own = [100.0], [1000.0], [50.0]
+    monkeypatch.setattr(host_audit, "cpu_pressure", lambda: 0.8)
+    monkeypatch.setattr(host_audit, "load_average", lambda: 1.0)
+    monkeypatch.setattr(host_audit, "busy_seconds", lambda: busy[0])
+    monkeypatch.setattr(host_audit, "own_cpu_times", lambda: {(1, 0.0): own[0]})
+    monkeypatch.setattr(host_audit.time, "monotonic", lambda: clock[0])
+    audit = host_audit.HostAudit(cores=2)
+    assert audit.now()["unfit"] == ["CPU pressure: tasks waited for a core 80% of the last 10 s"]  # nothing to compare
+    clock[0], busy[0], own[0] = 110.0, 1019.0, 68.0  # 10 s: 1.9 cores busy, 1.8 of them ours
+    now = audit.now()
+    assert now["foreign_cores"] == pytest.approx(0.1) and now["unfit"] == []
+    assert "CPU pressure 80% (other processes 0.1 cores)" in host_audit.audit_line(now)
+    clock[0], busy[0], own[0] = 120.0, 1038.0, 78.0  # the next 10 s: 1.9 busy, 1.0 ours: a neighbour took 0.9
+    assert audit.now()["unfit"] == ["CPU pressure: tasks waited for a core 80% of the last 10 s; other processes "
+                                    "used 0.9 cores"]
+
+
+def test_own_time_counts_what_each_process_did_meanwhile():
+    """A browser that quit takes its CPU time out of the tree: only growth and new processes count, so a
+    shrinking tree never turns our own work into a neighbour's."""
+    then = {(10, 1.0): 5.0, (11, 2.0): 40.0}  # this process, and a Chromium that has quit since
+    now = {(10, 1.0): 7.0, (12, 3.0): 1.5, (11, 9.0): 0.5}  # pid 11 reused by a new process: all of it is new
+    assert host_audit.own_seconds_between(then, now) == pytest.approx(2.0 + 1.5 + 0.5)
+
+
 def test_a_quiet_host_is_fit(monkeypatch):
     monkeypatch.setattr(host_audit, "_read", lambda path: None)
     monkeypatch.setattr(host_audit, "load_average", lambda: 0.3)

@@ -4,7 +4,10 @@ stand-in v2 server; ``scripts/measure_soak.py`` runs the 10-minute soak of the r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
 import sys
 import textwrap
 
@@ -14,8 +17,21 @@ from fake_v2_server import FakeV2Server
 from conftest import REPO, run_options, served_table
 from pytest_sketchbench.soak import ResourceSample, soak_verdicts, trend, window_table, windows
 
-sys.path.insert(0, str(REPO / "scripts"))
-from fault_proxy import FaultProxy  # noqa: E402
+
+@contextlib.contextmanager
+def leaking_proxy(upstream: str):
+    """``scripts/fault_proxy.py --leak`` as a process of its own, on a free port; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "fault_proxy.py"), "--upstream", upstream,
+                                "--leak", "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "fault proxy on" in process.stdout.readline()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def _rows(p99_growth_ms: float, rss_growth_mb: float, count: int = 10) -> list[dict]:
@@ -58,8 +74,10 @@ def test_soak_needs_a_load_to_hold(tmp_path):
 
 @pytest.mark.slow  # an 8 s soak through the proxy
 def test_a_leaking_server_fails_max_memory_growth_and_the_windows_are_printed(pytester):
-    with FakeV2Server("ok") as server, FaultProxy(server.url, leak=True) as proxy:
-        pytester.makefile(".toml", thresholds=served_table(proxy.url, concurrency=4) + textwrap.dedent("""
+    # the leaking proxy in its own process, as a leaking server would be: inside this test process, a heap with
+    # room freed by earlier tests takes the leak without growing (seen: +0.4 MB for 700 kept answers)
+    with FakeV2Server("ok") as server, leaking_proxy(server.url) as proxy_url:
+        pytester.makefile(".toml", thresholds=served_table(proxy_url, concurrency=4) + textwrap.dedent("""
             [served.loadgen]
             server_target_qps = 100
             server_max_p99_ms = 2000
@@ -71,7 +89,7 @@ def test_a_leaking_server_fails_max_memory_growth_and_the_windows_are_printed(py
         pytester.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
         result = pytester.runpytest_subprocess(*run_options(10), "--sketch-models=served", "-k", "Soak",
                                                f"--sketch-json={pytester.path}/r.json", timeout=120)
-    assert result.ret == 1 and len(proxy.kept) > 500, result.stdout.str()[-3000:]
+    assert result.ret == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*served LoadGen Soak at 100 QPS for 8 s: p99 * ms, *: server RSS grew +* MB over "
                                  "the soak (95% CI +* to +* MB, 8 windows) > max_memory_growth_mb 1 MB*",
                                  "*window (s)   requests   p50 ms   p99 ms*"])

@@ -69,6 +69,20 @@ def test_benchmarks_workflow_runs_the_main_job_with_every_report():
     assert workflow["jobs"]["cpu"]["timeout-minutes"] <= 15
 
 
+def test_the_browser_models_have_their_matrix_entry():
+    """Chromium, its driver and the vendored TF.js are installed before the browser models run, and their
+    reports join the merge."""
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
+    job = workflow["jobs"]["browser"]
+    steps = " ".join(step.get("run", "") for step in job["steps"])
+    models = {m for entry in job["strategy"]["matrix"]["include"] for m in entry["models"].split(",")}
+    assert {"mobilenet", "mobilenet-browser", "mobilenet-wasm"} <= models
+    for needed in ("chromium chromium-driver", "python scripts/vendor_tfjs.py", "--sketch-json=reports/results.json"):
+        assert needed in steps, needed
+    assert steps.index("vendor_tfjs.py") < steps.index("pytest benchmarks/")
+    assert "browser" in workflow["jobs"]["merge"]["needs"]
+
+
 @pytest.mark.slow
 def test_benchmarks_workflow_step_runs_locally(tmp_path):
     """The workflow's benchmark command, same flags and order, on a small sample of the shipped models."""

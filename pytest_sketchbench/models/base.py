@@ -83,6 +83,9 @@ class ModelPlugin(ABC):
     #: An API model times its own requests (``measured_latencies``) instead of being timed call by call.
     times_own_requests: ClassVar[bool] = False
     profiler_name: ClassVar[str | None] = None  # the runtime's operator profiler, where profile_operators has one
+    #: It times itself beside its own copy of the calibration network (``time_beside_calibration``): a runtime
+    #: whose calls cross a process boundary (a browser page) would otherwise be timed with that crossing.
+    times_calibration_itself: ClassVar[bool] = False
     results_key: ClassVar[str] = "api"  # where ``extra_results`` lands in the model's record
 
     def __init__(self, name: str, config: dict[str, Any]):
@@ -245,6 +248,11 @@ class ModelPlugin(ABC):
         (``{"traceEvents": [...]}``) to ``trace_path`` and return ``{operator: (calls, self seconds)}``;
         None where the runtime has no such profiler (``--sketch-profile`` then takes the Python profile only)."""
         return None
+
+    def time_beside_calibration(self, prepared: Any, rounds: int) -> tuple[list[float], list[float]]:
+        """``rounds`` interleaved pairs, in seconds: this model on ``prepared``, then the calibration network on
+        as many drawings (alternating which goes first), both inside the runtime; for ``times_calibration_itself``."""
+        raise NotImplementedError(f"{type(self).__name__} does not time the calibration network itself")
 
     def extra_results(self) -> dict | None:
         """Model-specific figures for the reports (API models: success rate, retries, tokens, cost)."""

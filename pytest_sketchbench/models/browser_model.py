@@ -27,11 +27,11 @@ import numpy as np
 
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+from pytest_sketchbench.stats import percentile_ci
 
 TFJS_VERSION = "4.22.0"
 VENDOR = Path(os.environ.get("SKETCH_TFJS_DIR") or Path(__file__).resolve().parents[2] / "vendor" / "tfjs")
 CALIBRATION_TFJS = Path(__file__).resolve().parents[1] / "calibration" / "tfjs"  # scripts/build_calibration_tfjs.py
-CALIBRATION_ROUNDS = 200
 BACKENDS = ("webgl", "wasm", "cpu")
 SETUP = "python scripts/vendor_tfjs.py (npm), and apt-get install chromium chromium-driver"
 
@@ -77,21 +77,21 @@ window.sketch = {
     const warm = tf.tidy(() => this.calibration.predict(tf.zeros([1, 28, 28, 1])));
     warm.dataSync(); warm.dispose();
   },
-  interleaved(b64, shape, rounds) {
+  interleaved(b64, shape, rounds, first) {
     // the model and the calibration network, one call each per round, in alternating order: what slows one
     // slows both, and the ratio of their times travels between machines as the Python models' ratios do
     const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
     const input = tf.tensor(new Float32Array(bytes.buffer), shape);
-    const yardstick = tf.zeros([1, 28, 28, 1]);
+    const yardstick = tf.zeros([shape[0], 28, 28, 1]);
     const call = (model, x) => { const t0 = performance.now(); const out = model.predict(x); out.dataSync();
                                  out.dispose(); return performance.now() - t0; };
     const model = [], calibration = [];
     for (let i = 0; i < rounds; i++) {
-      if (i % 2) { calibration.push(call(this.calibration, yardstick)); model.push(call(this.model, input)); }
+      if ((i + first) % 2) { calibration.push(call(this.calibration, yardstick)); model.push(call(this.model, input)); }
       else { model.push(call(this.model, input)); calibration.push(call(this.calibration, yardstick)); }
     }
     input.dispose(); yardstick.dispose();
-    return {model: model, calibration: calibration};
+    return {model: model, calibration: calibration, num_tensors: tf.memory().numTensors};
   },
   predict(b64, shape) {
     const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
@@ -150,10 +150,22 @@ class _Handler(SimpleHTTPRequestHandler):
         return str(Path(tempfile.gettempdir()) / "sketchbench-no-such-file")
 
 
+def in_page_figures(times_ms: list[float]) -> dict:
+    """Calls, p50 and p99 of the in-page times, each percentile with its distribution-free 95 % interval (None
+    where too few calls bound it)."""
+    figures: dict = {"calls": len(times_ms)}
+    for pct in (50, 99):
+        interval = percentile_ci(times_ms, pct)
+        figures[f"p{pct}_ms"] = float(np.percentile(times_ms, pct))
+        figures[f"p{pct}_ci_ms"] = None if interval is None else list(interval)
+    return figures
+
+
 class BrowserModel(ModelPlugin):
     runtime = "tfjs-browser"
     options = ("backend", "allow_fallback", "chromium_flags", "chromium", "chromedriver")
     results_key = "browser"
+    times_calibration_itself = (CALIBRATION_TFJS / "model.json").exists()
 
     @classmethod
     def validate_config(cls, config: dict) -> None:
@@ -236,6 +248,7 @@ class BrowserModel(ModelPlugin):
         self.device = f"browser:{self.loading['backend']}"
         self.page_ms: dict[int, list[float]] = {}
         self.tensors: list[int] = []
+        self._calibration_loaded, self._rounds_timed = False, 0
 
     def _serve(self, model_folder: Path) -> None:
         roots = {"/model/": model_folder, "/tfjs/": VENDOR / "node_modules", "/calibration/": CALIBRATION_TFJS}
@@ -254,8 +267,6 @@ class BrowserModel(ModelPlugin):
 
     def infer(self, prepared: tuple[str, list[int]]) -> np.ndarray:
         encoded, shape = prepared
-        if shape[0] == 1:
-            self._one_drawing = prepared  # what the calibration ratio is timed on
         answer = self.driver.execute_script("return window.sketch.predict(arguments[0], arguments[1])", encoded, shape)
         self.page_ms.setdefault(shape[0], []).append(float(answer["ms"]))
         self.tensors.append(int(answer["num_tensors"]))
@@ -269,27 +280,24 @@ class BrowserModel(ModelPlugin):
     def browser_version(self) -> str:
         return f"Chromium {self.driver.capabilities.get('browserVersion', '?')}"
 
-    def calibration_ratio(self) -> dict | None:
-        """The model's batch-1 time ÷ the calibration network's, both in this page, interleaved (paired rounds,
-        bootstrap interval of the ratio of medians); once, after a batch-1 call was timed."""
-        if getattr(self, "_calibration_ratio", None) is None and getattr(self, "_one_drawing", None) is not None:
-            from pytest_sketchbench.stats import ratio_of_quantiles
-
+    def time_beside_calibration(self, prepared: tuple[str, list[int]], rounds: int) -> tuple[list[float], list[float]]:
+        """The model and the TF.js calibration network in this page, interleaved (``performance.now()`` around
+        each call and its ``dataSync``); the network is loaded on first use."""
+        if not self._calibration_loaded:
             self.driver.execute_async_script("window.sketch.loadCalibration(arguments[0])"
                                              ".then(arguments[arguments.length - 1])", "/calibration/model.json")
-            encoded, shape = self._one_drawing
-            times = self.driver.execute_script("return window.sketch.interleaved(arguments[0], arguments[1], "
-                                               "arguments[2])", encoded, shape, CALIBRATION_ROUNDS)
-            self._calibration_ratio = ratio_of_quantiles(times["model"], times["calibration"]) | {
-                "model_p50_ms": float(np.median(times["model"])),
-                "calibration_p50_ms": float(np.median(times["calibration"]))}
-        return getattr(self, "_calibration_ratio", None)
+            self._calibration_loaded = True
+        encoded, shape = prepared
+        times = self.driver.execute_script("return window.sketch.interleaved(arguments[0], arguments[1], "
+                                           "arguments[2], arguments[3])", encoded, shape, rounds, self._rounds_timed)
+        self._rounds_timed += rounds
+        self.tensors.append(int(times["num_tensors"]))
+        return [ms / 1e3 for ms in times["model"]], [ms / 1e3 for ms in times["calibration"]]
 
     def extra_results(self) -> dict:
         """Load split, first call, the in-page time per call by batch size, the ratio to the calibration network
         in the page, and tensor counts (leaks)."""
-        by_batch = {str(size): {"calls": len(ms), "p50_ms": float(np.percentile(ms, 50)),
-                                "p99_ms": float(np.percentile(ms, 99))} for size, ms in sorted(self.page_ms.items())}
+        by_batch = {str(size): in_page_figures(ms) for size, ms in sorted(self.page_ms.items())}
         load = {key: self.loading.get(key) for key in ("backend_init_ms", "download_parse_ms", "first_predict_ms")}
         return {"browser": self.browser_version(), "backend": self.loading["backend"],
                 "backend_requested": self.backend, "renderer": self.loading.get("renderer"),
@@ -297,9 +305,7 @@ class BrowserModel(ModelPlugin):
                 "wasm_threads": self.loading.get("threads"), "load_ms": load, "in_page": by_batch,
                 "num_tensors_first": self.tensors[0] if self.tensors else None,
                 "num_tensors_last": self.tensors[-1] if self.tensors else None,
-                "tensor_bytes": getattr(self, "tensor_bytes", None),  # tf.memory().numBytes after the last call
-                "calibration_ratio": self.calibration_ratio() if (CALIBRATION_TFJS / "model.json").exists()
-                else None}
+                "tensor_bytes": getattr(self, "tensor_bytes", None)}  # tf.memory().numBytes after the last call
 
     def describe(self) -> ModelInfo:
         size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())

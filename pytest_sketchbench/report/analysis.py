@@ -9,6 +9,7 @@ import numpy as np
 from pytest_sketchbench.metrics import cost_per_1000
 from pytest_sketchbench.report.pairwise import category_by_model, model_pairs, tied_with_best
 from pytest_sketchbench.results import Accuracy, ModelResult
+from pytest_sketchbench.stats import percent
 
 
 def extreme_categories(accuracy: Accuracy, n: int = 3) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
@@ -223,13 +224,18 @@ def browser_text(record: ModelResult) -> str | None:
     in_page = browser.get("in_page") or {}
     if in_page:
         size, timed = min(in_page.items(), key=lambda item: int(item[0]))
-        text += (f"; in-page p50 {timed['p50_ms']:.2f} ms, p99 {timed['p99_ms']:.2f} ms per call of {size} "
-                 f"({timed['calls']:,} calls)")
-    ratio = browser.get("calibration_ratio")
-    if ratio:
-        text += (f"; {ratio['ratio']:.2f}× the calibration network in the same page (95% CI {ratio['ci_low']:.2f}–"
-                 f"{ratio['ci_high']:.2f}, {ratio['rounds']} interleaved rounds)")
+        text += (f"; in-page p50 {_with_interval(timed, 'p50')}, p99 {_with_interval(timed, 'p99')} per call of "
+                 f"{size} ({timed['calls']:,} calls)")
+    ratio = record.relative_speed.get(("calibration", 1))
+    if ratio and ratio.get("timed_in"):
+        text += (f"; {ratio['ratio']:.2f}× the calibration network in the same page ({percent(ratio['confidence'])} "
+                 f"CI {ratio['ci_low']:.2f}–{ratio['ci_high']:.2f}, {ratio['rounds']:,} interleaved rounds)")
     return text
+
+
+def _with_interval(timed: dict[str, Any], name: str) -> str:
+    interval = timed.get(f"{name}_ci_ms")
+    return f"{timed[f'{name}_ms']:.2f} ms" + (f" (95% CI {interval[0]:.2f}–{interval[1]:.2f})" if interval else "")
 
 
 def served_text(record: ModelResult) -> str | None:
