@@ -56,6 +56,34 @@ def test_mobilenet_in_chromium_gives_tensorflows_answers(browser_model, tmp_path
     assert "TF.js 4.22.0 wasm in Chromium " in done.stdout and "ready in " in done.stdout
 
 
+@pytest.mark.slow  # Chromium and TensorFlow each score 230 drawings with a 345-class model
+def test_a_published_layers_model_in_chromium_gives_tf_keras_answers(browser_model, tmp_path):
+    """The published Keras 2.2.4-era TF.js layers model (tests/data/wild) through tf.loadLayersModel in the page,
+    against the same file rebuilt by tf-keras in Python."""
+    browser_model(backend="wasm").release()  # skips here without a browser, TF.js or selenium
+    folder = REPO / "tests" / "data" / "wild" / "doodlejs"
+    config = tmp_path / "t.toml"
+    config.write_text(textwrap.dedent(f"""
+        [models.doodle]
+        path = "{folder / "model.json"}"
+        categories = "{folder / "class_names.txt"}"
+        [models.doodle-wasm]
+        runtime = "tfjs-browser"
+        backend = "wasm"
+        path = "{folder / "model.json"}"
+        categories = "{folder / "class_names.txt"}"
+        [doodle-wasm]
+        min_agreement = {{ with = "doodle", min = 0.99 }}
+        max_probability_diff = {{ with = "doodle", max = 1e-4 }}
+    """))
+    done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_accuracy.py", *run_options(10),
+                           "--sketch-models=doodle,doodle-wasm", f"--sketch-config={config}",
+                           "-k", "parity"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "parity with doodle: agreement 1.0000 (0 of 230 drawings differ)" in done.stdout
+    assert "TF.js 4.22.0 wasm in Chromium " in done.stdout
+
+
 def test_a_backend_that_fell_back_is_a_one_line_error(browser_model):
     flags = ["--disable-gpu", "--disable-software-rasterizer", "--disable-webgl", "--disable-webgl2",
              "--disable-3d-apis"]  # no WebGL at all: TF.js's webgl backend cannot start

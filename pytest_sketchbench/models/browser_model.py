@@ -27,6 +27,7 @@ import numpy as np
 
 from pytest_sketchbench.errors import ModelUnavailable, SketchBenchError
 from pytest_sketchbench.models.base import ModelInfo, ModelPlugin
+from pytest_sketchbench.models.keras_versions import refuse_code_layers
 from pytest_sketchbench.stats import percentile_ci
 
 TFJS_VERSION = "4.22.0"
@@ -54,13 +55,13 @@ function renderer() {
   } catch (e) { return null; }
 }
 window.sketch = {
-  async load(backend, url) {
+  async load(backend, url, format) {
     const t0 = performance.now();
     let ok = false;
     try { ok = await tf.setBackend(backend); await tf.ready(); } catch (e) { ok = false; }
     if (!ok) { await tf.setBackend('cpu'); await tf.ready(); }
     const t1 = performance.now();
-    this.model = await tf.loadGraphModel(url);
+    this.model = format === 'layers-model' ? await tf.loadLayersModel(url) : await tf.loadGraphModel(url);
     const t2 = performance.now();
     const shape = this.model.inputs[0].shape.map(d => (d == null || d < 0) ? 1 : d);
     const warm = tf.tidy(() => this.model.predict(tf.zeros(shape)));
@@ -68,6 +69,7 @@ window.sketch = {
     const t3 = performance.now();
     return {backend: tf.getBackend(), backend_init_ms: t1 - t0, download_parse_ms: t2 - t1,
             first_predict_ms: t3 - t2, renderer: renderer(), tfjs: tf.version.tfjs,
+            input_shape: this.model.inputs[0].shape,
             threads: backend === 'wasm' ? (tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') ? 'yes' : 'no') : null,
             simd: backend === 'wasm' ? tf.env().getBool('WASM_HAS_SIMD_SUPPORT') : null,
             num_tensors: tf.memory().numTensors};
@@ -197,13 +199,12 @@ class BrowserModel(ModelPlugin):
         path = self.require_file()
         spec_path = path / "model.json" if path.is_dir() else path
         spec = json.loads(spec_path.read_text())
-        signature = (spec.get("signature") or {}).get("inputs") or {}
-        entry = next(iter(signature.values()), None)
-        if spec.get("format") != "graph-model" or entry is None:
-            raise SketchBenchError(str(spec_path), "not a TF.js graph model with an input signature",
-                                   "convert the model with tensorflowjs_converter (graph model)")
-        self.shape = [None if int(d["size"]) < 0 else int(d["size"]) for d in entry["tensorShape"]["dim"]]
-        self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
+        self.format = spec.get("format")
+        if self.format == "layers-model":  # TF.js rebuilds it in the page; a layer that would carry code is refused
+            refuse_code_layers(spec.get("modelTopology") or {}, f"model '{self.name}' ({spec_path})")
+        elif self.format != "graph-model" or not (spec.get("signature") or {}).get("inputs"):
+            raise SketchBenchError(str(spec_path), "not a TF.js graph model (with an input signature) or layers "
+                                   "model", "convert the model with tensorflowjs_converter")
         self.categories = (spec.get("userDefinedMetadata") or {}).get("categories") or self.sidecar_categories()
         self.spec_path = spec_path
         self._serve(spec_path.parent)
@@ -231,8 +232,9 @@ class BrowserModel(ModelPlugin):
             self.driver.set_script_timeout(300)
             self.driver.get(f"{self.url}/index.html")
             self.loading = self.driver.execute_async_script(
-                "window.sketch.load(arguments[0], arguments[1]).then(arguments[arguments.length - 1])"
-                ".catch(e => arguments[arguments.length - 1]({error: String(e)}))", self.backend, "/model/model.json")
+                "window.sketch.load(arguments[0], arguments[1], arguments[2]).then(arguments[arguments.length - 1])"
+                ".catch(e => arguments[arguments.length - 1]({error: String(e)}))", self.backend, "/model/model.json",
+                self.format)
         except WebDriverException as exc:
             raise SketchBenchError(f"model '{self.name}'", f"Chromium could not run the page "
                                    f"({str(exc.msg or exc).splitlines()[0][:160]})",
@@ -246,6 +248,11 @@ class BrowserModel(ModelPlugin):
                                    "enable WebGL/WASM in Chromium, or set allow_fallback = true to measure the "
                                    "fallback")
         self.device = f"browser:{self.loading['backend']}"
+        self.shape = [None if d is None or int(d) < 0 else int(d) for d in self.loading["input_shape"]]
+        if len(self.shape) != 4:
+            raise SketchBenchError(str(self.spec_path), f"input shape {self.shape} is not (N, H, W, C)",
+                                   "the model must take a batch of images")
+        self.input_format = "rgb" if self.shape[-1] == 3 else "grayscale"
         self.page_ms: dict[int, list[float]] = {}
         self.tensors: list[int] = []
         self._calibration_loaded, self._rounds_timed = False, 0
@@ -312,7 +319,7 @@ class BrowserModel(ModelPlugin):
         return ModelInfo(self.name, f"{self.runtime} ({self.loading['backend']})",
                          f"TF.js {self.loading.get('tfjs')}, {self.browser_version()}", self.input_format,
                          self.shape, self.categories, str(self.spec_path), size, None, self.device,
-                         extra={"renderer": self.loading.get("renderer"), "load_ms": {
+                         extra={"renderer": self.loading.get("renderer"), "format": self.format, "load_ms": {
                              k: self.loading.get(k) for k in ("backend_init_ms", "download_parse_ms",
                                                               "first_predict_ms")}})
 
