@@ -56,10 +56,11 @@ def calibration_report(probabilities: np.ndarray, labels: np.ndarray, seed: int 
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
-    from sklearn.calibration import calibration_curve
-
-    accuracy_in_bin, confidence_in_bin = calibration_curve(correct, confidence, n_bins=BINS, strategy="uniform")
-    counts = np.bincount(_bin_of(confidence), minlength=BINS)
+    which = _bin_of(confidence)  # the reliability diagram, as scikit-learn's calibration_curve (uniform) draws it
+    counts = np.bincount(which, minlength=BINS)
+    filled = counts > 0
+    accuracy_in_bin = np.bincount(which, correct, BINS)[filled] / counts[filled]
+    confidence_in_bin = np.bincount(which, confidence, BINS)[filled] / counts[filled]
     return Calibration(
         binning=f"{BINS} equal-width bins of the top-label confidence", n_samples=int(len(labels)),
         ece=float(point[0]), ece_ci95=[float(low[0]), float(high[0])],

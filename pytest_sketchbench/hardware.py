@@ -228,7 +228,7 @@ def machine_label(hardware: dict, profile: str | None) -> str:
 
 
 # -- provenance: what ran, at which commit --------------------------------------------------------------
-PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scikit-learn", "tensorflow",
+PACKAGES = ("pytest-sketchbench", "pytest", "pytest-benchmark", "numpy", "scipy", "tensorflow",
             "tensorflow-cpu", "keras", "onnxruntime", "torch", "google-genai", "pytest-xdist", "pytest-html")
 
 

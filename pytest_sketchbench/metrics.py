@@ -29,20 +29,41 @@ def top_k_accuracy(probabilities: np.ndarray, labels: np.ndarray, k: int) -> flo
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
-    """Rows = true category, columns = predicted category."""
-    from sklearn.metrics import confusion_matrix as sklearn_confusion  # scikit-learn loads when first used
+# scikit-learn's definitions (confusion_matrix, precision_recall_fscore_support with zero_division=0), computed with
+# numpy: importing scikit-learn costs 1.4 s in every run. tests/test_metrics.py holds them equal to scikit-learn's.
 
-    return sklearn_confusion(labels, predicted, labels=np.arange(n_classes))
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows = true category, columns = predicted category (a pair outside 0…n_classes−1 is not counted)."""
+    labels, predicted = np.asarray(labels, np.int64), np.asarray(predicted, np.int64)
+    inside = (labels >= 0) & (labels < n_classes) & (predicted >= 0) & (predicted < n_classes)
+    cells = labels[inside] * n_classes + predicted[inside]
+    return np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _counts(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
+    """Per class: right answers, answers given, drawings of it (an answer outside the classes still counts
+    against its drawing's class, as in scikit-learn)."""
+    labels, predicted = np.asarray(labels, np.int64), np.asarray(predicted, np.int64)
+
+    def per_class(values: np.ndarray) -> np.ndarray:
+        return np.bincount(values[(values >= 0) & (values < n_classes)], minlength=n_classes).astype(np.float64)
+
+    return per_class(labels[labels == predicted]), per_class(predicted), per_class(labels)
+
+
+def _precision_recall_f1(hits: np.ndarray, answered: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per class: precision, recall and F1, 0 where undefined (scikit-learn's zero_division=0)."""
+    zeros = np.zeros(len(hits))
+    precision = np.divide(hits, answered, out=zeros.copy(), where=answered > 0)
+    recall = np.divide(hits, support, out=zeros.copy(), where=support > 0)
+    both = precision + recall
+    return precision, recall, np.divide(2 * precision * recall, both, out=zeros.copy(), where=both > 0)
 
 
 def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict[str, CategoryAccuracy]:
     """Precision, recall (= the category's accuracy), F1 and support for each category."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=np.arange(len(categories)), zero_division=0
-    )
+    hits, answered, support = _counts(labels, predicted, len(categories))
+    precision, recall, f1 = _precision_recall_f1(hits, answered, support)
     return {
         name: CategoryAccuracy(precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]),
                                support=int(support[i]), accuracy=float(recall[i]))
@@ -52,15 +73,12 @@ def per_category(labels: np.ndarray, predicted: np.ndarray, categories: list[str
 
 def averaged_scores(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, float]:
     """Macro and micro precision / recall / F1."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    scores = {}
-    for average in ("macro", "micro"):
-        p, r, f, _ = precision_recall_fscore_support(
-            labels, predicted, labels=np.arange(n_classes), average=average, zero_division=0
-        )
-        scores.update({f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)})
-    return scores
+    counts = _counts(labels, predicted, n_classes)
+    precision, recall, f1 = _precision_recall_f1(*counts)
+    (micro_p,), (micro_r,), (micro_f1,) = _precision_recall_f1(*(np.array([c.sum()]) for c in counts))
+    return {"macro_precision": float(precision.mean()), "macro_recall": float(recall.mean()),
+            "macro_f1": float(f1.mean()), "micro_precision": float(micro_p), "micro_recall": float(micro_r),
+            "micro_f1": float(micro_f1)}
 
 
 def accuracy_report(probabilities: np.ndarray | None, predicted: np.ndarray, labels: np.ndarray,

@@ -3,7 +3,7 @@
 Everything here imports only the standard library, the config parser and the registry: the
 plugin calls it at session start in *every* pytest run of an environment that has the plugin,
 so usage errors (unknown model, malformed TOML) surface at once without paying for numpy,
-scikit-learn or a runtime. The measuring session (:mod:`.session`) is built only when a
+scipy or a runtime. The measuring session (:mod:`.session`) is built only when a
 collected test asks for a sketch fixture.
 """
 

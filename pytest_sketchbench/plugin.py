@@ -29,7 +29,7 @@ from pytest_sketchbench.options import (
 from pytest_sketchbench.progress import stage_progress
 from pytest_sketchbench.results import LatencyStats, Memory
 
-if TYPE_CHECKING:  # the measuring modules import numpy, scikit-learn, scipy: only when a sketch test runs
+if TYPE_CHECKING:  # the measuring modules import numpy and scipy: only when a sketch test runs
     from pytest_sketchbench.baseline_gates import BaselineGate
     from pytest_sketchbench.checks import ThresholdChecker
     from pytest_sketchbench.models.base import ModelPlugin
@@ -131,7 +131,7 @@ def _session(config: pytest.Config, create: bool = False) -> SketchSession | Non
     except SketchBenchError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = sketch
-    if config.pluginmanager.hasplugin("html"):
+    if config.pluginmanager.hasplugin("html") and config.getoption("htmlpath", None):  # charts cost a second
         from pytest_sketchbench.report.html_report import PytestHtmlHooks
 
         config.pluginmanager.register(PytestHtmlHooks(sketch), "sketchbench-html")

@@ -185,6 +185,9 @@ def test_missing_matplotlib_is_said_not_silent(monkeypatch):
     from pytest_sketchbench.report import charts, html_report
 
     monkeypatch.setattr(charts, "pyplot", lambda: None)
+    real_find_spec = charts.importlib.util.find_spec
+    monkeypatch.setattr(charts.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "matplotlib" else real_find_spec(name, *args))
     metadata = {"timestamp": "t", "test_samples": 1, "categories": ["cat"], "notes": []}
     page = html_report.standalone_html({"benchmark_metadata": metadata}, {})
     assert charts.MISSING_NOTE.replace("'", "&#x27;") in page

@@ -7,6 +7,7 @@ reports simply leave the pictures out.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 from typing import Any
 
@@ -64,8 +65,9 @@ MISSING_NOTE = "charts left out: matplotlib is not installed (pip install 'pytes
 
 
 def available() -> bool:
-    """Can charts be drawn? (The reports say so when they cannot, rather than leaving silent gaps.)"""
-    return pyplot() is not None
+    """Can charts be drawn? (The reports say so when they cannot, rather than leaving silent gaps.) Asked
+    without importing pyplot, which costs 0.7 s: a JSON-only report never draws."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def category_colour(value: float, limit: float | None) -> str:
