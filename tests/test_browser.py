@@ -102,6 +102,7 @@ def test_a_thousand_calls_leave_the_tensor_count_flat(browser_model, bundled):
     figures = plugin.extra_results()
     assert figures["in_page"]["1"]["calls"] == 1000
     assert figures["num_tensors_first"] == figures["num_tensors_last"], figures
+    assert figures["chromium_memory_mb"] > figures["tensor_bytes"] / 2**20 > 1  # the browser holds the weights
     low, high = figures["in_page"]["1"]["p50_ci_ms"]
     assert low <= figures["in_page"]["1"]["p50_ms"] <= high, figures
     model_s, calibration_s = plugin.time_beside_calibration(prepared, 60)  # the TF.js network, in the same page

@@ -301,9 +301,30 @@ class BrowserModel(ModelPlugin):
         self.tensors.append(int(times["num_tensors"]))
         return [ms / 1e3 for ms in times["model"]], [ms / 1e3 for ms in times["calibration"]]
 
+    def chromium_memory_mb(self) -> float | None:
+        """Memory of Chromium's processes (browser, renderer, GPU, utilities: everything its driver started), where
+        the model's tensors live; the summary's "mem" is this Python process. Proportional set size where Linux
+        gives it (pages shared between the processes counted once in all), else resident size, which counts them
+        in each."""
+        import psutil
+
+        process = getattr(getattr(getattr(self, "driver", None), "service", None), "process", None)
+        if process is None:
+            return None
+        total = 0
+        try:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                try:
+                    total += getattr(child.memory_full_info(), "pss", None) or child.memory_info().rss
+                except psutil.Error:
+                    continue
+        except psutil.Error:
+            return None
+        return total / 2**20
+
     def extra_results(self) -> dict:
-        """Load split, first call, the in-page time per call by batch size, the ratio to the calibration network
-        in the page, and tensor counts (leaks)."""
+        """Load split, first call, the in-page time per call by batch size, tensor counts (leaks), and the memory of
+        Chromium's processes now."""
         by_batch = {str(size): in_page_figures(ms) for size, ms in sorted(self.page_ms.items())}
         load = {key: self.loading.get(key) for key in ("backend_init_ms", "download_parse_ms", "first_predict_ms")}
         return {"browser": self.browser_version(), "backend": self.loading["backend"],
@@ -312,7 +333,8 @@ class BrowserModel(ModelPlugin):
                 "wasm_threads": self.loading.get("threads"), "load_ms": load, "in_page": by_batch,
                 "num_tensors_first": self.tensors[0] if self.tensors else None,
                 "num_tensors_last": self.tensors[-1] if self.tensors else None,
-                "tensor_bytes": getattr(self, "tensor_bytes", None)}  # tf.memory().numBytes after the last call
+                "tensor_bytes": getattr(self, "tensor_bytes", None),  # tf.memory().numBytes after the last call
+                "chromium_memory_mb": self.chromium_memory_mb()}
 
     def describe(self) -> ModelInfo:
         size = sum(f.stat().st_size for f in self.spec_path.parent.iterdir() if f.is_file())

@@ -226,6 +226,10 @@ def browser_text(record: ModelResult) -> str | None:
         size, timed = min(in_page.items(), key=lambda item: int(item[0]))
         text += (f"; in-page p50 {_with_interval(timed, 'p50')}, p99 {_with_interval(timed, 'p99')} per call of "
                  f"{size} ({timed['calls']:,} calls)")
+    if browser.get("chromium_memory_mb") is not None:
+        tensors = browser.get("tensor_bytes")
+        text += f"; Chromium's processes {browser['chromium_memory_mb']:.0f} MB" + (
+            f" (TF.js tensors {tensors / 2**20:.1f} MB)" if tensors is not None else "")
     ratio = record.relative_speed.get(("calibration", 1))
     if ratio and ratio.get("timed_in"):
         text += (f"; {ratio['ratio']:.2f}× the calibration network in the same page ({percent(ratio['confidence'])} "
