@@ -54,8 +54,8 @@ def busy_seconds() -> float | None:
 
 def own_cpu_times() -> dict[tuple[int, float], float] | None:
     """CPU seconds of this process and of every process it started (a browser, a worker), by (pid, start time);
-    this process's entry includes the children it already reaped. The run's own work: competing with itself is
-    not a neighbour's load."""
+    each entry includes the children that process already reaped (a renderer that ended, reaped by Chromium's
+    zygote). The run's own work: competing with itself is not a neighbour's load."""
     try:
         import psutil
     except ImportError:
@@ -69,8 +69,8 @@ def own_cpu_times() -> dict[tuple[int, float], float] | None:
     for process in processes:
         try:
             cpu = process.cpu_times()
-            times[(process.pid, process.create_time())] = cpu.user + cpu.system + (
-                cpu.children_user + cpu.children_system if process is me else 0.0)
+            times[(process.pid, process.create_time())] = cpu.user + cpu.system + cpu.children_user \
+                + cpu.children_system
         except psutil.Error:  # gone in between: its time reaches its parent's children_* once reaped
             continue
     return times

@@ -149,7 +149,6 @@ class SideBySide:
         """The ratio to the calibration network timed inside the model's own runtime (a browser page), where a
         call from here would time the crossing too: the same stopping rule, on the runtime's wall clock."""
         prepared = plugin.prepare(self.core.drawings(batch_size))
-        plugin.infer(prepared)  # warm: the first call at a new shape compiles
         model_s: list[float] = []
         calibration_s: list[float] = []
         host = self.core.audit.now()
@@ -161,8 +160,8 @@ class SideBySide:
             host.update(self.core.audit.now())
             return model_s, calibration_s
 
-        first = int(np.clip(self.core.options.latency_budget_s / max(float(np.median(
-            plugin.time_beside_calibration(prepared, 5)[0])), 1e-4) / 2, 50, 400))
+        warm = plugin.time_beside_calibration(prepared, 5)[0]  # also the warm-up: a new shape compiles first
+        first = int(np.clip(self.core.options.latency_budget_s / max(float(np.median(warm)), 1e-4) / 2, 50, 400))
         result, look, rounds = sequential_ratio(more, first, bounds, lambda: 10 if host["unfit"] else 50)
         result.update(calls_per_side=result["rounds"], rounds=rounds, block=1, looks=look, bounds=list(bounds),
                       decided=decided(result, bounds), clock="wall", load_average=host["load_average"],
