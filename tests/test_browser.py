@@ -41,6 +41,7 @@ def browser_model():
 
 def test_mobilenet_in_chromium_gives_tensorflows_answers(browser_model, tmp_path):
     browser_model(backend="wasm").release()  # skips here without a browser, TF.js or selenium
+    pytest.importorskip("tensorflow", reason="the answers compared with are TensorFlow's ('.[keras]')")
     config = tmp_path / "t.toml"
     config.write_text(textwrap.dedent("""
         [mobilenet-wasm]
@@ -61,6 +62,7 @@ def test_a_published_layers_model_in_chromium_gives_tf_keras_answers(browser_mod
     """The published Keras 2.2.4-era TF.js layers model (tests/data/wild) through tf.loadLayersModel in the page,
     against the same file rebuilt by tf-keras in Python."""
     browser_model(backend="wasm").release()  # skips here without a browser, TF.js or selenium
+    pytest.importorskip("tf_keras", reason="the answers compared with are tf-keras's ('.[keras]')")
     folder = REPO / "tests" / "data" / "wild" / "doodlejs"
     config = tmp_path / "t.toml"
     config.write_text(textwrap.dedent(f"""
