@@ -8,7 +8,7 @@ from conftest import REPO
 
 PACKAGE = REPO / "pytest_sketchbench"
 LAYERS = [  # top to bottom
-    {"plugin", "parallel", "cli", "history_cli", "bisect_cli", "__init__"},
+    {"plugin", "fixtures", "parallel", "cli", "history_cli", "bisect_cli", "__init__"},
     {"report"},
     {"session", "side_by_side", "diagnostics", "load_runs", "session_core"},
     {"measure", "checks", "baseline", "baseline_gates", "loadgen", "load_errors", "compliance", "profiling",
@@ -50,7 +50,7 @@ def test_the_readme_names_every_fixture_and_every_threshold_check():
     import re
 
     readme = (REPO / "README.md").read_text()
-    plugin = (PACKAGE / "plugin.py").read_text()
+    plugin = (PACKAGE / "fixtures.py").read_text()
     fixtures = set(re.findall(r"^def (sketch_\w+)\(", plugin, re.M)) | {"sketch_batch_size"}
     checks = set(re.findall(r"^    def (check_\w+)\(", (PACKAGE / "checks.py").read_text(), re.M)) - {"check_ratio"}
     missing = sorted(name for name in fixtures | checks if f"`{name}`" not in readme)
