@@ -33,22 +33,26 @@ def _read(path: str | Path) -> str | None:
         return None
 
 
-def cpu_jiffies() -> tuple[int, int] | None:
-    """(all CPU time, steal time) since boot from /proc/stat's first line, in clock ticks."""
+def _cpu_ticks() -> list[int] | None:
+    """/proc/stat's first line: user nice system idle iowait irq softirq steal …, in clock ticks since boot."""
     text = _read("/proc/stat")
-    if not text:
+    return [int(v) for v in text.splitlines()[0].split()[1:]] if text else None
+
+
+def cpu_jiffies() -> tuple[int, int] | None:
+    """(all CPU time, steal time) since boot, in clock ticks."""
+    fields = _cpu_ticks()
+    if fields is None:
         return None
-    fields = [int(v) for v in text.splitlines()[0].split()[1:]]
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
     return total, fields[7] if len(fields) > 7 else 0
 
 
 def busy_seconds() -> float | None:
     """CPU time every process on the host has used since boot (user, nice, system, irq, softirq), in seconds."""
-    text = _read("/proc/stat")
-    if not text:
+    fields = _cpu_ticks()
+    if fields is None:
         return None
-    fields = [int(v) for v in text.splitlines()[0].split()[1:]]
     return (sum(fields[:3]) + sum(fields[5:7])) / os.sysconf("SC_CLK_TCK")
 
 
