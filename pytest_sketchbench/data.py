@@ -94,8 +94,9 @@ def load_dataset(path: str | Path, categories_path: str | Path | None = None, pe
 
 
 def read_category_file(path: Path, text_lines: bool = False) -> list[str]:
-    """A category list: JSON (a list, or ``{"categories": [...]}``); with ``text_lines``, a file not named
-    ``.json`` holds one name per line (a model's ``class_names.txt``)."""
+    """A category list: JSON (a list, ``{"categories": [...]}``, or a published model's index → name map
+    ``{"0": "bed", "1": "bread", …}``); with ``text_lines``, a file not named ``.json`` holds one name per
+    line (a model's ``class_names.txt``)."""
     if text_lines and path.suffix.lower() != ".json" and path.is_file():
         return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
                 if line.strip()]
@@ -106,11 +107,19 @@ def read_category_file(path: Path, text_lines: bool = False) -> list[str]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SketchBenchError(str(path), f"not valid JSON ({exc})", "write a JSON list of category names") from None
     if isinstance(value, dict):
-        value = value.get("categories")
+        value = value.get("categories", _indexed_names(value))
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SketchBenchError(str(path), "expected a JSON list of category names",
                                'e.g. ["cat", "dog"] (label index = position)')
     return value
+
+
+def _indexed_names(mapping: dict) -> list | None:
+    """``{"0": "bed", "1": "bread"}`` as a list, when its keys are exactly the indices 0…n-1 (else None)."""
+    if not mapping or not all(isinstance(key, str) and key.isascii() and key.isdigit() for key in mapping):
+        return None
+    order = sorted(mapping, key=int)
+    return [mapping[key] for key in order] if [int(key) for key in order] == list(range(len(order))) else None
 
 
 def _load_npz(path: Path, categories: list[str] | None) -> Dataset:

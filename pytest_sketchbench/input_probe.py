@@ -18,12 +18,14 @@ from pytest_sketchbench.data import Dataset, subsample
 from pytest_sketchbench.measure import classify
 from pytest_sketchbench.metrics import confusion_matrix
 
-NEAR_CHANCE = 2.0  # an accuracy below twice chance (1 / categories) triggers the probe
+NEAR_CHANCE = 2.0  # an accuracy below twice chance (1 / categories) triggers the probe …
 PROBE_DRAWINGS = 200
 
 
 def near_chance(accuracy: float, n_categories: int) -> bool:
-    return accuracy < NEAR_CHANCE / n_categories
+    """… and, with few categories (where twice chance is 1.0), only one closer to chance than to perfect."""
+    chance = 1 / n_categories
+    return accuracy < min(NEAR_CHANCE * chance, (1 + chance) / 2)
 
 
 def probe_contracts(plugin, dataset: Dataset, columns: np.ndarray | None, accuracy: float) -> dict:

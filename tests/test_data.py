@@ -373,3 +373,30 @@ def test_a_data_path_or_categories_file_that_is_a_pipe_is_refused_not_read(tmp_p
         load_dataset(BUNDLED, categories_path=fifo)
     with pytest.raises(SketchBenchError, match="missing.json: categories file not found"):  # not called a pipe
         load_dataset(BUNDLED, categories_path=tmp_path / "missing.json")
+
+
+@given(st.lists(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12),
+                min_size=1, max_size=40))
+def test_an_index_to_name_labels_file_reads_in_index_order(tmp_path_factory, names):
+    """A published model's ``{"0": "bed", "1": "bread", …}`` (written from ``enumerate``) is its class order,
+    whatever order the keys come in; keys that are not exactly 0…n-1 are refused, not guessed."""
+    from pytest_sketchbench.data import read_category_file
+
+    path = tmp_path_factory.mktemp("labels") / "labels.json"
+    shuffled = dict(reversed(list(enumerate(names))))
+    path.write_text(json.dumps({str(k): v for k, v in shuffled.items()}))
+    assert read_category_file(path) == names
+    path.write_text(json.dumps({str(k + 1): v for k, v in enumerate(names)}))  # 1-based: not an index map
+    with pytest.raises(SketchBenchError, match="expected a JSON list of category names"):
+        read_category_file(path)
+
+
+@given(st.integers(2, 400))
+def test_near_chance_means_closer_to_chance_than_to_perfect(n):
+    """Chance-level accuracy always triggers the input probe; an accuracy nearer 1 than chance never does (with
+    two categories "twice chance" is 1.0, which flagged a 0.997 model)."""
+    from pytest_sketchbench.input_probe import near_chance
+
+    assert near_chance(1 / n, n)
+    assert not near_chance((1 + 1 / n) / 2, n)
+    assert near_chance(1.9 / n, n) == (1.9 / n < (1 + 1 / n) / 2)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_sketchbench.input_probe import diagnosis_text
 from pytest_sketchbench.metrics import cost_per_1000
 from pytest_sketchbench.report.pairwise import category_by_model, model_pairs, tied_with_best
 from pytest_sketchbench.results import Accuracy, ModelResult
@@ -54,6 +55,14 @@ def calibration_text(record: ModelResult) -> str | None:
     return (f"calibration: ECE {figures.ece:.3f} (95% CI {figures.ece_ci95[0]:.3f}–{figures.ece_ci95[1]:.3f}; "
             f"{figures.binning}), NLL {figures.nll:.3f}, Brier {figures.brier:.3f}, mean confidence "
             f"{figures.mean_confidence:.3f} vs accuracy {accuracy.accuracy:.3f}")
+
+
+def near_chance_text(record: ModelResult) -> str | None:
+    """'accuracy 0.099 ≈ chance (1/11): no ink polarity or value range helped …': the input probe's finding,
+    shown for every model that scored near chance, gated or only measured."""
+    if record.input_diagnosis is None or record.accuracy is None:
+        return None
+    return f"accuracy {record.accuracy.accuracy:.3f}{diagnosis_text(record.model, record.input_diagnosis)}"
 
 
 def rebuilt_text(record: ModelResult) -> str | None:
@@ -297,7 +306,8 @@ def profile_text(record: ModelResult) -> str | None:
 
 def detail_lines(record: ModelResult, verbose: bool = False) -> list[str]:
     """The per-model lines beside the summary row, shared by the terminal, the HTML and ``summary.md``."""
-    lines = [rebuilt_text(record), category_mapping_text(record), calibration_text(record), end_to_end_text(record),
+    lines = [near_chance_text(record), rebuilt_text(record), category_mapping_text(record), calibration_text(record),
+             end_to_end_text(record),
              api_text(record),
              served_text(record), browser_text(record),
              *loadgen_texts(record), *parity_texts(record),
