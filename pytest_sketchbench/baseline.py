@@ -28,7 +28,7 @@ import numpy as np
 
 from pytest_sketchbench.codec import baseline_entry, baseline_models_in, baseline_models_out
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.results import BaselineEntry, Memory
+from pytest_sketchbench.results import BaselineEntry, BaselineRow, CategoryChange, Memory
 from pytest_sketchbench.stats import mcnemar_exact
 
 FORMAT = "sketchbench-baseline/1"
@@ -221,35 +221,26 @@ class BaselineComparison:
                                    f"({saved['n_samples']:,} drawings, fingerprint {saved['fingerprint']})",
                                    "use the same --sketch-data/--sketch-samples-per-category, or save a new baseline")
 
-    def accuracy(self, labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict:
+    def accuracy_row(self, labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> BaselineRow:
+        """McNemar on the paired per-drawing outcomes, with the drawings lost and gained, and the categories
+        whose own change is significant."""
         entry = self._entry()
         before = np.asarray(entry.predicted) == labels
         now = np.asarray(predicted) == labels
         result = mcnemar_exact(before, now)
-        verdict = accuracy_verdict(result, self.settings["accuracy_margin"], self.settings["alpha"])
         per_category = []
         for index, category in enumerate(categories):
             rows = labels == index
             change = mcnemar_exact(before[rows], now[rows])
             if change["p_value"] < self.settings["category_alpha"]:
-                per_category.append({"category": category, "change": change["change"],
-                                     "p_value": change["p_value"], "lost": change["lost"], "gained": change["gained"]})
-        return {"model": self.model, "metric": "accuracy", "baseline": f"{result['baseline_accuracy']:.4f}",
-                "current": f"{result['current_accuracy']:.4f}", "change": f"{result['change']:+.4f}",
-                "p_value": f"{result['p_value']:.2g}", "p_test": "McNemar exact, two-sided", "verdict": verdict,
-                "detail": result, "significant_categories": per_category}
+                per_category.append(CategoryChange(category, change["change"], change["p_value"]))
+        return BaselineRow(self.model, "accuracy", "accuracy", result["baseline_accuracy"], result["current_accuracy"],
+                           result["change"], accuracy_verdict(result, self.settings["accuracy_margin"],
+                                                              self.settings["alpha"]),
+                           p_value=result["p_value"], p_test="McNemar exact, two-sided", lost=result["lost"],
+                           gained=result["gained"], significant_categories=per_category)
 
-    def accuracy_row(self, labels: np.ndarray, predicted: np.ndarray, categories: list[str]) -> dict:
-        """The accuracy row as reports show it: the change with the drawings lost and gained, and the
-        categories whose own change is significant."""
-        row = self.accuracy(labels, predicted, categories)
-        detail = row["detail"]
-        row["change"] = f"{row['change']}, {detail['lost']} drawings lost, {detail['gained']} gained"
-        row["categories"] = "; ".join(f"{c['category']} {c['change']:+.3f} (p={c['p_value']:.2g})"
-                                      for c in row.pop("significant_categories"))
-        return row
-
-    def memory_row(self, memory: Memory, context: list[str] | None) -> tuple[dict | None, str | None]:
+    def memory_row(self, memory: Memory, context: list[str] | None) -> tuple[BaselineRow | None, str | None]:
         """(row, None), or (None, why not compared): RSS growth depends on what the process ran before
         (measured: onnx +110 MB after TensorFlow, +143 MB alone), so only the same load order compares."""
         entry = self._entry()
@@ -261,7 +252,7 @@ class BaselineComparison:
         return self.margin("peak memory growth (MB)", entry.peak_growth_mb, memory.peak_growth_mb,
                            self.settings["memory_margin"], self.settings["memory_floor_mb"]), None
 
-    def size_row(self, current_bytes: int | None) -> dict | None:
+    def size_row(self, current_bytes: int | None) -> BaselineRow | None:
         saved = self._entry().model_size_bytes
         return self.margin("model size (MB)", None if saved is None else saved / 1e6,
                            None if current_bytes is None else current_bytes / 1e6, self.settings["size_margin"])
@@ -278,26 +269,22 @@ class BaselineComparison:
             return f"{before} vs this run's {now}"
         return None
 
-    def latency(self, batch_size: int, samples_s: list[float]) -> dict | None:
+    def latency(self, batch_size: int, samples_s: list[float]) -> BaselineRow | None:
         saved = self._entry().latency_samples_s.get(batch_size)
         if not saved:
             return None
         result = latency_shift(saved, samples_s)
-        verdict = latency_verdict(result, self.settings["latency_max_ratio"], self.settings["alpha"])
-        return {"model": self.model, "metric": f"p50 latency @{batch_size} (ms)",
-                "baseline": f"{result['baseline_median_ms']:.3f}", "current": f"{result['current_median_ms']:.3f}",
-                "change": f"×{result['ratio']:.3f}", "p_value": f"{deciding_p(result)[0]:.2g}",
-                "p_test": deciding_p(result)[1], "verdict": verdict,
-                "detail": result}
+        p_value, p_test = deciding_p(result)
+        return BaselineRow(self.model, f"p50 latency @{batch_size} (ms)", "latency", result["baseline_median_ms"],
+                           result["current_median_ms"], result["ratio"],
+                           latency_verdict(result, self.settings["latency_max_ratio"], self.settings["alpha"]),
+                           p_value=p_value, p_test=p_test)
 
     def margin(self, metric: str, baseline_value: float | None, current: float | None, margin: float,
-               floor: float = 0.0) -> dict | None:
+               floor: float = 0.0) -> BaselineRow | None:
         """Plain margin; ``floor`` is the smallest absolute change that counts (RSS noise for memory)."""
         if baseline_value is None or current is None:
             return None
-        limit = baseline_value * (1 + margin)
-        verdict = ("regression" if current > limit and current - baseline_value > floor else
+        verdict = ("regression" if current > baseline_value * (1 + margin) and current - baseline_value > floor else
                    "improvement" if current < baseline_value * (1 - margin) else "no significant change")
-        return {"model": self.model, "metric": metric, "baseline": f"{baseline_value:.2f}", "current": f"{current:.2f}",
-                "change": f"{current - baseline_value:+.2f}", "p_value": None, "verdict": verdict,
-                "detail": {"limit": limit, "margin": margin}}
+        return BaselineRow(self.model, metric, "margin", baseline_value, current, current - baseline_value, verdict)

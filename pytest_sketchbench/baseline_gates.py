@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_sketchbench.checks import apply_inconclusive_policy, ratio_evidence, status_of
-from pytest_sketchbench.results import Memory, ModelResult, Verdict
+from pytest_sketchbench.results import BaselineRow, Memory, ModelResult, Verdict
 from pytest_sketchbench.stats import percent
 
 
@@ -19,17 +19,18 @@ class BaselineGate:
         self.test_id = test_id
         self.gate = set(comparison.settings["gate"])
 
-    def _conclude(self, row: dict | None, gate_name: str, what: str) -> None:
+    def _conclude(self, row: BaselineRow | None, gate_name: str, what: str) -> None:
         if row is None:
             pytest.skip(f"{self.comparison.model}: the baseline has no {what}")
-        row["test"] = self.test_id
-        self.record.baseline_rows.append({k: v for k, v in row.items() if k != "detail"})
-        if row["verdict"] == "regression" and gate_name in self.gate:
-            p_value = f", p = {row['p_value']}" if row.get("p_value") else ""
-            categories = f"; significant per-category changes: {row['categories']}" if row.get("categories") else ""
-            pytest.fail(f"{self.comparison.model} {row['metric']} regressed: {row['baseline']} → {row['current']} "
-                        f"({row['change']}{p_value}) against baseline {self.comparison.path}{categories}",
-                        pytrace=False)
+        row.test = self.test_id
+        self.record.baseline_rows.append(row)
+        if row.verdict == "regression" and gate_name in self.gate:
+            baseline, current, change, p_value = row.cells()
+            p_value = f", p = {p_value}" if p_value else ""
+            categories = (f"; significant per-category changes: {row.categories_text()}"
+                          if row.significant_categories else "")
+            pytest.fail(f"{self.comparison.model} {row.metric} regressed: {baseline} → {current} "
+                        f"({change}{p_value}) against baseline {self.comparison.path}{categories}", pytrace=False)
 
     def check_accuracy(self, predictions) -> None:
         row = self.comparison.accuracy_row(predictions.labels, predictions.predicted, predictions.categories)
@@ -66,12 +67,10 @@ def check_ab_latency(model: str, result: dict, max_ratio: float, record: ModelRe
         "inconclusive" if low <= max_ratio < high or (low > max_ratio and noisy_wall_clock) else \
         "regression" if low > max_ratio else \
         "no significant change" if low <= 1 <= high else "significant, within tolerance"
-    row = {"model": model, "metric": f"p50 latency @{result['batch_size']} (ms), same run",
-           "baseline": f"{result['reference_p50_ms']:.3f}", "current": f"{result['model_p50_ms']:.3f}",
-           "change": f"×{result['ratio']:.3f} ({percent(result.get('confidence', 0.95))} CI {low:.3f}–{high:.3f})",
-           "p_value": None, "p_test": f"sequential paired bootstrap ({ratio_evidence(result, model, 'baseline file')})",
-           "verdict": verdict,
-           "test": test_id}
+    row = BaselineRow(model, f"p50 latency @{result['batch_size']} (ms), same run", "same-run latency",
+                      result["reference_p50_ms"], result["model_p50_ms"], result["ratio"], verdict,
+                      p_test=f"sequential paired bootstrap ({ratio_evidence(result, model, 'baseline file')})",
+                      ci=(low, high), confidence=result.get("confidence", 0.95), test=test_id)
     record.baseline_rows.append(row)
     message = (f"{model} {result.get('statistic', 'p50')} ratio to its baseline file {result['ratio']:.3g}× "
                f"({percent(result.get('confidence', 0.95))} CI {low:.3g}–{high:.3g}) "

@@ -116,6 +116,7 @@ def _summarise(records: dict, problems: list[str], title: str, speed: list[dict]
 
 
 def compare(args) -> int:
+    from pytest_sketchbench.codec import FORMAT_VERSION, baseline_rows_out
     from pytest_sketchbench.report.run_comparison import compare_reports
 
     settings = {}
@@ -127,36 +128,36 @@ def compare(args) -> int:
     print(f"[baseline] settings from {config or 'the defaults (no --config, no ./thresholds.toml)'}")
     rows = compare_reports((args.base, read_report(args.base)), (args.new, read_report(args.new)), settings)
     for row in rows:
-        p_value = f", p={row['p_value']} ({row.get('p_test', 'test')})" if row.get("p_value") else ""
-        print(f"  {row['model']:<12} {row['metric']:<26} {row['baseline']} → {row['current']} "
-              f"({row['change']}{p_value}): {row['verdict']}" + (" [gated]" if row.get("gated") else ""))
-    regressions = [r for r in rows if r["verdict"] == "regression" and r.get("gated")]
-    vanished = [r for r in rows if r["verdict"] == "missing"]
+        print(f"  {row.line()}" + (" [gated]" if row.gated else ""))
+    regressions = [row for row in rows if row.verdict == "regression" and row.gated]
+    vanished = [row for row in rows if row.verdict == "missing"]
     if args.json:
         from pytest_sketchbench.files import StagedFiles, check_output_paths
 
         check_output_paths({"--json": args.json})
         files = StagedFiles()
-        files.add(args.json, json.dumps({"baseline": args.base, "current": args.new, "rows": rows,
-                                         "regressions": sum(r["verdict"] == "regression" for r in rows),
+        files.add(args.json, json.dumps({"format_version": FORMAT_VERSION, "baseline": args.base, "current": args.new,
+                                         "rows": baseline_rows_out(rows),
+                                         "regressions": sum(row.verdict == "regression" for row in rows),
                                          "missing": len(vanished)}, indent=1))
         print(f"written: {files.commit()[0]}")
     for row in vanished:
-        print(f"error: {row['model']} {row['change']} (measured in {args.base})")
+        print(f"error: {row.model} {row.change} (measured in {args.base})")
     print(f"{len(regressions)} gated regression(s), {len(vanished)} model(s) missing or not measured "
           f"against {args.base}")
     return 1 if regressions or vanished else 0
 
 
 def report(args) -> int:
-    from pytest_sketchbench.codec import record_from_result
+    from pytest_sketchbench.codec import baseline_rows_in, baseline_rows_out, record_from_result
 
     source = read_report(args.run)
     records = {name: record_from_result(name, result) for name, result in source["model_results"].items()}
     metadata = dict(source["benchmark_metadata"])
     rendered = _assemble(metadata, records)
-    if source.get("comparison_to_baseline"):
-        rendered["comparison_to_baseline"] = source["comparison_to_baseline"]
+    if source.get("comparison_to_baseline"):  # rows of an older format come back as numbers
+        compared = source["comparison_to_baseline"]
+        rendered["comparison_to_baseline"] = {**compared, "rows": baseline_rows_out(baseline_rows_in(compared["rows"]))}
     for path in write_outputs(rendered, records, args):
         print(f"written: {path}")
     return _summarise(records, [], f"{args.run}: {len(records)} model(s)", None,

@@ -5,22 +5,25 @@ In memory a result is a :class:`~pytest_sketchbench.results.ModelResult`: timing
 side-by-side ratios by ``(reference, batch size)``. JSON keys are text (``"32"``, ``"calibration@1"``), so every
 way out goes through :func:`to_wire` or :func:`model_result` and every way back in through :func:`from_wire`,
 :func:`record_from_result` or :func:`samples_by_batch`. The JSON report carries ``format_version``; a file without
-one was written before the field existed (version 1, the same layout) and reads as it is; a newer version is
-refused in one line.
+one was written before the field existed (version 1), and the baseline rows of versions 1 and 2 (text) are read
+back into numbers; a newer version is refused in one line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any, TypeVar
 
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.results import (
     Accuracy,
     BaselineEntry,
+    BaselineRow,
     Calibration,
     CategoryAccuracy,
+    CategoryChange,
     Disagreement,
     LatencyStats,
     Memory,
@@ -29,7 +32,9 @@ from pytest_sketchbench.results import (
     Verdict,
 )
 
-FORMAT_VERSION = 2  # 2: format_version and the model files' sha256 recorded; 1: before (same layout otherwise)
+# 3: baseline comparison rows hold numbers (BaselineRow); 2: format_version and the model files' sha256 recorded, the
+# rows pre-formatted text (read and converted by baseline_row_of); 1: before (the layout of 2 otherwise)
+FORMAT_VERSION = 3
 
 # attribute (or a plugin's extras key) → JSON key, in the order the JSON lists them (an attribute missing here is
 # not reported); the same table reads a JSON report back (``sketchbench report`` / ``merge`` / ``compare``)
@@ -135,6 +140,7 @@ def _from_attributes(data: dict[str, Any]) -> ModelResult:
     typed["relative_speed"] = speed_keys_in(data.get("relative_speed"))
     typed["extras"] = {key: data[key] for key in EXTRAS if data.get(key) is not None}
     typed["verdicts"] = [verdict_of(v) for v in data.get("verdicts") or []]
+    typed["baseline_rows"] = baseline_rows_in(data.get("baseline_rows"))
     typed["parity"] = {other: parity_of(p) for other, p in (data.get("parity") or {}).items()}
     if data.get("accuracy"):
         typed["accuracy"] = accuracy_of(data["accuracy"])
@@ -142,6 +148,63 @@ def _from_attributes(data: dict[str, Any]) -> ModelResult:
         typed["memory"] = _part(Memory, data["memory"])
     typed.pop("merged_from", None)  # a merge's provenance stays in the merging process
     return ModelResult(**typed)
+
+
+def baseline_rows_out(rows: list[BaselineRow]) -> list[dict[str, Any]]:
+    """Baseline comparison rows as the JSON report, ``sketchbench compare --json`` and the wire carry them."""
+    return [_plain(row) for row in rows]
+
+
+def baseline_rows_in(rows: list[dict[str, Any]] | None) -> list[BaselineRow]:
+    """The inverse of :func:`baseline_rows_out`; rows written before format 3 are converted."""
+    return [baseline_row_of(row) for row in rows or []]
+
+
+def baseline_row_of(data: dict[str, Any]) -> BaselineRow:
+    """One row; a row without ``kind`` was written as text by format 1 or 2 and is read back into numbers."""
+    if "kind" not in data:
+        return _legacy_row(data)
+    return _part(BaselineRow, data, ci=tuple(data["ci"]) if data.get("ci") else None,
+                 significant_categories=[_part(CategoryChange, c) for c in data.get("significant_categories", [])])
+
+
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+def _number(text: Any) -> float | None:
+    found = re.search(NUMBER, str(text)) if text is not None else None
+    return float(found.group()) if found else None
+
+
+def _legacy_kind(metric: str) -> str:
+    if metric == "accuracy":
+        return "accuracy"
+    if metric.startswith("p50 latency"):
+        return "same-run latency" if metric.endswith("same run") else "latency"
+    return "margin" if metric in ("peak memory growth (MB)", "model size (MB)") else "text"
+
+
+def _legacy_row(data: dict[str, Any]) -> BaselineRow:
+    """A format 1/2 row (``"baseline": "0.9080"``, ``"change": "-0.0030, 3 drawings lost, 1 gained"``, …)."""
+    kind = _legacy_kind(str(data.get("metric", "")))
+    numeric = kind != "text"
+    change = data.get("change")
+    row = BaselineRow(str(data.get("model")), str(data.get("metric")), kind,
+                      _number(data.get("baseline")) if numeric else data.get("baseline"),
+                      _number(data.get("current")) if numeric else data.get("current"),
+                      _number(change) if numeric else change, str(data.get("verdict")),
+                      p_value=_number(data.get("p_value")), p_test=data.get("p_test"), test=data.get("test"),
+                      gated=data.get("gated"))
+    text = str(change or "")
+    if (lost := re.search(r"(\d+) drawings lost, (\d+) gained", text)) is not None:
+        row.lost, row.gained = int(lost.group(1)), int(lost.group(2))
+    if (interval := re.search(rf"\(({NUMBER})% CI ({NUMBER})–({NUMBER})\)", text)) is not None:
+        row.confidence = float(interval.group(1)) / 100
+        row.ci = (float(interval.group(2)), float(interval.group(3)))
+    row.significant_categories = [
+        CategoryChange(name, float(value), float(p_value)) for name, value, p_value in
+        re.findall(rf"(.+?) ({NUMBER}) \(p=({NUMBER})\)(?:; |$)", str(data.get("categories") or ""))]
+    return row
 
 
 def to_wire(record: ModelResult) -> dict[str, Any]:
@@ -221,7 +284,8 @@ def baseline_models_in(models: Any) -> dict[str, BaselineEntry]:
 
 
 def check_report_version(path: str, report: dict[str, Any]) -> None:
-    """A JSON report this version can read: version 1 (no field) or 2; a newer one is refused in one line."""
+    """A JSON report this version can read: version 1 (no field) to :data:`FORMAT_VERSION`; a newer one is refused
+    in one line."""
     version = report.get("format_version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
         raise SketchBenchError(path, f"is a JSON report of format version {version!r}; this version reads 1 to "

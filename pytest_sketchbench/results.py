@@ -151,6 +151,73 @@ class MergedFrom:
 
 
 @dataclass
+class CategoryChange:
+    """A category whose own accuracy changed significantly against the baseline (McNemar, per category)."""
+
+    category: str
+    change: float
+    p_value: float
+
+
+# how a row's change reads (and its figures' decimals): current − baseline, current / baseline, or text as it is
+ROW_KINDS = {"accuracy": 4, "latency": 3, "same-run latency": 3, "margin": 2, "text": 0}
+
+
+@dataclass
+class BaselineRow:
+    """One figure compared with a baseline, in numbers; :meth:`cells` is the one way every report shows it.
+
+    ``change`` is ``current − baseline`` (kinds ``accuracy`` and ``margin``) or ``current / baseline``
+    (``latency``, and ``same-run latency`` with its interval ``ci`` at ``confidence``); kind ``text`` rows (a model
+    that vanished, another model file under the same name) hold words."""
+
+    model: str
+    metric: str
+    kind: str  # one of ROW_KINDS
+    baseline: float | str | None
+    current: float | str | None
+    change: float | str | None
+    verdict: str
+    p_value: float | None = None
+    p_test: str | None = None
+    ci: tuple[float, float] | None = None
+    confidence: float | None = None
+    lost: int | None = None  # drawings right in the baseline, wrong now (accuracy)
+    gained: int | None = None
+    significant_categories: list[CategoryChange] = field(default_factory=list)
+    test: str | None = None
+    gated: bool | None = None  # ``sketchbench compare``: whether the metric is in the gate list
+
+    def _figure(self, value: float | str | None) -> str:
+        return "—" if value is None else value if isinstance(value, str) else f"{value:.{ROW_KINDS[self.kind]}f}"
+
+    def cells(self) -> tuple[str, str, str, str]:
+        """(baseline, current, change, p-value) as text: 0.9080, 0.9050, -0.0030, 3 drawings lost, 1 gained, 0.63."""
+        from pytest_sketchbench.stats import percent  # stats imports this module
+
+        change = self.change
+        if isinstance(change, float | int):
+            digits = ROW_KINDS[self.kind]
+            change = f"×{change:.{digits}f}" if "latency" in self.kind else f"{change:+.{digits}f}"
+            if self.ci is not None:
+                change += f" ({percent(self.confidence or 0.95)} CI {self.ci[0]:.{digits}f}–{self.ci[1]:.{digits}f})"
+            if self.lost is not None:
+                change += f", {self.lost} drawings lost, {self.gained} gained"
+        p_value = "" if self.p_value is None else f"{self.p_value:.2g}"
+        return self._figure(self.baseline), self._figure(self.current), change or "", p_value
+
+    def categories_text(self) -> str:
+        """'cat -0.050 (p=0.012); sun +0.031 (p=0.04)': the categories whose own change is significant."""
+        return "; ".join(f"{c.category} {c.change:+.3f} (p={c.p_value:.2g})" for c in self.significant_categories)
+
+    def line(self) -> str:
+        """The row as the terminal and ``sketchbench compare`` print it."""
+        baseline, current, change, p_value = self.cells()
+        p_value = f", p={p_value} ({self.p_test or 'test'})" if p_value else ""
+        return f"{self.model:<12} {self.metric:<26} {baseline} → {current} ({change}{p_value}): {self.verdict}"
+
+
+@dataclass
 class ModelResult:
     """Everything a run learned about one model; a part nobody measured is None (or empty)."""
 
@@ -189,7 +256,7 @@ class ModelResult:
     predicted: list[int] | None = None  # the answer per drawing, for paired tests after the fact
     dataset_fingerprint: str | None = None
     model_sha256: str | None = None
-    baseline_rows: list[Figures] = field(default_factory=list)
+    baseline_rows: list[BaselineRow] = field(default_factory=list)
     merged_from: MergedFrom | None = None  # set by ``sketchbench merge`` only
 
     @property

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from pytest_sketchbench.codec import baseline_rows_in
 from pytest_sketchbench.host_audit import audit_line
 from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
@@ -27,7 +28,7 @@ from pytest_sketchbench.report.analysis import (
 )
 from pytest_sketchbench.report.html_sections import category_heatmap, machines_table, model_details, pairs_table
 from pytest_sketchbench.report.tables import result_row
-from pytest_sketchbench.results import ModelResult
+from pytest_sketchbench.results import BaselineRow, ModelResult
 
 if TYPE_CHECKING:
     from pytest_sketchbench.session import SketchSession
@@ -150,6 +151,13 @@ def hardware_section(metadata: dict[str, Any]) -> str:
             f"{_e(speed_index_text(metadata.get('machine_speed_index')))}</p><table>{versions}</table>")
 
 
+def _baseline_row(row: BaselineRow) -> str:
+    before, now, change, p_value = row.cells()
+    return (f"<tr><td>{_e(row.model)}</td><td>{_e(row.metric)}</td><td>{_e(before)}</td><td>{_e(now)}</td>"
+            f"<td>{_e(change)}</td><td>{_e(p_value or '—')} {_e(row.p_test or '')}</td>"
+            f"<td class={BASELINE_CLASS.get(row.verdict, 'pass')}>{_e(row.verdict)}</td></tr>")
+
+
 def standalone_html(report: dict[str, Any], results: dict[str, ModelResult], images: np.ndarray | None = None) -> str:
     """The whole page; ``images`` (the test set's drawings) lets parity disagreements be shown as drawings."""
     metadata = report["benchmark_metadata"]
@@ -164,11 +172,7 @@ def standalone_html(report: dict[str, Any], results: dict[str, ModelResult], ima
     baseline = report.get("comparison_to_baseline")
     baseline_html = ""
     if baseline:
-        rows = "".join(f"<tr><td>{_e(r['model'])}</td><td>{_e(r['metric'])}</td><td>{_e(r['baseline'])}</td>"
-                       f"<td>{_e(r['current'])}</td><td>{_e(r['change'])}</td>"
-                       f"<td>{_e(r.get('p_value') or '—')} {_e(r.get('p_test') or '')}</td>"
-                       f"<td class={BASELINE_CLASS.get(r['verdict'], 'pass')}>{_e(r['verdict'])}</td></tr>"
-                       for r in baseline.get("rows", []))
+        rows = "".join(_baseline_row(row) for row in baseline_rows_in(baseline.get("rows")))
         index = speed_index_text(metadata.get("machine_speed_index"), baseline.get("baseline_machine_speed_index"))
         baseline_html = (f"<h2>compared with the baseline</h2><p class=note>{_e(index.lstrip('; '))}</p>"
                          "<table id='baseline'><tr><th>model</th><th>metric</th>"

@@ -15,7 +15,7 @@ import os
 import uuid
 from pathlib import Path
 
-from pytest_sketchbench.codec import FORMAT_VERSION, model_result
+from pytest_sketchbench.codec import FORMAT_VERSION, baseline_rows_out, model_result
 from pytest_sketchbench.hardware import git_commit, library_versions
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import comparison_of, model_status, verdict_counts
@@ -82,8 +82,8 @@ def baseline_rows(sketch: SketchSession) -> dict[str, Any] | None:
     baseline = sketch.baseline or {}
     return {"baseline": sketch.options.baseline, "baseline_commit": baseline.get("git_commit"),
             "baseline_machine_speed_index": baseline.get("machine_speed_index"),
-            "baseline_profile": baseline.get("device_profile"), "rows": rows,
-            "regressions": sum(r["verdict"] == "regression" for r in rows)}
+            "baseline_profile": baseline.get("device_profile"), "rows": baseline_rows_out(rows),
+            "regressions": sum(row.verdict == "regression" for row in rows)}
 
 
 def json_text(report: dict[str, Any]) -> str:

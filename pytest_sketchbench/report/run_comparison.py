@@ -12,6 +12,7 @@ import numpy as np
 from pytest_sketchbench.baseline import FORMAT, BaselineComparison, settings_for, settings_from
 from pytest_sketchbench.codec import baseline_entry, record_from_result, reported_status
 from pytest_sketchbench.errors import SketchBenchError
+from pytest_sketchbench.results import BaselineRow
 
 
 def as_baseline(report: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def as_baseline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare_reports(base: tuple[str, dict[str, Any]], new: tuple[str, dict[str, Any]],
-                    settings_table: dict[str, Any]) -> list[dict[str, Any]]:
+                    settings_table: dict[str, Any]) -> list[BaselineRow]:
     """Every row the baseline tests would record for the models both reports share; ``gated`` marks the
     rows whose metric is in the gate list."""
     (base_path, base_report), (new_path, new_report) = base, new
@@ -40,22 +41,21 @@ def compare_reports(base: tuple[str, dict[str, Any]], new: tuple[str, dict[str, 
                                "re-run with this version's --sketch-json")
     labels = np.asarray(labels)
     settings = settings_from(settings_table, "config")
-    rows: list[dict[str, Any]] = vanished_rows(base_report, new_report)
+    rows = vanished_rows(base_report, new_report)
     base_records = {name: record_from_result(name, result) for name, result in base_report["model_results"].items()}
     for model, result in new_report["model_results"].items():
         record = record_from_result(model, result)
         base_hash = base_records[model].model_sha256 if model in base_records else None
         if base_hash and record.model_sha256 and base_hash != record.model_sha256:
-            rows.append({"model": model, "metric": "model files (sha256)", "baseline": base_hash[:12],
-                         "current": record.model_sha256[:12], "change": "another file under the same name",
-                         "p_value": None, "verdict": "changed", "gated": False})
+            rows.append(BaselineRow(model, "model files (sha256)", "text", base_hash[:12], record.model_sha256[:12],
+                                    "another file under the same name", "changed", gated=False))
         if model not in baseline["models"] or not record.predicted:
             continue
         comparison = BaselineComparison(baseline, settings_for(settings, model), model,
                                         metadata.get("device_profile"), base_path)
         comparison.check_dataset((metadata.get("dataset") or {}).get("fingerprint"), metadata.get("categories"))
         gate = set(comparison.settings["gate"])
-        found: list[tuple[str, dict[str, Any] | None]] = [
+        found: list[tuple[str, BaselineRow | None]] = [
             ("accuracy", comparison.accuracy_row(labels, np.asarray(record.predicted), metadata.get("categories")))]
         batch1 = record.timing.get(1)
         if batch1 and batch1.samples_s and comparison.hardware_differs(metadata.get("hardware") or {}) is None:
@@ -66,7 +66,8 @@ def compare_reports(base: tuple[str, dict[str, Any]], new: tuple[str, dict[str, 
         found.append(("size", comparison.size_row(record.file_size_bytes)))
         for gate_name, row in found:
             if row is not None:
-                rows.append({**{k: v for k, v in row.items() if k != "detail"}, "gated": gate_name in gate})
+                row.gated = gate_name in gate
+                rows.append(row)
     return rows
 
 
@@ -74,7 +75,7 @@ VANISHED = {"error": "erred", "skipped": "was skipped", "not run": "did not run"
             "passed": None, "measured": None, "failed": None}
 
 
-def vanished_rows(base_report: dict[str, Any], new_report: dict[str, Any]) -> list[dict[str, Any]]:
+def vanished_rows(base_report: dict[str, Any], new_report: dict[str, Any]) -> list[BaselineRow]:
     """A model the base run measured that the new run lacks, or that erred, was skipped or did not run there:
     a gated failure each (nothing vanishes silently)."""
     rows = []
@@ -89,6 +90,5 @@ def vanished_rows(base_report: dict[str, Any], new_report: dict[str, Any]) -> li
             if what and errors:
                 what += f": {errors[0]}"
         if what:
-            rows.append({"model": model, "metric": "presence", "baseline": "measured", "current": "—",
-                         "change": what, "p_value": None, "verdict": "missing", "gated": True})
+            rows.append(BaselineRow(model, "presence", "text", "measured", None, what, "missing", gated=True))
     return rows

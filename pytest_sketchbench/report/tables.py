@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from pytest_sketchbench.codec import baseline_rows_in
 from pytest_sketchbench.files import safe_name
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
@@ -128,9 +129,10 @@ def summary_markdown(results: dict[str, ModelResult], baseline: dict[str, Any] |
     if baseline:
         lines += ["", "### Compared with the baseline", "", "| model | metric | baseline | current | change "
                   "| p-value | verdict |", "|---|---|---|---|---|---|---|"]
-        for row in baseline.get("rows", []):
-            lines.append(f"| {row['model']} | {row['metric']} | {row['baseline']} | {row['current']} "
-                         f"| {row['change']} | {row.get('p_value') or '—'} | {row['verdict']} |")
+        for compared in baseline_rows_in(baseline.get("rows")):
+            before, now, change, p_value = compared.cells()
+            lines.append(f"| {compared.model} | {compared.metric} | {before} | {now} | {change} | {p_value or '—'} "
+                         f"| {compared.verdict} |")
     if notes:
         lines += ["", "### Notes", "", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"

@@ -102,9 +102,7 @@ def write_summary(reporter: TerminalReporter, results: dict[str, ModelResult], c
     if rows:
         reporter.write_line("compared with the baseline:")
         for row in rows:
-            p_value = f", p={row['p_value']} ({row.get('p_test', 'test')})" if row.get("p_value") else ""
-            reporter.write_line(f"  {row['model']:<12} {row['metric']:<26} {row['baseline']} → {row['current']} "
-                                f"({row['change']}{p_value}): {row['verdict']}")
+            reporter.write_line(f"  {row.line()}")
     if index_line:
         reporter.write_line(index_line.lstrip("; "))
     if host_line:
