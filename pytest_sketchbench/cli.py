@@ -56,9 +56,9 @@ def write_outputs(report: dict, records: dict, args) -> list[str]:
         files.add(args.html, standalone_html(report, records))
     if args.report_dir:
         metadata = report["benchmark_metadata"]
-        for path, data in report_dir_files(args.report_dir, records, report.get("comparison_to_baseline"),
-                                           metadata.get("merged_label", ""), metadata.get("notes"),
-                                           report["comparison_analysis"]).items():
+        for path, data in report_dir_files(args.report_dir, records, report["comparison_analysis"],
+                                           report.get("comparison_to_baseline"), metadata.get("merged_label", ""),
+                                           metadata.get("notes")).items():
             files.add(path, data)
     return files.commit()
 

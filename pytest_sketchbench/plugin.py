@@ -406,8 +406,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         from pytest_sketchbench.report.analysis import comparison_of, speed_index_text
 
         baseline_index = (sketch.baseline or {}).get("machine_speed_index")
-        terminal.write_summary(terminalreporter, sketch.results, config, sketch.notes,
-                               speed_index_text(sketch.measured_speed_index, baseline_index), comparison_of(sketch),
+        terminal.write_summary(terminalreporter, sketch.results, config, comparison_of(sketch), sketch.notes,
+                               speed_index_text(sketch.measured_speed_index, baseline_index),
                                audit_line(sketch.host_audit()))
         reasons = [report.longrepr[2] for report in terminalreporter.stats.get("skipped", [])
                    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3]

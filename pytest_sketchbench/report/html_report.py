@@ -20,7 +20,6 @@ from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
     category_mapping_text,
-    comparison,
     extreme_categories,
     failed_check_details,
     fmt,
@@ -161,7 +160,7 @@ def _baseline_row(row: BaselineRow) -> str:
 def standalone_html(report: dict[str, Any], results: dict[str, ModelResult], images: np.ndarray | None = None) -> str:
     """The whole page; ``images`` (the test set's drawings) lets parity disagreements be shown as drawings."""
     metadata = report["benchmark_metadata"]
-    summary = report.get("comparison_analysis") or comparison(results)
+    summary = report["comparison_analysis"]  # every report has the run's one comparison (schema.json requires it)
     points = [(m, r.timing[1].median_ms, r.accuracy.accuracy) for m, r in results.items()
               if r.accuracy and 1 in r.timing]
     variance = "".join(f"<li>{_e(v['category'])}: variance {v['variance']:.4f}</li>"

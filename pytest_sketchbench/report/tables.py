@@ -12,7 +12,6 @@ from pytest_sketchbench.files import safe_name
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
     STATUS_MARK,
-    comparison,
     detail_lines,
     extreme_categories,
     failed_check_details,
@@ -85,8 +84,8 @@ def results_csv(results: dict[str, ModelResult]) -> str:
     return buffer.getvalue()
 
 
-def summary_markdown(results: dict[str, ModelResult], baseline: dict[str, Any] | None = None, hardware_line: str = "",
-                     notes: list[str] | None = None, summary: dict[str, Any] | None = None) -> str:
+def summary_markdown(results: dict[str, ModelResult], summary: dict[str, Any], baseline: dict[str, Any] | None = None,
+                     hardware_line: str = "", notes: list[str] | None = None) -> str:
     """A Markdown table sized for ``$GITHUB_STEP_SUMMARY``; each failed check with measured vs limit below it."""
     lines = ["## sketchbench results", ""]
     if hardware_line:
@@ -111,7 +110,6 @@ def summary_markdown(results: dict[str, ModelResult], baseline: dict[str, Any] |
               "gates)."]
     if failures:
         lines += ["", "### Failed checks, errors, inconclusive checks and skips", "", *failures]
-    summary = summary or comparison(results)
     if len(results) > 1:
         lines += ["", f"**Best accuracy:** {summary['best_accuracy']} · **fastest:** {summary['fastest']} · "
                       f"**most consistent:** {summary['most_consistent']}"]
@@ -138,11 +136,11 @@ def summary_markdown(results: dict[str, ModelResult], baseline: dict[str, Any] |
     return "\n".join(lines) + "\n"
 
 
-def report_dir_files(directory: str | Path, results: dict[str, ModelResult], baseline: dict[str, Any] | None = None,
-                     hardware_line: str = "", notes: list[str] | None = None,
-                     summary: dict[str, Any] | None = None) -> dict[Path, str | bytes]:
+def report_dir_files(directory: str | Path, results: dict[str, ModelResult], summary: dict[str, Any],
+                     baseline: dict[str, Any] | None = None, hardware_line: str = "",
+                     notes: list[str] | None = None) -> dict[Path, str | bytes]:
     """Every file of ``--sketch-report-dir``, by path: per model its confusion matrix (CSV, PNG) and
-    per-category table, then ``results.csv`` and ``summary.md``."""
+    per-category table, then ``results.csv`` and ``summary.md``; ``summary`` is the run's one comparison."""
     directory = Path(directory)
     files: dict[Path, str | bytes] = {}
     for model, record in results.items():
@@ -156,7 +154,6 @@ def report_dir_files(directory: str | Path, results: dict[str, ModelResult], bas
         if png is not None:
             files[folder / "confusion.png"] = png
     files[directory / "results.csv"] = results_csv(results)
-    summary = summary or comparison(results)
     files[directory / "category_by_model.csv"] = category_by_model_csv(summary["category_by_model"])
-    files[directory / "summary.md"] = summary_markdown(results, baseline, hardware_line, notes, summary)
+    files[directory / "summary.md"] = summary_markdown(results, summary, baseline, hardware_line, notes)
     return files

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 import pytest
 
 from pytest_sketchbench.report.analysis import (
-    comparison,
     detail_lines,
     extreme_categories,
     fmt,
@@ -47,8 +46,9 @@ def skip_summary(reasons: list[str], models: list[str], limit: int = 4) -> str |
 
 
 def write_summary(reporter: TerminalReporter, results: dict[str, ModelResult], config: pytest.Config,
-                  notes: list[str] | None = None, index_line: str = "", summary: dict[str, Any] | None = None,
+                  summary: dict[str, Any], notes: list[str] | None = None, index_line: str = "",
                   host_line: str = "") -> None:
+    """The sketchbench section of the terminal summary; ``summary`` is the run's one cross-model comparison."""
     verbosity = config.get_verbosity()
     if not results or verbosity <= -2:  # -qq: pass/fail only
         return
@@ -90,7 +90,6 @@ def write_summary(reporter: TerminalReporter, results: dict[str, ModelResult], c
                     reporter.write_line(f"    batch {batch:>4}: p50 {stats.median_ms:.3f} ms, p99 "
                                         f"{stats.p99_ms:.3f} ms, {stats.throughput_per_s:,.0f}/s "
                                         f"({stats.rounds} rounds, {stats.timer})")
-    summary = summary or comparison(results)
     parts = [f"{label}: {summary[key]}" for key, label in
              (("best_accuracy", "best accuracy"), ("fastest", "fastest"), ("most_consistent", "most consistent"))
              if summary.get(key)]

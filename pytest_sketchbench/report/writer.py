@@ -66,8 +66,8 @@ def write_reports(config: pytest.Config, sketch: SketchSession, exitstatus: int,
             line = (hardware.summary_line(sketch.hardware, sketch.profile)
                     + speed_index_text(sketch.measured_speed_index) + "; " + audit_line(sketch.host_audit()))
             stage("report dir", report_dir, lambda: report_dir_files(
-                report_dir, sketch.results, report.get("comparison_to_baseline"), line,
-                report["benchmark_metadata"]["notes"], report["comparison_analysis"]))
+                report_dir, sketch.results, report["comparison_analysis"], report.get("comparison_to_baseline"), line,
+                report["benchmark_metadata"]["notes"]))
     try:
         written = files.commit()
     except OSError as exc:
