@@ -374,3 +374,14 @@ def subsample(dataset: Dataset, per_category: int, seed: int = 0) -> Dataset:
         None if dataset.exact is None else dataset.exact[index],
         source=dataset.source, meta={**dataset.meta, "subsampled_per_category": per_category, "seed": seed},
     )
+
+
+def no_category_list(name: str, path: Path | None, dataset: Dataset) -> SketchBenchError:
+    """A model that says nothing about its classes cannot be matched by name (a position is a guess): the error
+    names where it looked, the dataset's list, and how to give the model one."""
+    where = (f"{path} has none and no {path.name.split('.')[0]}.classes.json lies beside it" if path
+             else "its plugin sets none in load()")
+    return SketchBenchError(f"model '{name}'", f"no category list ({where}); the dataset {dataset.source} has "
+                            f"{len(dataset.categories)}",
+                            f'give the model\'s own, in its order: categories = "class_names.txt" (one name per '
+                            f"line, or a .json list) in [models.{name}]")

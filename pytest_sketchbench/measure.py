@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import psutil
 
+from pytest_sketchbench import hardware
 from pytest_sketchbench.data import Dataset
 from pytest_sketchbench.errors import ModelOutputError
 from pytest_sketchbench.models.base import ModelPlugin
@@ -304,3 +305,11 @@ def timed_call(plugin: ModelPlugin, prepared):
         plugin.synchronize()
 
     return call
+
+
+def gpu_memory(plugin: ModelPlugin) -> dict:
+    """Device memory of a model on a GPU: its runtime's allocator peak and NVML's figure for this process."""
+    peak = plugin.gpu_memory_peak_bytes()
+    nvml = hardware.process_gpu_memory_mb()
+    return {"runtime_peak_mb": None if peak is None else peak / MB, "nvml_process_mb": nvml,
+            "peak_mb": peak / MB if peak is not None else nvml}

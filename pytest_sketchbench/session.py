@@ -1,5 +1,5 @@
 """The session owns the state of a run: options, registry, dataset, loaded models, results; its collaborators
-(side-by-side timing, diagnostics, LoadGen runs) use it through :class:`.session_core.SessionCore`.
+(latency timing, side-by-side timing, diagnostics, LoadGen runs) use it through :class:`.session_core.SessionCore`.
 
 A model's results are one record keyed by model name; :mod:`.codec` spells it for xdist's process boundary, the
 JSON report and the baseline file, and every reporter reads the same structure.
@@ -18,10 +18,9 @@ import numpy as np
 from pytest_sketchbench import hardware
 from pytest_sketchbench.baseline import BaselineComparison, load_baseline, settings_for, settings_from
 from pytest_sketchbench.calibration import calibration_report
-from pytest_sketchbench.codec import latency_figures
 from pytest_sketchbench.config import SketchConfig
 from pytest_sketchbench.content_hash import content_sha256
-from pytest_sketchbench.data import Dataset, category_columns, load_dataset
+from pytest_sketchbench.data import Dataset, category_columns, load_dataset, no_category_list
 from pytest_sketchbench.diagnostics import Diagnostics
 from pytest_sketchbench.errors import (
     ModelFailure,
@@ -35,16 +34,14 @@ from pytest_sketchbench.errors import (
 from pytest_sketchbench.guard import deadline
 from pytest_sketchbench.host_audit import HostAudit
 from pytest_sketchbench.input_probe import category_order, near_chance, probe_contracts
+from pytest_sketchbench.latency_runs import LatencyRuns, keep_extra_results
 from pytest_sketchbench.load_runs import LoadRuns
 from pytest_sketchbench.measure import (
     MB,
     AccuracyPass,
     MemoryTracker,
     accuracy_pass,
-    plan_rounds,
-    quiet_process,
-    time_calls,
-    timed_call,
+    gpu_memory,
 )
 from pytest_sketchbench.metrics import accuracy_report
 from pytest_sketchbench.models.base import ModelPlugin
@@ -52,7 +49,6 @@ from pytest_sketchbench.options import RunSetup
 from pytest_sketchbench.progress import NoProgress, StageProgress
 from pytest_sketchbench.results import Accuracy, LatencyStats, Memory, ModelResult
 from pytest_sketchbench.side_by_side import SideBySide
-from pytest_sketchbench.stats import latency_stats, throughput_knee
 
 
 @dataclass
@@ -108,6 +104,7 @@ class SketchSession:
         self.side_by_side = SideBySide(self)
         self.diagnostics = Diagnostics(self, self.side_by_side)
         self.load_runs = LoadRuns(self, self.side_by_side)
+        self.latency_runs = LatencyRuns(self, self.diagnostics)
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
@@ -202,7 +199,7 @@ class SketchSession:
             record.placement, record.model_sha256 = plugin.placement(), content_sha256(plugin.config.get("path"))
             self._check_placement(name, plugin)
             if plugin.categories is None and plugin.local:  # API models take the dataset's list themselves
-                raise no_category_list(name, plugin, self.dataset())
+                raise no_category_list(name, plugin.path, self.dataset())
             self._columns[name] = category_columns(self.dataset(), name, plugin.categories,
                                                    bool(plugin.config.get("strict_categories")))
             self._describe_mapping(record, plugin.categories)
@@ -312,7 +309,7 @@ class SketchSession:
                     result: AccuracyPass = accuracy_pass(plugin, dataset, self.options.eval_batch_size, columns,
                                                          self.status.advance)
                 finally:
-                    self._keep_extra_results(name, plugin)
+                    keep_extra_results(self.record(name), plugin)
                 plugin.after_accuracy_pass()
         finally:
             self.finish_memory(name)
@@ -351,12 +348,6 @@ class SketchSession:
         self._predictions[name] = predictions
         return predictions
 
-    def _keep_extra_results(self, name: str, plugin: ModelPlugin) -> None:
-        """The plugin's own figures (an API model's service levels, a served model's time split) on its record."""
-        extra = plugin.extra_results()
-        if extra is not None:
-            self.record(name).extras[plugin.results_key] = extra
-
     def finish_memory(self, name: str) -> Memory | None:
         tracker = self.trackers.pop(name, None)
         record = self.record(name)
@@ -370,62 +361,9 @@ class SketchSession:
         return record.memory
 
     def measure_latency(self, name: str, batch_size: int, benchmark=None) -> LatencyStats:
+        """The model's latency at ``batch_size``, timed once per run (later tests reuse the figures)."""
         with self.guarded(name, f"timing batch {batch_size}"):
-            return self._measure_latency(name, batch_size, benchmark)
-
-    def _measure_latency(self, name: str, batch_size: int, benchmark=None) -> LatencyStats:
-        """Time ``infer`` alone on one prepared batch: pytest-benchmark when it is on, our timer when not.
-
-        Each (model, batch size) is timed once per run and later tests reuse the figures.
-        """
-        known = self.record(name).timing.get(batch_size)
-        if known is not None:
-            return known
-        plugin = self.load_model(name)
-        if plugin.times_own_requests:
-            return self._api_latency(name, plugin, batch_size, benchmark)
-        self.diagnostics.first_call(name, plugin)
-        prepared = plugin.prepare(self.drawings(batch_size))
-        timed = timed_call(plugin, prepared)
-
-        def call(_batch):  # pytest-benchmark passes the batch back in
-            timed()
-        with quiet_process(self.trackers.values()):
-            rounds = plan_rounds(lambda: call(prepared), self.options.latency_budget_s, min_rounds=20,
-                                 max_rounds=2000)
-            warmup = max(3, rounds // 20)
-            if benchmark is not None and not benchmark.disabled:
-                benchmark.group = f"sketch latency, batch {batch_size}"
-                benchmark.pedantic(call, args=(prepared,), rounds=rounds, warmup_rounds=warmup, iterations=1)
-                samples, timer = list(benchmark.stats.stats.data), "pytest-benchmark"
-            else:
-                samples, timer = time_calls(lambda: call(prepared), rounds, warmup), "sketchbench"
-        stats = latency_stats(samples, batch_size, timer)
-        self._keep_extra_results(name, plugin)  # a served model splits its requests' time: refresh it
-        if benchmark is not None:
-            benchmark.extra_info.update(latency_figures(stats))
-        record = self.record(name)
-        record.timing[batch_size] = stats
-        if len(record.timing) > 1:  # the batch-size sweep: where a larger batch stops paying
-            record.batch_sweep = throughput_knee({size: t.throughput_per_s for size, t in record.timing.items()})
-        return stats
-
-    def _api_latency(self, name: str, plugin, batch_size: int, benchmark) -> LatencyStats:
-        """API models: one drawing per request, timed per request during the accuracy pass (no extra cost)."""
-        if batch_size != 1:
-            raise ModelUnavailable(f"model '{name}'", f"an API model sends one drawing per request: batch "
-                                   f"{batch_size} latency is not applicable", "")
-        self.predictions(name)
-        samples = plugin.measured_latencies()
-        if not samples:
-            raise SketchBenchError(f"model '{name}'", "no request succeeded, so no latency was measured",
-                                   str(self.record(name).extras.get("api", {}).get("last_error")
-                                       or "check the endpoint"))
-        stats = latency_stats(samples, 1, "api-requests")
-        if benchmark is not None:
-            benchmark.extra_info.update(latency_figures(stats))
-        self.record(name).timing[1] = stats
-        return stats
+            return self.latency_runs.measure(name, batch_size, benchmark)
 
     def baseline_for(self, name: str) -> BaselineComparison | None:
         """The comparison for one model, after refusing a baseline made on another test set."""
@@ -468,23 +406,3 @@ class SketchSession:
 
     def host_audit(self) -> dict:
         return self.side_by_side.host_audit()
-
-
-def no_category_list(name: str, plugin: ModelPlugin, dataset: Dataset) -> SketchBenchError:
-    """A model that says nothing about its classes cannot be matched by name (a position is a guess): the error
-    names where it looked, the dataset's list, and how to give the model one."""
-    path = plugin.path
-    where = (f"{path} has none and no {path.name.split('.')[0]}.classes.json lies beside it" if path
-             else "its plugin sets none in load()")
-    return SketchBenchError(f"model '{name}'", f"no category list ({where}); the dataset {dataset.source} has "
-                            f"{len(dataset.categories)}",
-                            f'give the model\'s own, in its order: categories = "class_names.txt" (one name per '
-                            f"line, or a .json list) in [models.{name}]")
-
-
-def gpu_memory(plugin: ModelPlugin) -> dict:
-    """Device memory of a model on a GPU: its runtime's allocator peak and NVML's figure for this process."""
-    peak = plugin.gpu_memory_peak_bytes()
-    nvml = hardware.process_gpu_memory_mb()
-    return {"runtime_peak_mb": None if peak is None else peak / MB, "nvml_process_mb": nvml,
-            "peak_mb": peak / MB if peak is not None else nvml}

@@ -10,7 +10,7 @@ PACKAGE = REPO / "pytest_sketchbench"
 LAYERS = [  # top to bottom
     {"plugin", "fixtures", "parallel", "cli", "history_cli", "bisect_cli", "__init__"},
     {"report"},
-    {"session", "side_by_side", "diagnostics", "load_runs", "session_core"},
+    {"session", "side_by_side", "diagnostics", "load_runs", "latency_runs", "session_core"},
     {"measure", "checks", "baseline", "baseline_gates", "loadgen", "load_errors", "compliance", "profiling",
      "host_audit", "input_probe", "config", "options", "history", "soak",
      "load_shapes", "load_gates"},
