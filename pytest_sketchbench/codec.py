@@ -24,6 +24,7 @@ from pytest_sketchbench.results import (
     Calibration,
     CategoryAccuracy,
     CategoryChange,
+    CategoryTable,
     Disagreement,
     LatencyStats,
     Memory,
@@ -55,16 +56,16 @@ RENAMED_FIELDS = {"with_model": "with"}  # attribute → key inside a part
 Part = TypeVar("Part")
 
 
-def _plain(value: Any) -> Any:
-    """A typed part as JSON-ready values: a dataclass by its fields (an optional field never filled is left
-    out), tuples as lists."""
+def plain(value: Any) -> Any:
+    """A typed part (a result's, or a report's such as the category table) as JSON-ready values: a dataclass by
+    its fields (an optional field never filled is left out), tuples as lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {RENAMED_FIELDS.get(f.name, f.name): _plain(getattr(value, f.name))
+        return {RENAMED_FIELDS.get(f.name, f.name): plain(getattr(value, f.name))
                 for f in dataclasses.fields(value) if not (getattr(value, f.name) is None and f.default is None)}
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
 
 
@@ -96,7 +97,7 @@ def verdict_of(data: dict[str, Any]) -> Verdict:
 
 def latency_figures(stats: LatencyStats) -> dict[str, Any]:
     """The summary without the raw samples (pytest-benchmark's ``extra_info``, the JSON's ``timing_results``)."""
-    return {key: value for key, value in _plain(stats).items() if key != "samples_s"}
+    return {key: value for key, value in plain(stats).items() if key != "samples_s"}
 
 
 def samples_by_batch(mapping: dict[str, Any] | None) -> dict[int, Any]:
@@ -125,11 +126,11 @@ def speed_keys_in(mapping: dict[str, Any] | None) -> dict[tuple[str, int], Any]:
 
 def _attributes(record: ModelResult) -> dict[str, Any]:
     """Every attribute as JSON-ready values, a plugin's extras beside the rest, text batch keys."""
-    plain = _plain(dataclasses.replace(record, timing={}, relative_speed={}, extras={}))
-    plain.update(record.extras)
-    plain["timing"] = {str(size): _plain(stats) for size, stats in sorted(record.timing.items())}
-    plain["relative_speed"] = speed_keys_out(record.relative_speed)
-    return plain  # type: ignore[no-any-return]
+    spelled = plain(dataclasses.replace(record, timing={}, relative_speed={}, extras={}))
+    spelled.update(record.extras)
+    spelled["timing"] = {str(size): plain(stats) for size, stats in sorted(record.timing.items())}
+    spelled["relative_speed"] = speed_keys_out(record.relative_speed)
+    return spelled  # type: ignore[no-any-return]
 
 
 def _from_attributes(data: dict[str, Any]) -> ModelResult:
@@ -150,9 +151,14 @@ def _from_attributes(data: dict[str, Any]) -> ModelResult:
     return ModelResult(**typed)
 
 
+def category_table_of(data: dict[str, Any]) -> CategoryTable:
+    """The report's category × model accuracy table from its JSON form (``comparison_analysis``)."""
+    return _part(CategoryTable, data)
+
+
 def baseline_rows_out(rows: list[BaselineRow]) -> list[dict[str, Any]]:
     """Baseline comparison rows as the JSON report, ``sketchbench compare --json`` and the wire carry them."""
-    return [_plain(row) for row in rows]
+    return [plain(row) for row in rows]
 
 
 def baseline_rows_in(rows: list[dict[str, Any]] | None) -> list[BaselineRow]:
@@ -221,10 +227,10 @@ def from_wire(data: dict[str, Any]) -> ModelResult:
 def model_result(record: ModelResult, status: str) -> dict[str, Any]:
     """One model's result as the JSON report has it: timing statistics without the raw samples, which are kept
     apart (``latency_samples_s``) so that a later ``sketchbench compare`` can test them."""
-    plain = _attributes(record)
-    result = {"status": status, **{json_key: plain.get(key) for key, json_key in RESULT_KEYS.items()},
+    spelled = _attributes(record)
+    result = {"status": status, **{json_key: spelled.get(key) for key, json_key in RESULT_KEYS.items()},
               "timing_results": {size: {k: v for k, v in stats.items() if k != "samples_s"}
-                                 for size, stats in plain["timing"].items()},
+                                 for size, stats in spelled["timing"].items()},
               "latency_samples_s": _samples_out(record),
               "model_size_bytes": record.file_size_bytes}
     return result
@@ -258,7 +264,7 @@ def baseline_entry(record: ModelResult) -> BaselineEntry:
 
 def baseline_models_out(models: dict[str, BaselineEntry]) -> dict[str, Any]:
     """The baseline file's ``models`` table."""
-    return {name: {**_plain(entry), "latency_samples_s": {str(size): samples for size, samples
+    return {name: {**plain(entry), "latency_samples_s": {str(size): samples for size, samples
                                                            in entry.latency_samples_s.items()}}
             for name, entry in models.items()}
 

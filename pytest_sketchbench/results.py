@@ -218,6 +218,15 @@ class BaselineRow:
 
 
 @dataclass
+class CategoryTable:
+    """Accuracy of every category (rows) for every model (columns): where models differ (the report's comparison)."""
+
+    categories: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    accuracy: list[list[float | None]] = field(default_factory=list)
+
+
+@dataclass
 class ModelResult:
     """Everything a run learned about one model; a part nobody measured is None (or empty)."""
 

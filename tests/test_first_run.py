@@ -184,11 +184,12 @@ def test_latency_p_value_is_the_one_that_decided():
 def test_missing_matplotlib_is_said_not_silent(monkeypatch):
     from pytest_sketchbench.report import charts, html_report
     from pytest_sketchbench.report.analysis import comparison
+    from pytest_sketchbench.report.json_report import json_safe
 
     monkeypatch.setattr(charts, "pyplot", lambda: None)
     real_find_spec = charts.importlib.util.find_spec
     monkeypatch.setattr(charts.importlib.util, "find_spec",
                         lambda name, *args: None if name == "matplotlib" else real_find_spec(name, *args))
     metadata = {"timestamp": "t", "test_samples": 1, "categories": ["cat"], "notes": []}
-    page = html_report.standalone_html({"benchmark_metadata": metadata, "comparison_analysis": comparison({})}, {})
+    page = html_report.standalone_html({"benchmark_metadata": metadata, "comparison_analysis": json_safe(comparison({}))}, {})
     assert charts.MISSING_NOTE.replace("'", "&#x27;") in page

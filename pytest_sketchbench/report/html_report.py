@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from pytest_sketchbench.codec import baseline_rows_in
+from pytest_sketchbench.codec import baseline_rows_in, category_table_of
 from pytest_sketchbench.host_audit import audit_line
 from pytest_sketchbench.options import model_of
 from pytest_sketchbench.report import charts
@@ -193,7 +193,7 @@ checks: {_e(', '.join(f"{n} {k}" for k, n in (metadata.get('verdict_counts') or 
 {_img(charts.scatter_png(points), 'accuracy vs latency')}
 {machines_table(report.get("speed_by_machine") or [])}
 {pairs_table(summary)}
-{category_heatmap(summary.get("category_by_model") or {})}
+{category_heatmap(category_table_of(summary.get("category_by_model") or {}))}
 {'<p>categories the models disagree on most:</p><ul>' + variance + '</ul>' if variance else ''}
 {baseline_html}
 {''.join(model_section(m, r, images) for m, r in results.items())}

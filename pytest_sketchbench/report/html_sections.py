@@ -10,7 +10,7 @@ import numpy as np
 
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import batch_sweep_text, detail_lines
-from pytest_sketchbench.results import ModelResult, Parity
+from pytest_sketchbench.results import CategoryTable, ModelResult, Parity
 
 SHOWN_DISAGREEMENTS = 8
 
@@ -61,13 +61,13 @@ def _heat(value: float | None) -> str:
     return f"<td class=num style='background:hsl({hue},70%,85%)'>{value:.3f}</td>"
 
 
-def category_heatmap(table: dict[str, Any]) -> str:
+def category_heatmap(table: CategoryTable) -> str:
     """Accuracy of each category (rows) for each model (columns), coloured red → green."""
-    if len(table.get("models", [])) < 2:
+    if len(table.models) < 2:
         return ""
-    head = "".join(f"<th>{_e(m)}</th>" for m in table["models"])
+    head = "".join(f"<th>{_e(m)}</th>" for m in table.models)
     rows = "".join(f"<tr><td>{_e(c)}</td>{''.join(_heat(a) for a in row)}</tr>"
-                   for c, row in zip(table["categories"], table["accuracy"], strict=True))
+                   for c, row in zip(table.categories, table.accuracy, strict=True))
     return (f"<h3>accuracy per category and model</h3><table id='category-by-model'><tr><th>category</th>{head}"
             f"</tr>{rows}</table><p class=note>also as category_by_model.csv in --sketch-report-dir</p>")
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_sketchbench.session import SketchSession
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -15,7 +16,7 @@ import os
 import uuid
 from pathlib import Path
 
-from pytest_sketchbench.codec import FORMAT_VERSION, baseline_rows_out, model_result
+from pytest_sketchbench.codec import FORMAT_VERSION, baseline_rows_out, model_result, plain
 from pytest_sketchbench.hardware import git_commit, library_versions
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import comparison_of, model_status, verdict_counts
@@ -32,6 +33,8 @@ def json_safe(value: Any) -> Any:
         return {k: ("<redacted>" if k.lower() in SECRET_KEYS else json_safe(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a typed part (the category table)
+        return json_safe(plain(value))
     return value
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_sketchbench.results import ModelResult
+from pytest_sketchbench.results import CategoryTable, ModelResult
 from pytest_sketchbench.stats import holm, mcnemar_exact, median_ratio_test, percent
 
 ALPHA = 0.05  # the significance level of every pairwise statement
@@ -132,13 +132,12 @@ def tied_with_best(best: str, pairs: list[dict[str, Any]], significant_key: str)
     return tied
 
 
-def category_by_model(results: dict[str, ModelResult]) -> dict[str, Any]:
-    """Accuracy of every category (rows) for every model (columns): where models differ (a table of the report's
-    comparison, in the JSON as it is here)."""
+def category_by_model(results: dict[str, ModelResult]) -> CategoryTable:
+    """Accuracy of every category (rows) for every model (columns): where models differ."""
     accuracies = {m: r.accuracy for m, r in results.items() if r.accuracy}
     if not accuracies:
-        return {"categories": [], "models": [], "accuracy": []}
+        return CategoryTable()
     categories = list(next(iter(accuracies.values())).per_category)
     table = [[a.per_category[c].accuracy if c in a.per_category else None for a in accuracies.values()]
              for c in categories]
-    return {"categories": categories, "models": list(accuracies), "accuracy": table}
+    return CategoryTable(categories, list(accuracies), table)

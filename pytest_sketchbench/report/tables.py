@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from pytest_sketchbench.codec import baseline_rows_in
+from pytest_sketchbench.codec import baseline_rows_in, category_table_of
 from pytest_sketchbench.files import safe_name
 from pytest_sketchbench.report import charts
 from pytest_sketchbench.report.analysis import (
@@ -21,7 +21,7 @@ from pytest_sketchbench.report.analysis import (
     model_status,
 )
 from pytest_sketchbench.report.pairwise import pair_statements
-from pytest_sketchbench.results import Accuracy, ModelResult
+from pytest_sketchbench.results import Accuracy, CategoryTable, ModelResult
 
 RESULT_COLUMNS = ["model", "status", "runtime", "device", "accuracy", "ci95_low", "ci95_high", "top5_accuracy",
                   "macro_f1", "p50_ms_batch1", "p95_ms_batch1", "throughput_batch", "throughput_per_s",
@@ -46,11 +46,11 @@ def per_category_csv(accuracy: Accuracy) -> str:
                     row.support, f"{row.accuracy:.6f}"] for category, row in accuracy.per_category.items())])
 
 
-def category_by_model_csv(table: dict[str, Any]) -> str:
+def category_by_model_csv(table: CategoryTable) -> str:
     """Rows = categories, columns = models: where models differ."""
-    return _csv([["category", *table["models"]],
+    return _csv([["category", *table.models],
                  *([category, *("" if a is None else f"{a:.6f}" for a in row)]
-                   for category, row in zip(table["categories"], table["accuracy"], strict=True))])
+                   for category, row in zip(table.categories, table.accuracy, strict=True))])
 
 
 def result_row(model: str, record: ModelResult) -> dict[str, Any]:
@@ -154,6 +154,6 @@ def report_dir_files(directory: str | Path, results: dict[str, ModelResult], sum
         if png is not None:
             files[folder / "confusion.png"] = png
     files[directory / "results.csv"] = results_csv(results)
-    files[directory / "category_by_model.csv"] = category_by_model_csv(summary["category_by_model"])
+    files[directory / "category_by_model.csv"] = category_by_model_csv(category_table_of(summary["category_by_model"]))
     files[directory / "summary.md"] = summary_markdown(results, summary, baseline, hardware_line, notes)
     return files
