@@ -191,5 +191,6 @@ def test_missing_matplotlib_is_said_not_silent(monkeypatch):
     monkeypatch.setattr(charts.importlib.util, "find_spec",
                         lambda name, *args: None if name == "matplotlib" else real_find_spec(name, *args))
     metadata = {"timestamp": "t", "test_samples": 1, "categories": ["cat"], "notes": []}
-    page = html_report.standalone_html({"benchmark_metadata": metadata, "comparison_analysis": json_safe(comparison({}))}, {})
+    report = {"benchmark_metadata": metadata, "comparison_analysis": json_safe(comparison({}))}
+    page = html_report.standalone_html(report, {})
     assert charts.MISSING_NOTE.replace("'", "&#x27;") in page
