@@ -3,6 +3,7 @@ table alone, Keras 2 ``.h5`` files read by tf-keras, and layers that carry code 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -27,6 +28,7 @@ def _load(runtime: str, path, categories=None):
 
 
 def test_a_published_keras2_tfjs_layers_model_runs_from_a_config_table_alone(pytester):
+    _installed("tf_keras")
     folder = WILD / "doodlejs"
     pytester.makefile(".toml", thresholds=f'[models.doodlejs]\npath = "{folder / "model.json"}"\n'
                                           f'categories = "{folder / "class_names.txt"}"\n')
@@ -48,6 +50,14 @@ PUBLISHED = {"doodle-y": ("tensorflow (tf-keras)", 0.940, 0.902),
              "draw-it": ("tensorflow (tf-keras)", 0.997, 0.967)}
 
 
+def _installed(*modules: str) -> None:
+    """Skip where a runtime is not installed, without importing it: a pytester test's imports are dropped after
+    it, and TensorFlow cannot be imported twice in one process."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+
+
 def _fetched(*names: str) -> None:
     """Skip, naming the script, when a published file that cannot be shipped has not been fetched."""
     missing = [name for name in names if not (WILD / "fetched" / name).exists()]
@@ -58,6 +68,7 @@ def _fetched(*names: str) -> None:
 def test_published_h5_and_tflite_models_run_from_the_wild_config_alone(pytester):
     _fetched("doodle-y/QuickDraw.h5", "draw-it/QuickDraw.h5", "quickdraw-acc93/quickdraw-acc93-v1.tflite",
              "quickdraw-acc93/quickdraw_labels.json")
+    _installed("tf_keras", "ai_edge_litert")
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     result = pytester.runpytest_subprocess(*run_options(None), f"--sketch-config={WILD / 'thresholds.toml'}",
                                            f"--sketch-models={','.join(PUBLISHED)}", "--sketch-json=r.json")
@@ -76,6 +87,8 @@ def test_a_published_h5_gives_its_own_tflite_exports_answers(bundled):
     """quickdraw-acc93.h5 (Keras 2.2.4-tf, read by tf-keras) and the TFLite file its author converted from it
     agree on every drawing: tf-keras reads the old file right (max |Δp| 2e-6 on the whole split)."""
     _fetched("quickdraw-acc93/quickdraw-acc93.h5", "quickdraw-acc93/quickdraw-acc93.tflite")
+    pytest.importorskip("tf_keras")
+    pytest.importorskip("ai_edge_litert")
     h5 = _load("keras", WILD / "fetched" / "quickdraw-acc93" / "quickdraw-acc93.h5")
     tflite = _load("tflite", WILD / "fetched" / "quickdraw-acc93" / "quickdraw-acc93.tflite")
     assert h5.describe().extra["keras_version"] == "2.2.4-tf"
@@ -88,6 +101,7 @@ def test_a_labels_file_from_another_training_session_is_flagged_as_chance_level(
     """The labels file published beside quickdraw-acc93.h5 came from the -v1 export's training session (another
     class order): the run says the score is chance-level instead of reporting 0.099 without comment."""
     _fetched("quickdraw-acc93/quickdraw-acc93.h5", "quickdraw-acc93/quickdraw_labels.json")
+    _installed("tf_keras")
     pytester.copy_example(str(REPO / "benchmarks" / "test_accuracy.py"))
     result = pytester.runpytest_subprocess(*run_options(None), f"--sketch-config={WILD / 'thresholds.toml'}",
                                            "--sketch-models=acc93-h5")
