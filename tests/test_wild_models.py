@@ -80,7 +80,7 @@ def test_published_h5_and_tflite_models_run_from_the_wild_config_alone(pytester)
         assert record["model_info"]["runtime"] == runtime, name
         assert abs(record["accuracy_results"]["accuracy"] - closed_set) < 0.005, name
         assert abs(record["accuracy_results"]["open_set"]["accuracy"] - open_set) < 0.005, name
-    assert "near chance" not in result.stdout.str() and "≈ chance" not in result.stdout.str()
+    assert "≈ chance" not in result.stdout.str()  # draw-it (two categories, 0.997) is not flagged
 
 
 def test_a_published_h5_gives_its_own_tflite_exports_answers(bundled):
