@@ -11,18 +11,15 @@ The tests that use these files skip, naming this script, when a file is missing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tomllib
 import urllib.request
 from pathlib import Path
 
+from pytest_sketchbench.content_hash import content_sha256
+
 WILD = Path(__file__).resolve().parent.parent / "tests" / "data" / "wild"
 TIMEOUT_S = 60
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fetch(url: str, target: Path) -> None:
@@ -52,7 +49,7 @@ def main() -> int:
         if not target.exists():
             print(f"{entry['path']}: missing")
             failures += 1
-        elif (found := sha256(target)) != entry["sha256"]:
+        elif (found := content_sha256(target)) != entry["sha256"]:
             target.unlink()
             print(f"{entry['path']}: sha256 {found}, expected {entry['sha256']} — deleted; check sources.toml")
             failures += 1
