@@ -97,6 +97,9 @@ class SketchSession:
         self.placement = placement
         self.runtimes_used: set[str] = set()  # runtimes this process has loaded a model into, so far
         self._timed_out: dict[str, str] = {}  # model → why: its later stages are not run again
+        # model → why its accuracy pass failed: every later stage needing the pass gets that one line at once,
+        # instead of asking a dead server or a broken model for the whole test set again
+        self._failed_passes: dict[str, SketchBenchError] = {}
         self._columns: dict[str, np.ndarray | None] = {}  # model → its output column per dataset category
         self.comparison_analysis: dict | None = None  # filled once by the reports (report.analysis.comparison_of)
         self.category_limits_not_applied: list[str] = []  # the config's, for categories this dataset lacks
@@ -299,6 +302,8 @@ class SketchSession:
     def predictions(self, name: str) -> Predictions:
         if name in self._predictions:
             return self._predictions[name]
+        if name in self._failed_passes:
+            raise self._failed_passes[name]
         plugin = self.load_model(name)
         dataset, columns = self.model_dataset(name)
         try:
@@ -311,6 +316,9 @@ class SketchSession:
                 finally:
                     keep_extra_results(self.record(name), plugin)
                 plugin.after_accuracy_pass()
+        except SketchBenchError as exc:
+            self._failed_passes[name] = exc
+            raise
         finally:
             self.finish_memory(name)
         open_gated = plugin.config.get("category_mode") == "open" and result.open_predicted is not None
