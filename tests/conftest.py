@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import tempfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +25,52 @@ import pytest_sketchbench.session  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "pytest_sketchbench" / "bundled" / "quickdraw_test.npz"
+
+
+# -- the suite under pytest -n ------------------------------------------------------------------------------
+# The suite's own xdist workers are not benchmark workers, and a test that judges wall-clock time must have the
+# host to itself, as on a serial run: the other workers then wait (a neighbour would make its verdict
+# "inconclusive", or time it wrong).
+XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # the plugin pinned this worker to its share of cores: runs inside need all
+        import psutil
+
+        psutil.Process().cpu_affinity([])
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.pop(variable, None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return (yield)
+    # pytest-benchmark reads PYTEST_XDIST_WORKER: a pytest run started by a test (or a fixture) would switch it off
+    hidden = {variable: os.environ.pop(variable) for variable in XDIST_VARIABLES if variable in os.environ}
+    try:
+        alone = item.get_closest_marker("alone") is not None
+        with host_share(Path(tempfile.gettempdir()) / f"sketchbench-suite-{run}", alone):
+            return (yield)
+    finally:
+        os.environ.update(hidden)
+
+
+@contextmanager
+def host_share(base: Path, alone: bool) -> Iterator[None]:
+    """A readers-writer lock over the suite's workers: a test shares the host, or (``alone``) waits until every
+    running test is done and holds it by itself. The turnstile lets a waiting ``alone`` test in before new sharers."""
+    with open(f"{base}.turnstile", "a") as turnstile, open(f"{base}.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

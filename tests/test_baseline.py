@@ -123,6 +123,7 @@ def test_saved_baseline_then_degraded_model_fails_with_effect_and_p_value(baseli
     assert report["regressions"] == 1 and report["rows"][0]["verdict"] == "regression"
 
 
+@pytest.mark.alone
 def test_latency_gate_catches_injected_sleep(baseline_project, monkeypatch, tmp_path):
     saved = tmp_path / "base.json.gz"
     _run(baseline_project, f"--sketch-save-baseline={saved}", "--sketch-samples-per-category=5")

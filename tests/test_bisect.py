@@ -54,6 +54,7 @@ def chain(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_bisect_names_the_slowed_commit_within_log2_runs(chain, monkeypatch, capsys, tmp_path):
     repo, good, shas = chain
     monkeypatch.chdir(repo)

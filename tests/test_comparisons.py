@@ -327,7 +327,7 @@ def test_a_perturbed_int8_copy_passes_accuracy_but_fails_parity_with_cnn(tmp_pat
 @pytest.mark.slow
 def test_profiles_of_onnx_and_torch_are_chrome_traces_and_flame_graphs(tmp_path):
     result = _benchmarks(tmp_path, "benchmarks/test_profile.py", "--sketch-models=onnx,torch", "--sketch-profile",
-                         f"--sketch-report-dir={tmp_path}/dir")
+                         f"--sketch-report-dir={tmp_path}/dir", "--sketch-samples-per-category=20")
     assert result.returncode == 0, result.stdout[-3000:]
     page = (tmp_path / "r.html").read_text()
     profiles = {m: r["profile"] for m, r in json.loads((tmp_path / "r.json").read_text())["model_results"].items()}

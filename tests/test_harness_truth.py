@@ -16,6 +16,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.alone  # every test here judges wall-clock time
+
 SPIN = textwrap.dedent('''
     import time
     import numpy as np

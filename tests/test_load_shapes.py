@@ -49,6 +49,7 @@ def test_a_bad_schedule_is_a_one_line_config_error(tmp_path, table, problem):
         load_config(tmp_path / "t.toml")
 
 
+@pytest.mark.alone
 def test_steps_on_a_local_model_find_a_knee_and_print_the_table(centroid_project, tmp_path):
     centroid_project.makeconftest("""
         from centroid_plugin import CentroidModel

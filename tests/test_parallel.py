@@ -118,6 +118,7 @@ def _run_parallel(project, tmp_path, *extra):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_parallel_run_groups_pins_measures_and_merges(two_models, tmp_path):
     result = _run_parallel(two_models, tmp_path)
     assert_ran(result, passed=4, skipped=2, warnings=0, measured=14)  # the parity tests skip: no parity limit

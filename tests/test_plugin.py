@@ -79,6 +79,7 @@ def test_list_models(pytester):
     result.stdout.fnmatch_lines(["available sketchbench models:", "*cnn*builtin*cnn.h5", "*onnx-int8*"])
 
 
+@pytest.mark.alone
 def test_decorator_registration_and_passing_thresholds(centroid_project):
     centroid_project.makeconftest(REGISTER_BY_DECORATOR)
     centroid_project.makefile(".toml", thresholds='''
@@ -96,6 +97,7 @@ def test_decorator_registration_and_passing_thresholds(centroid_project):
     result.stdout.fnmatch_lines(["*test_accuracy?centroid? PASSED*", "*sketchbench summary*", "centroid * acc 0.*"])
 
 
+@pytest.mark.alone
 def test_failing_thresholds_name_the_figure_the_limit_and_the_categories(centroid_project):
     centroid_project.makeconftest(REGISTER_BY_DECORATOR)
     centroid_project.makefile(".toml", thresholds='''

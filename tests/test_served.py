@@ -231,6 +231,7 @@ def test_a_detail_log_is_read_into_loadgens_own_verdict(tmp_path):
 
 
 # -- a local model under LoadGen, through pytest --------------------------------------------------
+@pytest.mark.alone
 def test_loadgen_scenarios_on_a_local_model_pass_and_keep_their_logs(centroid_project, tmp_path):
     centroid_project.makeconftest(CENTROID)
     centroid_project.makefile(".toml", thresholds="""
@@ -303,7 +304,7 @@ def _served_project(tmp_path: Path, url: str, loadgen_table: str) -> Path:
         categories = "{REPO / 'models' / 'cnn.classes.json'}"
         concurrency = 2
         [served]
-        min_accuracy = 0.885
+        min_accuracy = 0.85  # cnn: 0.908 on the whole split, judged here on its interval over 60 a category
         min_agreement = {{ with = "onnx", min = 1.0 }}
         max_probability_diff = {{ with = "onnx", max = 1e-5 }}
         [served.loadgen]
@@ -313,12 +314,14 @@ def _served_project(tmp_path: Path, url: str, loadgen_table: str) -> Path:
 
 def _run(tmp_path: Path, config: Path, *tests: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", *tests, "--sketch-models=served,onnx", "-v",
+                           "--sketch-samples-per-category=60",  # 1,380 drawings over HTTP, not 6,576
                            f"--sketch-config={config}", f"--sketch-json={tmp_path}/r.json",
                            f"--sketch-report-dir={tmp_path}/dir", "-p", "no:cacheprovider"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_served_cnn_gives_the_local_onnx_answers_and_splits_its_time(tmp_path):
     with mlserver(log=tmp_path / "server.log") as url:
         config = _served_project(tmp_path, url, """
@@ -331,7 +334,7 @@ def test_served_cnn_gives_the_local_onnx_answers_and_splits_its_time(tmp_path):
         result = _run(tmp_path, config, "benchmarks/test_accuracy.py", "benchmarks/test_loadgen.py",
                       "benchmarks/test_latency.py::test_single_drawing_latency")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "parity with onnx: agreement 1.0000 (0 of 6,576 drawings differ)" in result.stdout
+    assert "parity with onnx: agreement 1.0000 (0 of 1,380 drawings differ)" in result.stdout
     assert f"served by {url} (json tensors" in result.stdout and "= server" in result.stdout
     record = json.loads((tmp_path / "r.json").read_text())["model_results"]["served"]
     split = record["served_results"]["by_batch"]["1"]
@@ -343,6 +346,7 @@ def test_served_cnn_gives_the_local_onnx_answers_and_splits_its_time(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_slower_server_fails_the_p99_gate_naming_scenario_rate_and_p99(tmp_path):
     with mlserver(delay_ms=30, log=tmp_path / "server.log") as url:
         config = _served_project(tmp_path, url, """

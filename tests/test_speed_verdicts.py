@@ -14,6 +14,8 @@ import pytest
 
 from conftest import REPO, judged_on_this_host
 
+pytestmark = pytest.mark.alone  # every test here judges wall-clock time
+
 # A model whose every call sleeps for the time its weights file says: speed is then a property of the
 # file, as it is for real models (the A/B gate loads the baseline's file of the same model).
 SLEEPY = textwrap.dedent('''

@@ -84,6 +84,7 @@ def test_the_browser_models_have_their_matrix_entry():
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_benchmarks_workflow_step_runs_locally(tmp_path):
     """The workflow's benchmark command, same flags and order, on one shipped model (onnx): its baseline, A/B,
     history and report options together. Its LoadGen scenarios and parity pass are left out (-k): they add 60 s

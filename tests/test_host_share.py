@@ -1,0 +1,53 @@
+"""The suite's lock under pytest -n: tests marked ``alone`` never overlap another test, the others overlap."""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+import time
+
+import pytest
+
+from conftest import host_share
+
+
+def _can_take(base, mode: int) -> bool:
+    with open(f"{base}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_a_test_alone_excludes_every_other_and_sharers_exclude_only_it(tmp_path, alone):
+    base = tmp_path / "run"
+    with host_share(base, alone):
+        assert _can_take(base, fcntl.LOCK_SH) is not alone  # another sharing test
+        assert not _can_take(base, fcntl.LOCK_EX)  # a test alone waits for whoever holds the host
+    assert _can_take(base, fcntl.LOCK_EX)
+
+
+def test_a_waiting_test_alone_goes_before_new_sharers(tmp_path):
+    """Without the turnstile, sharers arriving one after another could keep a test alone waiting forever."""
+    base, order = tmp_path / "run", []
+
+    def run(alone: bool, name: str) -> None:
+        with host_share(base, alone):
+            order.append(f"{name} in")
+            time.sleep(0.1)
+            order.append(f"{name} out")
+
+    with host_share(base, False):
+        waiting = threading.Thread(target=run, args=(True, "alone"))
+        waiting.start()
+        time.sleep(0.2)  # it now waits for this sharer, holding the turnstile
+        late = threading.Thread(target=run, args=(False, "sharer"))
+        late.start()
+        time.sleep(0.2)
+        assert order == []
+    waiting.join(5)
+    late.join(5)
+    assert order == ["alone in", "alone out", "sharer in", "sharer out"]
