@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,10 +24,17 @@ def train_cnn(*args: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_cnn_recipe_trains_saves_and_loads(tmp_path):
-    out = tmp_path / "cnn.h5"
+@pytest.fixture(scope="module")
+def trained_cnn(tmp_path_factory) -> Path:
+    """One run of the recipe, shared by the tests that need a trained file."""
+    out = tmp_path_factory.mktemp("recipe") / "cnn.h5"
     train_cnn("--out", str(out))
-    assert out.exists() and (tmp_path / "cnn.classes.json").exists()
+    return out
+
+
+def test_cnn_recipe_trains_saves_and_loads(trained_cnn):
+    out = trained_cnn
+    assert out.exists() and (out.parent / "cnn.classes.json").exists()
     from pytest_sketchbench.models.keras_model import KerasModel
 
     plugin = KerasModel("smoke", {"path": str(out)})
@@ -35,7 +43,7 @@ def test_cnn_recipe_trains_saves_and_loads(tmp_path):
     assert plugin.categories == json.loads((REPO / "pytest_sketchbench" / "bundled" / "categories.json").read_text())
 
 
-def test_cnn_recipe_warm_starts_from_a_trained_file_with_balanced_weights(tmp_path):
+def test_cnn_recipe_warm_starts_from_a_trained_file_with_balanced_weights(trained_cnn, tmp_path):
     """``--init`` must start from the file's weights: with a vanishing learning rate they come out unchanged."""
     import keras
     import numpy as np
@@ -45,8 +53,7 @@ def test_cnn_recipe_warm_starts_from_a_trained_file_with_balanced_weights(tmp_pa
         model = keras.models.load_model(path, compile=False)
         return [w.numpy() for w in model.weights if w.path.endswith("kernel")]
 
-    first, second = tmp_path / "first.h5", tmp_path / "second.h5"
-    train_cnn("--out", str(first))
+    first, second = trained_cnn, tmp_path / "second.h5"
     train_cnn("--out", str(second), "--init", str(first), "--learning-rate", "1e-9", "--class-weight-power", "1")
     before, after = kernels(first), kernels(second)
     assert len(before) == len(after) == 8  # six convolutions, the dense layer and the output layer
