@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,14 +45,14 @@ def pytest_configure(config):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if run is None:
+    if not hasattr(item.config, "workerinput"):
         return (yield)
     # pytest-benchmark reads PYTEST_XDIST_WORKER: a pytest run started by a test (or a fixture) would switch it off
     hidden = {variable: os.environ.pop(variable) for variable in XDIST_VARIABLES if variable in os.environ}
     try:
         alone = item.get_closest_marker("alone") is not None
-        with host_share(Path(tempfile.gettempdir()) / f"sketchbench-suite-{run}", alone):
+        # the workers' temporary folders lie in the run's own (pytest removes it with old runs)
+        with host_share(Path(item.config.option.basetemp).parent / "host-share", alone):
             return (yield)
     finally:
         os.environ.update(hidden)
