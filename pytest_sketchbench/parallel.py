@@ -20,6 +20,7 @@ from pytest_sketchbench.results import ModelResult
 
 WORKER_KEY = pytest.StashKey[dict]()
 REPORT_ATTR = "sketchbench_record"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # a pinned worker's thread pools
 
 
 def worker_id(config: pytest.Config) -> str | None:
@@ -81,7 +82,7 @@ def configure(config: pytest.Config) -> None:
         cores, shared = assign_cores(index, count, available)
         process.cpu_affinity(cores)
         placement.update(cores=cores, shared_cores=shared, threads=len(cores))
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        for variable in THREAD_VARIABLES:
             os.environ[variable] = str(len(cores))
     except (AttributeError, OSError):  # no affinity on this platform: say so, keep going
         placement.update(cores=None, shared_cores=True, threads=None)

@@ -38,8 +38,10 @@ def pytest_configure(config):
     if hasattr(config, "workerinput"):  # the plugin pinned this worker to its share of cores: runs inside need all
         import psutil
 
+        from pytest_sketchbench.parallel import THREAD_VARIABLES
+
         psutil.Process().cpu_affinity([])
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        for variable in THREAD_VARIABLES:
             os.environ.pop(variable, None)
 
 
