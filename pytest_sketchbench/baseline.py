@@ -28,13 +28,13 @@ import numpy as np
 
 from pytest_sketchbench.codec import baseline_entry, baseline_models_in, baseline_models_out
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.results import BaselineEntry, BaselineRow, CategoryChange, Memory
+from pytest_sketchbench.results import MEMORY_NOISE_MB, BaselineEntry, BaselineRow, CategoryChange, Memory
 from pytest_sketchbench.stats import mcnemar_exact
 
 FORMAT = "sketchbench-baseline/1"
 DEFAULTS = {"accuracy_margin": 0.005, "alpha": 0.01, "latency_max_ratio": 1.10, "ab_latency_max_ratio": 1.2,
             "memory_margin": 0.25,
-            "memory_floor_mb": 20.0, "size_margin": 0.05, "gate": ["accuracy", "latency", "memory", "size"],
+            "memory_floor_mb": MEMORY_NOISE_MB, "size_margin": 0.05, "gate": ["accuracy", "latency", "memory", "size"],
             "compare_across_profiles": False, "category_alpha": 0.01}
 
 

@@ -92,6 +92,11 @@ class Calibration:
     reliability: list[list[float]]
 
 
+# the smallest change of a memory figure that counts: RSS moves by pages and allocator arenas between runs (a
+# growth of 0 MB in one run and 0.004 MB, one page, in the next is no regression)
+MEMORY_NOISE_MB = 20.0
+
+
 @dataclass
 class Memory:
     rss_before_mb: float

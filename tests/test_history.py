@@ -15,8 +15,8 @@ from pg_server import postgres_server, why_not
 from conftest import REPO, run_options
 from pytest_sketchbench.cli import main
 from pytest_sketchbench.errors import SketchBenchError
-from pytest_sketchbench.history.analysis import analyse, news, settings_from
-from pytest_sketchbench.history.changes import Settings, find_changes
+from pytest_sketchbench.history.analysis import HistorySettings, analyse, news, settings_from
+from pytest_sketchbench.history.changes import Settings, find_changes, new_point
 from pytest_sketchbench.history.points import Point, points_of
 from pytest_sketchbench.history.store import Run, open_store, shown
 
@@ -146,6 +146,18 @@ def test_a_change_smaller_than_the_minimum_is_not_news():
     values[20:] *= 1.02
     assert [c.index for c in find_changes(values, settings=Settings(min_change=0.01))] == [20]
     assert find_changes(values, settings=Settings(min_change=0.03)) == []
+
+
+def test_memory_growth_moving_off_zero_by_a_page_is_not_news_and_by_the_noise_floor_is():
+    """Found under -n 2: a run whose RSS grew by one page (0.0039 MB) after four that grew by 0 was an infinite
+    relative change with p = 0. Memory has the absolute floor the baseline gate uses (memory_floor_mb)."""
+    memory = HistorySettings().for_metric("memory_growth_mb")
+    assert new_point(np.array([0.0] * 4 + [0.00390625]), memory) is None
+    assert find_changes([0.0] * 8 + [0.00390625] * 4, settings=memory) == []
+    (change,) = find_changes([0.0] * 8 + [25.0] * 4, settings=memory)
+    assert change.index == 8
+    assert new_point(np.array([0.0] * 4 + [25.0]), memory) is not None
+    assert new_point(np.array([0.0] * 4 + [0.00390625]), HistorySettings().for_metric("size_mb")) is not None
 
 
 def test_a_deterministic_figure_changes_at_its_first_different_run():

@@ -22,12 +22,15 @@ import numpy as np
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.history.changes import Change, Settings, find_changes, new_point
 from pytest_sketchbench.history.store import SeriesKey, SeriesPoint
+from pytest_sketchbench.results import MEMORY_NOISE_MB
 
 DEFAULT_METRICS = ["accuracy", "top5_accuracy", "latency_ratio:*", "p50_ms@*", "throughput@*", "memory_growth_mb",
                    "size_mb"]
 # accuracy on the same drawings does not wobble: half a percent (0.46 points at 92 %) is already 30 drawings of
 # 6,576; speed, memory and size move by a few percent between runs on a shared host
 DEFAULT_MIN_CHANGE = {"accuracy": 0.005, "top5_accuracy": 0.005, "accuracy:*": 0.02, "*": 0.03}
+# figures whose run-to-run noise is absolute: below this a change is not news, however large relative to 0
+MIN_ABSOLUTE_CHANGE = {"memory_growth_mb": MEMORY_NOISE_MB}
 KEYS = {"metrics", "min_change", "window", "alpha", "newest"}
 
 
@@ -47,7 +50,8 @@ class HistorySettings:
         if isinstance(minimum, dict):
             minimum = next((v for pattern, v in minimum.items() if fnmatch.fnmatchcase(metric, pattern)),
                            DEFAULT_MIN_CHANGE["*"])
-        return Settings(min_change=minimum, alpha=self.alpha, window=self.window)
+        return Settings(min_change=minimum, min_absolute=MIN_ABSOLUTE_CHANGE.get(metric, 0.0), alpha=self.alpha,
+                        window=self.window)
 
 
 def settings_from(table: dict[str, Any], where: str) -> HistorySettings:

@@ -1,15 +1,15 @@
 """Change points and drifts in one series of run figures.
 
-Candidates come from ``ruptures``' PELT on the series (an L2 cost: a shift of the mean), with a penalty of
-``penalty × σ² × ln n`` where σ is the run-to-run noise history shows (the robust spread of successive
-differences, at least the typical half-width of the runs' own intervals ÷ 1.96). Each candidate must then pass a
-two-sided Welch t-test between up to ``window`` runs on either side, at ``alpha`` (0.005; Otava's E-divisive uses
-0.001: ``scripts/build_history.py`` shows what each finds in real runs), and shift the level by at least
-``min_change`` (relative); a failing candidate is dropped and its neighbours retested over the merged levels. A
-change smaller than the noise, or than what the user cares about, is never an alert. ``window`` runs that rise
-or fall steadily (Kendall's τ at ``alpha``, a line fitting clearly better than one jump) are a drift: a 3 % step
-every run that each pairwise gate passes. The newest run alone is judged against the prediction interval of the
-runs before it (:func:`new_point`).
+Candidates come from ``ruptures``' PELT on the series (an L2 cost: a shift of the mean), with a penalty of ``penalty
+× σ² × ln n`` where σ is the run-to-run noise history shows (the robust spread of successive differences, at least
+the typical half-width of the runs' own intervals ÷ 1.96). Each candidate must then pass a two-sided Welch t-test
+between up to ``window`` runs on either side, at ``alpha`` (0.005; Otava's E-divisive uses 0.001:
+``scripts/build_history.py`` shows what each finds in real runs), and shift the level by at least ``min_change``
+(relative) and ``min_absolute`` (memory: RSS noise); a failing candidate is dropped and its neighbours retested over
+the merged levels. A change smaller than the noise, or than what the user cares about, is never an alert. ``window``
+runs that rise or fall steadily (Kendall's τ at ``alpha``, a line fitting clearly better than one jump) are a drift:
+a 3 % step every run that each pairwise gate passes. The newest run alone is judged against the prediction interval
+of the runs before it (:func:`new_point`).
 
 Why ruptures: it is maintained, needs only numpy and scipy, and PELT is exact for this cost. MongoDB's
 ``signal-processing-algorithms`` (E-divisive) pins numpy < 2 and gevent; Apache Otava 0.8.0 pins numpy 2.2.0 and
@@ -28,11 +28,17 @@ import numpy as np
 @dataclass(frozen=True)
 class Settings:
     min_change: float = 0.03  # smallest relative level shift that is reported
+    min_absolute: float = 0.0  # and the smallest absolute one (a figure that can sit at 0, such as RSS growth)
     alpha: float = 0.005  # the significance of the test each candidate must pass
     window: int = 10  # runs on each side the test compares (and a drift's longest span)
     min_size: int = 3  # fewest runs in a level: a single outlier is not a change
     penalty: float = 3.0  # PELT's penalty, in σ² ln n
     drift_min_runs: int = 5  # a steady trend over fewer runs is not called a drift
+
+    def too_small(self, before: float, after: float) -> bool:
+        """A shift under the relative minimum, or under the figure's absolute one, is not news."""
+        shift = abs(after - before)
+        return shift < self.min_absolute or (shift / abs(before) if before else math.inf) < self.min_change
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def _tested(values: np.ndarray, index: int, low: int, high: int, settings: Setti
     (mean_before, interval_before), (mean_after, interval_after) = _level(before), _level(after)
     p_value = _welch_p(before, after)
     change = Change("step", index, index, mean_before, mean_after, interval_before, interval_after, p_value)
-    if p_value > settings.alpha or abs(change.relative) < settings.min_change:
+    if p_value > settings.alpha or settings.too_small(change.before, change.after):
         return None
     return change
 
@@ -155,7 +161,7 @@ def _drifts(series: np.ndarray, settings: Settings) -> list[tuple[int, int, floa
         slope, intercept = np.polyfit(np.arange(size), window, 1)
         start, end = float(intercept), float(intercept + slope * (size - 1))
         p_value = float(stats.kendalltau(np.arange(size), window).pvalue)
-        if p_value > settings.alpha or not start or abs(end - start) / abs(start) < settings.min_change \
+        if p_value > settings.alpha or not start or settings.too_small(start, end) \
                 or _step_fits_better(window, slope, intercept):
             continue
         if spans and first <= spans[-1][1]:  # overlapping windows: one drift
@@ -184,7 +190,7 @@ def new_point(values: np.ndarray, settings: Settings) -> Change | None:
         half = float(stats.t.ppf(1 - settings.alpha / 2, history.size - 1) * spread * math.sqrt(1 + 1 / history.size))
     change = Change("new", values.size - 1, values.size - 1, mean, newest, (mean - half, mean + half),
                     (newest, newest), p_value)
-    if p_value > settings.alpha or abs(change.relative) < settings.min_change:
+    if p_value > settings.alpha or settings.too_small(change.before, change.after):
         return None
     return change
 
