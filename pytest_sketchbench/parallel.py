@@ -8,6 +8,7 @@ reported) and the worker's whole result set through ``workeroutput`` at its end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,15 +55,22 @@ def assign_cores(worker_index: int, worker_count: int, cores: list[int]) -> tupl
 
 
 def configure(config: pytest.Config) -> None:
-    """On a worker: pin it before any framework is imported. On the controller: group tests by model."""
+    """On the controller: group tests by model (each model loads on one worker). Pinning waits for
+    :func:`pin_worker`: a run without sketch tests keeps its workers as xdist made them."""
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"  # honour the xdist_group marks: each model on one worker
-    worker = worker_id(config)
-    if worker is None:
-        return
-    if config.workerinput.get("sketchbench_loadgroup"):
+    if worker_id(config) is not None and config.workerinput.get("sketchbench_loadgroup"):
         # workers re-parse the command line, where plain -n means "load": tell xdist's worker side too
         config.option.loadgroup = True
+
+
+def pin_worker(config: pytest.Config) -> None:
+    """On a worker that collected sketch tests, before any model loads (and so before its framework is
+    imported): its own GPU and a disjoint block of cores, for every thread the process already has and
+    every one it starts, with the thread-pool variables set to match."""
+    worker = worker_id(config)
+    if worker is None or WORKER_KEY in config.stash:
+        return
     count = int(config.workerinput.get("workercount", 1))
     index = int(config.workerinput.get("sketchbench_slot", int(worker.lstrip("gw") or 0) % count))
     placement: dict = {"worker": worker, "workers": count, "host": socket.gethostname(), "pid": os.getpid()}
@@ -80,7 +88,9 @@ def configure(config: pytest.Config) -> None:
         process = psutil.Process()
         available = sorted(process.cpu_affinity())
         cores, shared = assign_cores(index, count, available)
-        process.cpu_affinity(cores)
+        for thread in process.threads():  # a thread started by an import before now keeps its own affinity
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(thread.id, cores)
         placement.update(cores=cores, shared_cores=shared, threads=len(cores))
         for variable in THREAD_VARIABLES:
             os.environ[variable] = str(len(cores))

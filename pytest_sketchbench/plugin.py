@@ -212,6 +212,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not any(uses_sketchbench(item) for item in items):
         return
+    parallel.pin_worker(config)  # a sketch run: its workers get their own cores before any model loads
     session_of(config, create=True)
     profiling = [item for item in items if "sketch_profile" in getattr(item, "fixturenames", ())]
     if profiling:  # profilers slow what they watch: every timing of the run comes first

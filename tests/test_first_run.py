@@ -4,6 +4,7 @@ finds its bundled data from any project, resolves paths one way, and its reports
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -56,6 +57,29 @@ def test_a_project_without_sketch_tests_sees_nothing_and_imports_nothing_heavy(p
     result.assert_outcomes(passed=1)
     assert "sketchbench:" not in result.stdout.str()  # no header lines (the plugins line is pytest's own)
     result.stdout.fnmatch_lines(["HEAVY-MODULES: none"])
+
+
+def test_a_parallel_run_without_sketch_tests_leaves_its_workers_unpinned(pytester):
+    """Installed is not in charge: under pytest -n, a project without sketch tests keeps every core and its thread
+    pools on each worker (the plugin pins a worker only once it collects a sketch test: test_parallel)."""
+    pytester.makepyfile(test_plain='''
+        import os
+        from pathlib import Path
+
+        def where():
+            placed = f"{sorted(os.sched_getaffinity(0))} {os.environ.get('OMP_NUM_THREADS')}"
+            Path(f"{os.environ['PYTEST_XDIST_WORKER']}.placed").write_text(placed)
+
+        def test_one(): where()
+        def test_two(): where()
+        def test_three(): where()
+        def test_four(): where()
+    ''')
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "each", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    expected = f"{sorted(os.sched_getaffinity(0))} {os.environ.get('OMP_NUM_THREADS')}"
+    assert {path.name: path.read_text() for path in pytester.path.glob("*.placed")} == {
+        "gw0.placed": expected, "gw1.placed": expected}
 
 
 def test_works_without_xdist_under_strict_markers(bypath_project):

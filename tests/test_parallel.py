@@ -76,13 +76,20 @@ def test_detection_without_gpu_is_absent_not_a_crash_and_imports_no_runtime():
 
 CONFTEST = textwrap.dedent('''
     import os
+    import threading
     from centroid_plugin import CentroidModel
     from pytest_sketchbench import register_model
+
+    EARLY = threading.Thread(target=threading.Event().wait, daemon=True)  # a pool started by an import, unpinned
+    EARLY.start()
 
     class Counted(CentroidModel):
         def load(self):
             with open("loads.txt", "a") as handle:
                 handle.write(f"{self.name} {os.environ.get('PYTEST_XDIST_WORKER')}\\n")
+            with open("affinity.txt", "a") as handle:  # this thread's cores, and the early thread's
+                handle.write(f"{self.name} {sorted(os.sched_getaffinity(0))} "
+                             f"{sorted(os.sched_getaffinity(EARLY.native_id))}\\n")
             super().load()
 
     class Crashing(Counted):
@@ -130,6 +137,9 @@ def test_parallel_run_groups_pins_measures_and_merges(two_models, tmp_path):
     placements = [report[m]["parallel"] for m in ("alpha", "beta")]
     assert placements[0]["worker"] != placements[1]["worker"]
     assert not set(placements[0]["cores"]) & set(placements[1]["cores"]) and not placements[0]["shared_cores"]
+    affinity = dict(line.split(" ", 1) for line in (two_models.path / "affinity.txt").read_text().splitlines())
+    for model, placement in zip(("alpha", "beta"), placements, strict=True):  # threads from before the pinning too
+        assert affinity[model] == f"{placement['cores']} {placement['cores']}", affinity
     for model in ("alpha", "beta"):
         assert report[model]["accuracy_results"]["accuracy"] > 0.2
         timing = report[model]["timing_results"]["1"]
