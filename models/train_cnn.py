@@ -52,11 +52,17 @@ def build_cnn(n_classes: int, width: float = 1.0, dropout: tuple[float, float] =
     return keras.Model(inputs, outputs, name="sketch_cnn")
 
 
+def _sample(rng: np.random.Generator, count: int, images: np.ndarray, labels: np.ndarray):
+    pick = rng.permutation(len(images))[:count]
+    return images[pick], labels[pick]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--limit", type=int, default=0, help="train on this many drawings (smoke test)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="train, validate and test on this many drawings each (smoke test)")
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     parser.add_argument("--width", type=float, default=1.0, help="scale every layer's filters and units")
     parser.add_argument("--dropout", type=float, nargs=2, default=(0.4, 0.3), metavar=("FLATTEN", "DENSE"))
@@ -76,10 +82,12 @@ def main() -> None:
     log = Log(WORK / "train_cnn.log")
     data = load_split_arrays()
     categories = data["categories"]
-    (x_train, y_train), (x_val, y_val) = data["train"], data["validation"]
-    if args.limit:
-        pick = np.random.default_rng(SEED).permutation(len(x_train))[: args.limit]
-        x_train, y_train = x_train[pick], y_train[pick]
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data["train"], data["validation"], data["test"]
+    if args.limit:  # a smoke run: as many drawings to validate and test on (scoring 6,576 costs more than training)
+        rng = np.random.default_rng(SEED)
+        x_train, y_train = _sample(rng, args.limit, x_train, y_train)
+        x_val, y_val = _sample(rng, args.limit, x_val, y_val)
+        x_test, y_test = _sample(rng, args.limit, x_test, y_test)
     log(f"train {x_train.shape}, validation {x_val.shape}, {len(categories)} categories")
 
     train_ds, val_ds = training_datasets(x_train, y_train, x_val, y_val, len(categories), args.batch_size,
@@ -102,7 +110,6 @@ def main() -> None:
     trained = fit_resumable(build, args.learning_rate, args, train_ds, val_ds, len(y_train), checkpoint, log)
     model = as_float32(trained, build)
 
-    x_test, y_test = data["test"]
     test_accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=512, verbose=0), 1) == y_test))
     log(f"test accuracy {test_accuracy:.4f}")
     model.save(args.out, include_optimizer=False)  # legacy HDF5: the format the seed's users have
