@@ -260,7 +260,7 @@ def test_loadgen_scenarios_on_a_local_model_pass_and_keep_their_logs(centroid_pr
 def test_a_loadgen_run_past_the_stage_deadline_ends_cleanly_and_keeps_the_results(centroid_project, tmp_path):
     """The deadline never fires inside LoadGen's callbacks (it segfaulted the session): LoadGen is told to stop
     before it, the deadline fires after LoadGen returns, and the accuracy already measured is reported."""
-    centroid_project.makeconftest(CENTROID.replace('weights="centroid.npz"', 'weights="centroid.npz", timeout_s=3'))
+    centroid_project.makeconftest(CENTROID.replace('weights="centroid.npz"', 'weights="centroid.npz", timeout_s=2.5'))
     centroid_project.makefile(".toml", thresholds="""
         [centroid]
         min_accuracy = 0.1
@@ -276,7 +276,7 @@ def test_a_loadgen_run_past_the_stage_deadline_ends_cleanly_and_keeps_the_result
     assert result.ret == 1, result.stdout.str()[-2000:]  # not -11 (SIGSEGV), not 3 (INTERNALERROR)
     record = json.loads((tmp_path / "r.json").read_text())["model_results"]["centroid"]
     assert record["accuracy_results"]["accuracy"] > 0.1
-    assert any("LoadGen ServerPeak did not finish within 3 s (timed out)" in e for e in record["errors"]), record
+    assert any("LoadGen ServerPeak did not finish within 2.5 s (timed out)" in e for e in record["errors"]), record
 
 
 def test_a_loadgen_scenario_longer_than_the_deadline_is_refused_up_front(centroid_project, tmp_path):

@@ -1,5 +1,6 @@
 """Speed verdicts that hold on any machine: relative limits timed interleaved and decided sequentially, pass,
-fail or inconclusive, percentile sample rules, and the same-run A/B gate against the baseline's model files."""
+fail or inconclusive, percentile sample rules, and the same-run A/B gate against the baseline's model files.
+The tests that time a run are marked ``alone`` (under pytest -n nothing runs beside them); the others are not timed."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ import numpy as np
 import pytest
 
 from conftest import REPO, judged_on_this_host
-
-pytestmark = pytest.mark.alone  # every test here judges wall-clock time
 
 # A model whose every call sleeps for the time its weights file says: speed is then a property of the
 # file, as it is for real models (the A/B gate loads the baseline's file of the same model).
@@ -71,6 +70,7 @@ def _verdicts(path) -> dict:
     return {v["check"]: v for record in results.values() for v in record["threshold_verdicts"]}
 
 
+@pytest.mark.alone
 def test_interleaved_ratio_of_two_known_sleeps_comes_out_right(sleepy, tmp_path):
     sleepy.makefile(".toml", thresholds='[slow]\nmax_latency_ratio = { reference = "fast", max = 10.0 }\n')
     result = sleepy.runpytest("--sketch-models=slow", f"--sketch-json={tmp_path}/r.json", "--sketch-latency-budget=0.3",
@@ -81,6 +81,7 @@ def test_interleaved_ratio_of_two_known_sleeps_comes_out_right(sleepy, tmp_path)
     assert "interleaved rounds" in verdict["message"] and verdict["passed"] is True
 
 
+@pytest.mark.alone
 def test_latency_ratio_fails_only_past_the_whole_interval_with_the_message(sleepy):
     sleepy.makefile(".toml", thresholds='[slow]\nmax_latency_ratio = { reference = "fast", max = 1.5 }\n')
     result = sleepy.runpytest("--sketch-models=slow", "--sketch-latency-budget=0.2", "-rs", *FAST_RUN)
@@ -90,6 +91,7 @@ def test_latency_ratio_fails_only_past_the_whole_interval_with_the_message(sleep
                                   r"slow 4\.\d+ ms, fast 2\.\d+ ms \(×[12]\.\d+\)\)"])  # sleeps: the wall clock
 
 
+@pytest.mark.alone
 def test_throughput_ratio_list_form_per_batch_and_calibration_reference(sleepy, tmp_path):
     sleepy.makefile(".toml", thresholds=textwrap.dedent('''
         [fast]
@@ -121,6 +123,7 @@ def test_malformed_relative_limits_are_usage_errors(sleepy, table, problem):
     assert problem in result.stderr.str()
 
 
+@pytest.mark.alone
 def test_too_few_samples_for_p99_is_inconclusive_under_each_policy(sleepy, tmp_path):
     sleepy.makepyfile(test_latency="def test_latency(sketch_latency, sketch_thresholds):\n"
                                    "    sketch_thresholds.check_latency(sketch_latency(1))\n")
@@ -142,6 +145,7 @@ def test_too_few_samples_for_p99_is_inconclusive_under_each_policy(sleepy, tmp_p
     assert _verdicts(tmp_path / "r.json")["max_p99_latency_ms"]["status"] == "inconclusive"  # whatever the policy
 
 
+@pytest.mark.alone
 def test_an_absolute_limit_inside_the_figures_interval_is_inconclusive(sleepy, tmp_path):
     """A jittery model whose p50 interval contains the limit: neither passed nor failed (no re-measuring)."""
     sleepy.makepyfile(test_latency="def test_latency(sketch_latency, sketch_thresholds):\n"
@@ -165,6 +169,7 @@ def test_an_absolute_limit_inside_the_figures_interval_is_inconclusive(sleepy, t
     assert re.search(r"p50 latency 2\.\d+ ms \(95% CI 1\.\d+–[23]\.\d+\) ≈ max_latency_ms 2\.1", verdict["message"])
 
 
+@pytest.mark.alone
 def test_ab_gate_times_the_baseline_file_beside_the_candidate(sleepy):
     """--sketch-baseline-models: the same model's file from the baseline folder, timed in the same run."""
     sleepy.makepyfile(test_ab="def test_latency_vs_baseline(sketch_baseline_latency):\n"
