@@ -27,22 +27,21 @@ BUNDLED = REPO / "pytest_sketchbench" / "bundled" / "quickdraw_test.npz"
 
 
 # -- the suite under pytest -n ------------------------------------------------------------------------------
-# The suite's own xdist workers are not benchmark workers, and a test that judges wall-clock time must have the
+# The suite's own xdist workers are not benchmark workers (the plugin pins a worker only once it collects a
+# sketch test; the suite's tests start their own runs), and a test that judges wall-clock time must have the
 # host to itself, as on a serial run: the other workers then wait (a neighbour would make its verdict
 # "inconclusive", or time it wrong).
 XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config):
-    if hasattr(config, "workerinput"):  # the plugin pinned this worker to its share of cores: runs inside need all
-        import psutil
+def pytest_collection_modifyitems(config, items):
+    """Under pytest -n the tests marked alone come first, in one block: one worker runs them back to back (holding
+    the host from one to the next) while the other waits once, instead of both idling at every switch."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("alone") is None)  # stable: same order on every worker
 
-        from pytest_sketchbench.parallel import THREAD_VARIABLES
 
-        psutil.Process().cpu_affinity([])
-        for variable in THREAD_VARIABLES:
-            os.environ.pop(variable, None)
+HOST_SHARE = pytest.StashKey["HostShare"]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -51,27 +50,57 @@ def pytest_runtest_protocol(item, nextitem):
         return (yield)
     # pytest-benchmark reads PYTEST_XDIST_WORKER: a pytest run started by a test (or a fixture) would switch it off
     hidden = {variable: os.environ.pop(variable) for variable in XDIST_VARIABLES if variable in os.environ}
+    share = item.config.stash.get(HOST_SHARE, None)
+    if share is None:  # the lock files lie in the run's own temporary folder (pytest removes it with old runs)
+        share = item.config.stash[HOST_SHARE] = HostShare(Path(item.config.option.basetemp).parent / "host-share")
+    alone = item.get_closest_marker("alone") is not None
+    share.enter(alone)
     try:
-        alone = item.get_closest_marker("alone") is not None
-        # the workers' temporary folders lie in the run's own (pytest removes it with old runs)
-        with host_share(Path(item.config.option.basetemp).parent / "host-share", alone):
-            return (yield)
+        return (yield)
     finally:
+        share.leave(keep=alone and nextitem is not None and nextitem.get_closest_marker("alone") is not None)
         os.environ.update(hidden)
+
+
+class HostShare:
+    """A readers-writer lock over the suite's workers: a test shares the host, or (``alone``) waits until every
+    running test is done and holds it by itself, kept from one test alone to the next on the same worker. The
+    turnstile lets a waiting ``alone`` test in before new sharers."""
+
+    def __init__(self, base: Path):
+        self.turnstile, self.lock = open(f"{base}.turnstile", "a"), open(f"{base}.lock", "a")  # noqa: SIM115
+        self.held: int | None = None
+
+    def enter(self, alone: bool) -> None:
+        mode = fcntl.LOCK_EX if alone else fcntl.LOCK_SH
+        if self.held == mode:
+            return
+        self.leave(keep=False)
+        fcntl.flock(self.turnstile, fcntl.LOCK_EX)
+        fcntl.flock(self.lock, mode)
+        fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+        self.held = mode
+
+    def leave(self, keep: bool) -> None:
+        if self.held is not None and not keep:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+            self.held = None
+
+    def close(self) -> None:
+        self.leave(keep=False)
+        self.turnstile.close()
+        self.lock.close()
 
 
 @contextmanager
 def host_share(base: Path, alone: bool) -> Iterator[None]:
-    """A readers-writer lock over the suite's workers: a test shares the host, or (``alone``) waits until every
-    running test is done and holds it by itself. The turnstile lets a waiting ``alone`` test in before new sharers."""
-    with open(f"{base}.turnstile", "a") as turnstile, open(f"{base}.lock", "a") as lock:
-        fcntl.flock(turnstile, fcntl.LOCK_EX)
-        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        fcntl.flock(turnstile, fcntl.LOCK_UN)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """One test's share of the host (what a worker does around each test)."""
+    share = HostShare(base)
+    share.enter(alone)
+    try:
+        yield
+    finally:
+        share.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import host_share
+from conftest import HostShare, host_share
 
 
 def _can_take(base, mode: int) -> bool:
@@ -51,3 +51,20 @@ def test_a_waiting_test_alone_goes_before_new_sharers(tmp_path):
     waiting.join(5)
     late.join(5)
     assert order == ["alone in", "alone out", "sharer in", "sharer out"]
+
+
+def test_a_worker_keeps_the_host_from_one_test_alone_to_the_next_and_then_shares_it(tmp_path):
+    base = tmp_path / "run"
+    share = HostShare(base)
+    share.enter(alone=True)
+    share.leave(keep=True)  # the next test on this worker is alone too
+    assert not _can_take(base, fcntl.LOCK_SH)  # no sharer slips in between
+    share.enter(alone=True)  # already held: no wait (waiting on itself would deadlock)
+    share.leave(keep=False)
+    assert _can_take(base, fcntl.LOCK_EX)
+    share.enter(alone=True)
+    share.leave(keep=True)
+    share.enter(alone=False)  # the next test shares: the worker lets go of the host and takes a share
+    assert _can_take(base, fcntl.LOCK_SH) and not _can_take(base, fcntl.LOCK_EX)
+    share.close()
+    assert _can_take(base, fcntl.LOCK_EX)
