@@ -56,7 +56,6 @@ def test_other_seeds_within_five_percent_pass_and_beyond_fail():
 
 
 @pytest.mark.slow  # two 5-second LoadGen runs: out of the default subset
-@pytest.mark.alone
 def test_seed_robustness_on_a_local_model_reruns_the_scenario_with_other_seeds(centroid_project, tmp_path):
     centroid_project.makeconftest("""
         from centroid_plugin import CentroidModel
@@ -110,8 +109,7 @@ def _served(pytester, url: str, extra: str = "", tensor_format: str = "json", qu
                                          f"--sketch-json={pytester.path}/r.json", timeout=180)
 
 
-@pytest.mark.slow  # about 15 s: two LoadGen runs through the proxy
-@pytest.mark.alone
+@pytest.mark.slow  # about 15 s: two LoadGen runs through the proxy; answers are judged, not times
 def test_a_server_wrong_under_load_only_fails_test01_and_passes_at_rest(pytester):
     with FakeV2Server("ok") as server, FaultProxy(server.url, wrong=0.01, seed=3) as proxy:
         result = _served(pytester, proxy.url, "answers_under_load = true\n")
