@@ -36,7 +36,7 @@ XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_X
 
 def pytest_collection_modifyitems(config, items):
     """Under pytest -n the tests marked alone come first, in one block: one worker runs them back to back (holding
-    the host from one to the next) while the other waits once, instead of both idling at every switch."""
+    the host from one to the next) while the others wait once, instead of idling at every switch."""
     if hasattr(config, "workerinput"):
         items.sort(key=lambda item: item.get_closest_marker("alone") is None)  # stable: same order on every worker
 
