@@ -86,6 +86,7 @@ def _served(pytester, url: str, loadgen_table: str):
 
 
 @pytest.mark.slow  # 7 s: a LoadGen run through the proxy
+@pytest.mark.alone  # wall-clock: the timeouts counted are the injected delays only while healthy requests keep 0.5 s
 def test_a_server_failing_under_load_is_counted_by_kind_and_the_run_goes_on(pytester):
     with FakeV2Server("ok") as server, FaultProxy(server.url, fail=0.3, how="mix", delay_s=1.0, seed=1) as proxy:
         result = _served(pytester, proxy.url, """
@@ -108,6 +109,7 @@ def test_a_server_failing_under_load_is_counted_by_kind_and_the_run_goes_on(pyte
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # wall-clock: every healthy request within timeout_s=0.5 (a busy host added a timeout)
 def test_a_few_failures_within_the_limit_pass(pytester):
     with FakeV2Server("ok") as server, FaultProxy(server.url, fail=0.02, how="503", seed=2) as proxy:
         result = _served(pytester, proxy.url, """

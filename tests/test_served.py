@@ -385,6 +385,7 @@ def test_tensors_reach_the_server_exactly_and_answers_come_back_in_order(bundled
     assert ("Inference-Header-Content-Length" in sent) == (tensor_format == "binary")
 
 
+@pytest.mark.alone  # wall-clock: the size limit must trip before timeout_s=1 (a busy host made it a timeout)
 @pytest.mark.parametrize("behaviour, problem", [
     ("endless", r"sent more than 64 MiB"), ("bomb", r"sent more than 64 MiB"),
     ("trickle", r"inference: no answer from .* within timeout_s=1"),
