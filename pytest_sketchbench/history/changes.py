@@ -37,8 +37,12 @@ class Settings:
 
     def too_small(self, before: float, after: float) -> bool:
         """A shift under the relative minimum, or under the figure's absolute one, is not news."""
-        shift = abs(after - before)
-        return shift < self.min_absolute or (shift / abs(before) if before else math.inf) < self.min_change
+        return abs(after - before) < self.min_absolute or abs(relative_change(before, after)) < self.min_change
+
+
+def relative_change(before: float, after: float) -> float:
+    """The shift as a share of the level before it (infinite from a level of 0)."""
+    return (after - before) / abs(before) if before else math.inf
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class Change:
 
     @property
     def relative(self) -> float:
-        return (self.after - self.before) / abs(self.before) if self.before else math.inf
+        return relative_change(self.before, self.after)
 
 
 def noise_of(values: np.ndarray, half_widths: np.ndarray | None = None) -> float:
