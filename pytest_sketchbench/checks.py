@@ -76,12 +76,13 @@ class ThresholdChecker:
         if inconclusive:
             apply_inconclusive_policy(message, self.inconclusive)
 
-    def on_this_host(self, passed: bool, absolute: bool = False) -> tuple[bool | None, str]:
+    def on_this_host(self, passed: bool, fit_host_only: bool = False) -> tuple[bool | None, str]:
         """A wall-clock figure and the host it was measured on: contention only slows a model down, so on an
-        unfit host a pass of a relative figure stands and a failure is inconclusive; an absolute limit (a
-        named hardware profile's) is judged only on a fit host."""
+        unfit host a pass of a relative figure stands and a failure is inconclusive. ``fit_host_only``: judged
+        only on a fit host, either way — an absolute limit (a named hardware profile's), or two runs apart in
+        time, where contention may have slowed either one and so hidden a difference as well as made one."""
         unfit = self.host()["unfit"]
-        if not unfit or (passed and not absolute):
+        if not unfit or (passed and not fit_host_only):
             return passed, ""
         return None, f" — not judged on this host: {'; '.join(unfit)}"
 
@@ -119,7 +120,7 @@ class ThresholdChecker:
             passed, relation = None, "≈"
             why = " — the interval straddles the limit on a sample of the test set: run the whole split to decide"
         elif key in ABSOLUTE_TIME_LIMITS:
-            passed, why = self.on_this_host(bool(passed), absolute=True)
+            passed, why = self.on_this_host(bool(passed), fit_host_only=True)
         elif key in WALL_CLOCK_RELATIVE_LIMITS:
             passed, why = self.on_this_host(bool(passed))
         shown = f"{limit:.3f}" if "accuracy" in key else f"{limit:g}"

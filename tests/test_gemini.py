@@ -92,9 +92,12 @@ def test_rate_limit_is_honoured(small, key):
         model.before_accuracy_pass(tiny)
         model.infer(model.prepare(tiny.images))
         elapsed = time.monotonic() - started
+    # the median gap between arrivals at the server: the mean over first-to-last is shortened by a late first
+    # request (CI: the first connection 150 ms late made 21 gaps look like 646/min); one late arrival moves two
+    # gaps of 21, and a client sending even 10 % too fast moves them all
     gaps = np.diff(sorted(fake.request_times))
-    measured_rpm = 60.0 / gaps.mean()
-    assert elapsed >= 2.0 and measured_rpm <= 600 * 1.05, (elapsed, measured_rpm)
+    median_rpm = 60.0 / float(np.median(gaps))
+    assert elapsed >= 2.0 and median_rpm <= 600 * 1.05, (elapsed, median_rpm, gaps)
 
 
 def test_budget_cap_refuses_before_sending(small, key):
