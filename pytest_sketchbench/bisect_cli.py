@@ -41,10 +41,23 @@ def _verdict_of(rc: int, report_path: Path) -> tuple[int, str]:
     unsure = sorted(name for name, status in statuses.items() if status in ("error", "skipped", "not run",
                                                                             "inconclusive"))
     if unsure:
-        return SKIP, f"not judged: {', '.join(f'{name} {statuses[name]}' for name in unsure)}"
+        return SKIP, f"not judged: {', '.join(f'{name} {statuses[name]}' for name in unsure)}{_why_unsure(report_path)}"
     if rc == 1 or any(status == "failed" for status in statuses.values()):
         return BAD, "a gate failed"
     return GOOD, "every gate passed"
+
+
+def _why_unsure(report_path: Path) -> str:
+    """The first inconclusive check's reason (what follows its figure: 'not judged on this host: steal 18%'), so
+    that a bisection that cannot decide says why."""
+    from pytest_sketchbench.codec import record_from_result
+
+    results = json.loads(report_path.read_text())["model_results"]
+    for name, result in results.items():
+        for verdict in record_from_result(name, result).verdicts:
+            if verdict.outcome == "inconclusive" and " — " in verdict.message:
+                return f" ({verdict.message.split(' — ', 1)[1]})"
+    return ""
 
 
 def step(cache: Path, pytest_args: list[str], root: Path) -> int:
@@ -78,6 +91,17 @@ def figures(cache: Path, sha: str) -> dict[str, dict[str, Any]]:
     return {name: {v.check: v for v in record_from_result(name, result).verdicts} for name, result in results.items()}
 
 
+def _skipped(cache: Path, start: int) -> str:
+    """'; 3 of 5 commits tested this bisection were not judged (the last: …)': a gate that cannot decide (an
+    unfit host, an error) leaves git bisect nothing to go on, and the user must know it was that."""
+    runs = (cache / "runs.log").read_text().splitlines()[start:] if (cache / "runs.log").exists() else []
+    skipped = [line.split()[0] for line in runs if line.endswith(" skip")]
+    if not skipped:
+        return ""
+    why = json.loads((cache / f"{skipped[-1]}.verdict.json").read_text())["why"]
+    return f"; {len(skipped)} of {len(runs)} commits tested this bisection were not judged (the last: {why})"
+
+
 def bisect(args: argparse.Namespace) -> int:
     root = Path(git("rev-parse", "--show-toplevel", cwd=Path.cwd()))
     if git("status", "--porcelain", "--untracked-files=no", cwd=root):
@@ -99,7 +123,8 @@ def bisect(args: argparse.Namespace) -> int:
         if out.returncode != 0 or not first_bad or "is the first bad commit" not in out.stdout:
             tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
             raise SketchBenchError(f"bisect {args.good}..{args.bad}", "git bisect found no first bad commit ("
-                                   + " / ".join(tail) + ")", "check that GOOD passes and BAD fails the gate")
+                                   + " / ".join(tail) + ")" + _skipped(cache, start),
+                                   "check that GOOD passes and BAD fails the gate")
         parent = git("rev-parse", f"{first_bad}^", cwd=root)
         if not (cache / f"{parent}.verdict.json").exists():  # the figures on the good side
             git("checkout", "-q", parent, cwd=root)

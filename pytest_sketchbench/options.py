@@ -10,6 +10,7 @@ collected test asks for a sketch fixture.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -319,6 +320,17 @@ def _apply_run_settings(options: Options, config: SketchConfig, threads_given: b
 def model_of(item) -> str | None:
     """The model a collected test item is parametrized with, if any."""
     return getattr(getattr(item, "callspec", None), "params", {}).get("sketch_model")
+
+
+def parametrized_with_a_model(test_id: str, models: Iterable[str]) -> bool:
+    """Is one of the test id's parameters (``test_x[cnn-bs1]``) exactly a model's name? Not merely text that
+    starts like one: the suite's own ``test_config_errors[[cnn]\nmin_acuracy …]`` is no sketch test."""
+    name = test_id.rsplit("::", 1)[-1]
+    if "[" not in name or not name.endswith("]"):
+        return False
+    params = name[name.index("[") + 1:-1]
+    return any(params == model or params.startswith(f"{model}-") or params.endswith(f"-{model}")
+               or f"-{model}-" in params for model in models)
 
 
 MARKERS = ("sketch_device", "requires_gpu", "sketch_models")

@@ -23,6 +23,7 @@ from pytest_sketchbench.options import (
     addoptions,
     bundled_categories,
     model_of,
+    parametrized_with_a_model,
     prepare_run,
     read_options,
     uses_sketchbench,
@@ -184,7 +185,7 @@ def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
     setup = config.stash.get(SETUP_KEY, None)
     if setup is None or session_of(config) is not None:
         return
-    if not any(f"[{model}" in test_id for test_id in ids for model in setup.selected):
+    if not any(parametrized_with_a_model(test_id, setup.selected) for test_id in ids):
         return
     sketch = session_of(config, create=True)
     reporter = config.pluginmanager.get_plugin("terminalreporter")

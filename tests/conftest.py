@@ -58,7 +58,10 @@ def pytest_runtest_protocol(item, nextitem):
     try:
         return (yield)
     finally:
-        share.leave(keep=alone and nextitem is not None and nextitem.get_closest_marker("alone") is not None)
+        # not kept once the run stops (-x, --maxfail): this worker runs nothing more, and another may be waiting
+        stopping = item.session.shouldfail or item.session.shouldstop
+        share.leave(keep=alone and not stopping and nextitem is not None
+                    and nextitem.get_closest_marker("alone") is not None)
         os.environ.update(hidden)
 
 

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_ran, run_options
+from conftest import REPO, assert_ran, judged_on_this_host, run_options
 from pytest_sketchbench.baseline import (
     accuracy_verdict,
     latency_shift,
@@ -130,6 +130,9 @@ def test_latency_gate_catches_injected_sleep(baseline_project, monkeypatch, tmp_
     monkeypatch.setenv("SLEEP", "0.002")
     slow = _run(baseline_project, f"--sketch-baseline={saved}", "--sketch-samples-per-category=5",
                 "-k", "latency_vs")
+    if not judged_on_this_host(slow):  # a wall-clock regression on a busy host: inconclusive, never passed
+        slow.assert_outcomes(skipped=1)
+        return
     slow.assert_outcomes(failed=1)
     slow.stdout.re_match_lines([r"centroid p50 latency @1 \(ms\) regressed: 0\.\d+ → 2\.\d+ \(×\d+\.\d+, p = .*\)"])
 

@@ -3,6 +3,7 @@ of them, the gate a same-run A/B against the good commit's file (``--sketch-base
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -61,7 +62,10 @@ def test_bisect_names_the_slowed_commit_within_log2_runs(chain, monkeypatch, cap
     args = ["bisect", shas[0], shas[-1], "--cache", str(tmp_path / "cache"), "--",
             "benchmarks/test_baseline.py::test_latency_vs_baseline", "--sketch-models=sut",
             f"--sketch-baseline-models={good}", "--sketch-samples-per-category=5", "--sketch-inconclusive=skip"]
-    assert main(args) == 0
+    code = main(args)
+    if code == 2 and "not judged on this host" in (err := capsys.readouterr().err):  # every verdict was a guess
+        pytest.skip(f"a busy host left the A/B gate inconclusive: {err.strip()[-300:]}")
+    assert code == 0
     out = capsys.readouterr().out
     assert f"first bad commit: {shas[SLOWED_AT][:7]}" in out, out
     runs = int(out.split(" test runs this bisection")[0].rsplit("(", 1)[1])
@@ -81,3 +85,19 @@ def test_bisect_refuses_a_dirty_tree_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["bisect", "HEAD", "HEAD", "--", "-k", "x"]) == 2
     assert "has uncommitted changes" in capsys.readouterr().err
+
+
+def test_a_commit_whose_gate_cannot_decide_is_skipped_and_a_bisection_left_undecided_says_why(tmp_path):
+    """An inconclusive gate never decides a bisection; when git bisect is left without an answer, the error says
+    how many commits were not judged and why (an unfit host, too few drawings), not only 'check GOOD and BAD'."""
+    from pytest_sketchbench.bisect_cli import SKIP, _skipped, _verdict_of
+
+    report = tmp_path / "abc.json"
+    shutil.copy(REPO / "tests" / "data" / "golden" / "v2_report_with_baseline.json", report)
+    code, why = _verdict_of(1, report)
+    assert code == SKIP and why == ("not judged: onnx inconclusive (the interval straddles the limit on a sample of "
+                                    "the test set: run the whole split to decide)")
+    (tmp_path / "abc.verdict.json").write_text(json.dumps({"code": code, "word": "skip", "why": why}))
+    (tmp_path / "runs.log").write_text("old good\ndef good\nabc skip\n")
+    assert _skipped(tmp_path, start=1) == f"; 1 of 2 commits tested this bisection were not judged (the last: {why})"
+    assert _skipped(tmp_path, start=3) == ""

@@ -84,20 +84,24 @@ def test_reported_percentiles_and_ratio_land_on_the_truth(spin_project, tmp_path
                                     "--sketch-latency-budget=1.5", "--sketch-samples-per-category=1",
                                     f"--sketch-json={tmp_path}/r.json", "-p", "no:cacheprovider",
                                     "--benchmark-disable")
-    result.assert_outcomes(passed=2)
     assert os.sched_getaffinity(0) == cores  # --sketch-threads pinned the run, and its end unpinned this process
     report = json.loads((tmp_path / "r.json").read_text())
     record = report["model_results"]["spin2"]
     speed = record["relative_speed"]["spin1@1"]
+    verdict = record["threshold_verdicts"][0]
+    if speed["host_unfit"]:  # contention moves even a CPU-time ratio: inconclusive, never a guess
+        assert verdict["status"] == "inconclusive" and "not judged on this host" in verdict["message"], verdict
+        result.assert_outcomes(passed=1, skipped=1)
+        pytest.skip(f"the ratio is not judged on this host: {speed['host_unfit']}")
+    result.assert_outcomes(passed=2)
     assert speed["clock"] == "cpu"
     assert speed["ratio"] == pytest.approx(2.0, rel=0.04), speed
     assert speed["ci_low"] <= 2.0 <= speed["ci_high"] or abs(speed["ratio"] - 2.0) < 0.02, speed
-    verdict = record["threshold_verdicts"][0]
     assert verdict["status"] == "passed" and "CPU time decided" in verdict["message"]
     # wall-clock percentiles are the truth only where nothing else takes the core: the host audit says so. A p99
     # is 1 % of the calls, so steal far below the audit's 5 % reaches it in bursts (CI: p99 +44 %, the host fit)
     audit = report["benchmark_metadata"]["host_audit"]
-    unfit = audit["unfit"] + speed["host_unfit"]
+    unfit = list(audit["unfit"])
     if (audit["steal_share"] or 0.0) > MAX_STEAL_FOR_A_TAIL:
         unfit.append(f"steal {audit['steal_share']:.1%} > {MAX_STEAL_FOR_A_TAIL:.0%}")
     if unfit:
@@ -122,5 +126,9 @@ def test_a_limit_at_the_true_ratio_is_never_failed_and_one_far_below_always_is(s
                 json.loads((tmp_path / "r.json").read_text())["model_results"]["spin2"]["threshold_verdicts"]}
     assert verdicts["max_latency_ratio:spin1@1"]["status"] in ("passed", "inconclusive"), verdicts
     far = verdicts["max_latency_ratio:spin1@2"]
+    if "not judged on this host" in far["message"]:  # a busy host, within the contention allowance: not a guess
+        assert far["status"] == "inconclusive", far
+        result.assert_outcomes(skipped=1)
+        return
     assert far["status"] == "failed" and "1 look" in far["message"], far
     result.assert_outcomes(failed=1)

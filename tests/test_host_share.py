@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,30 @@ def test_a_worker_keeps_the_host_from_one_test_alone_to_the_next_and_then_shares
     assert _can_take(base, fcntl.LOCK_SH) and not _can_take(base, fcntl.LOCK_EX)
     share.close()
     assert _can_take(base, fcntl.LOCK_EX)
+
+
+def test_a_run_stopped_by_a_failure_alone_ends_instead_of_waiting_forever(pytester):
+    """-x with the failure in a block of tests alone: the worker must not keep the host for a next test it will
+    never run, or the other worker, waiting for its share, never ends and neither does the run (seen: a hang)."""
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile("""
+        import time
+        import pytest
+
+        @pytest.mark.alone
+        def test_fails_alone():
+            time.sleep(0.5)
+            assert False
+
+        @pytest.mark.alone
+        @pytest.mark.parametrize("i", range(2))
+        def test_next_alone(i):
+            time.sleep(0.5)
+
+        @pytest.mark.parametrize("i", range(6))
+        def test_shares(i):
+            time.sleep(0.2)
+    """)
+    pytester.makeini("[pytest]\nmarkers = alone: judges wall-clock time\n")
+    result = pytester.runpytest_subprocess("-n", "2", "-x", "-p", "no:cacheprovider", timeout=30)
+    assert "stopping after 1 failures" in result.stdout.str() and result.ret == pytest.ExitCode.INTERRUPTED

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import REPO, run_options
+from conftest import REPO, judged_on_this_host, run_options
 from pytest_sketchbench.config import load_config
 from pytest_sketchbench.errors import SketchBenchError
 from pytest_sketchbench.load_shapes import knee, knee_verdict, step_rates, step_table
@@ -68,7 +68,9 @@ def test_steps_on_a_local_model_find_a_knee_and_print_the_table(centroid_project
     centroid_project.copy_example(str(REPO / "benchmarks" / "test_loadgen.py"))
     result = centroid_project.runpytest(*run_options(5), "--sketch-models=centroid", "-k", "Steps",
                                         f"--sketch-json={tmp_path}/r.json")
-    result.assert_outcomes(passed=1)  # one call takes ≥ 4 ms: 400 QPS cannot be kept up with on one thread
+    # one call takes ≥ 4 ms: 400 QPS cannot be kept up with on one thread; the knee's limit is absolute (QPS), so a
+    # busy host leaves it inconclusive, never passed
+    result.assert_outcomes(**({"passed": 1} if judged_on_this_host(result) else {"skipped": 1}))
     result.stdout.fnmatch_lines(["*LoadGen Steps 50→400 QPS (3 steps): knee at * QPS (*)*",
                                  "*target QPS  scheduled  achieved   p50 ms   p99 ms   errors  LoadGen*",
                                  "*400 * ← saturated*"])

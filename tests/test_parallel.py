@@ -178,3 +178,19 @@ def test_a_crashing_model_costs_one_model_not_the_run_and_is_not_rerun(two_model
     assert any("its pytest worker died while running test_single_drawing_latency[beta] "
                "(killed by SIGSEGV: a crash in the runtime)"
                in error for error in report["beta"]["errors"]), report["beta"]["errors"]
+
+
+@pytest.mark.parametrize(("test_id", "expected"), [
+    ("benchmarks/test_accuracy.py::test_accuracy[cnn]", True),
+    ("benchmarks/test_speed.py::test_latency[cnn-bs1]", True),
+    ("benchmarks/test_speed.py::test_latency[bs1-mobile-net]", True),
+    ("benchmarks/test_speed.py::test_latency[cnnx-bs1]", False),
+    ("tests/test_plugin.py::test_config_errors[[cnn]\\nmin_acuracy = 0.9-thresholds.toml [cnn]: unknown]", False),
+    ("tests/test_plugin.py::test_plain", False),
+])
+def test_the_controller_tells_a_sketch_test_by_a_parameter_that_is_a_models_name(test_id, expected):
+    """Under -n the controller sees only test ids: the suite's own 'test_config_errors[[cnn]…' printed the
+    sketchbench header over a run with no sketch test in it."""
+    from pytest_sketchbench.options import parametrized_with_a_model
+
+    assert parametrized_with_a_model(test_id, ["cnn", "mobile-net"]) is expected

@@ -75,10 +75,14 @@ def test_interleaved_ratio_of_two_known_sleeps_comes_out_right(sleepy, tmp_path)
     sleepy.makefile(".toml", thresholds='[slow]\nmax_latency_ratio = { reference = "fast", max = 10.0 }\n')
     result = sleepy.runpytest("--sketch-models=slow", f"--sketch-json={tmp_path}/r.json", "--sketch-latency-budget=0.3",
                               *FAST_RUN)
-    result.assert_outcomes(passed=1)
     verdict = _verdicts(tmp_path / "r.json")["max_latency_ratio:fast@1"]
+    assert "interleaved rounds" in verdict["message"]
+    if not judged_on_this_host(result):  # contention moves even this ratio: inconclusive, never a guess
+        result.assert_outcomes(skipped=1)
+        pytest.skip("a busy host: the ratio was not judged")
+    result.assert_outcomes(passed=1)
     assert verdict["measured"] == pytest.approx(2.0, rel=0.05)  # 4 ms ÷ 2 ms, timed side by side
-    assert "interleaved rounds" in verdict["message"] and verdict["passed"] is True
+    assert verdict["passed"] is True
 
 
 @pytest.mark.alone
@@ -101,6 +105,9 @@ def test_throughput_ratio_list_form_per_batch_and_calibration_reference(sleepy, 
     '''))
     result = sleepy.runpytest("--sketch-models=fast", f"--sketch-json={tmp_path}/r.json",
                               "--sketch-latency-budget=0.2", *FAST_RUN)
+    if not judged_on_this_host(result):  # contention moves even these ratios: inconclusive, never a guess
+        result.assert_outcomes(skipped=1)
+        pytest.skip("a busy host: the ratios were not judged")
     result.assert_outcomes(passed=1)
     verdicts = _verdicts(tmp_path / "r.json")
     assert verdicts["min_throughput_ratio:slow@1"]["measured"] == pytest.approx(2.0, rel=0.1)
@@ -140,7 +147,8 @@ def test_too_few_samples_for_p99_is_inconclusive_under_each_policy(sleepy, tmp_p
     assert report["benchmark_metadata"]["verdict_counts"]["inconclusive"] >= 1
     timing = report["model_results"]["fast"]["timing_results"]["1"]
     assert timing["p99_ci_ms"] is None and len(timing["p50_ci_ms"]) == 2  # too few for p99's interval, not p50's
-    sleepy.runpytest(*args, "--sketch-inconclusive=warn").assert_outcomes(passed=1, warnings=1)
+    warned = sleepy.runpytest(*args, "--sketch-inconclusive=warn")  # a busy host: max_latency_ms warns too
+    warned.assert_outcomes(passed=1, warnings=1 + (not judged_on_this_host(warned)))
     sleepy.runpytest(*args, "--sketch-inconclusive=fail").assert_outcomes(failed=1)
     assert _verdicts(tmp_path / "r.json")["max_p99_latency_ms"]["status"] == "inconclusive"  # whatever the policy
 
