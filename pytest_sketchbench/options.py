@@ -325,10 +325,10 @@ def model_of(item) -> str | None:
 def parametrized_with_a_model(test_id: str, models: Iterable[str]) -> bool:
     """Is one of the test id's parameters (``test_x[cnn-bs1]``) exactly a model's name? Not merely text that
     starts like one: the suite's own ``test_config_errors[[cnn]\nmin_acuracy …]`` is no sketch test."""
-    name = test_id.rsplit("::", 1)[-1]
-    if "[" not in name or not name.endswith("]"):
+    if "[" not in test_id or "]" not in test_id:
         return False
-    params = name[name.index("[") + 1:-1]
+    # from the first bracket (a parameter may hold brackets of its own) to the last (xdist_group adds "@group")
+    params = test_id[test_id.index("[") + 1:test_id.rindex("]")]
     return any(params == model or params.startswith(f"{model}-") or params.endswith(f"-{model}")
                or f"-{model}-" in params for model in models)
 

@@ -88,15 +88,30 @@ def pin_worker(config: pytest.Config) -> None:
         process = psutil.Process()
         available = sorted(process.cpu_affinity())
         cores, shared = assign_cores(index, count, available)
-        for thread in process.threads():  # a thread started by an import before now keeps its own affinity
-            with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                os.sched_setaffinity(thread.id, cores)
+        pin_every_thread(process, cores)
         placement.update(cores=cores, shared_cores=shared, threads=len(cores))
         for variable in THREAD_VARIABLES:
             os.environ[variable] = str(len(cores))
     except (AttributeError, OSError):  # no affinity on this platform: say so, keep going
         placement.update(cores=None, shared_cores=True, threads=None)
     config.stash[WORKER_KEY] = placement
+
+
+def pin_every_thread(process, cores: list[int]) -> dict[int, set[int]]:
+    """Pin every thread the process has now, not only the calling one (a pool an import started keeps its own
+    affinity otherwise, and its threads then run on the other cores); returns each one's previous cores."""
+    previous = {}
+    for thread in process.threads():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            previous[thread.id] = os.sched_getaffinity(thread.id)
+            os.sched_setaffinity(thread.id, cores)
+    return previous
+
+
+def _restore(previous: dict[int, set[int]]) -> None:
+    for thread, cores in previous.items():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(thread, cores)
 
 
 def pin_serial(threads: int, config: pytest.Config) -> dict | None:
@@ -108,12 +123,11 @@ def pin_serial(threads: int, config: pytest.Config) -> dict | None:
         import psutil
 
         process = psutil.Process()
-        previous = process.cpu_affinity()
-        cores = sorted(previous)[:threads]
-        process.cpu_affinity(cores)
+        cores = sorted(process.cpu_affinity())[:threads]
+        previous = pin_every_thread(process, cores)
     except (AttributeError, OSError):
         return None
-    config.add_cleanup(lambda: process.cpu_affinity(previous))
+    config.add_cleanup(lambda: _restore(previous))
     return {"worker": None, "workers": 1, "cores": cores, "shared_cores": False, "threads": threads}
 
 

@@ -183,6 +183,7 @@ def test_a_crashing_model_costs_one_model_not_the_run_and_is_not_rerun(two_model
 @pytest.mark.parametrize(("test_id", "expected"), [
     ("benchmarks/test_accuracy.py::test_accuracy[cnn]", True),
     ("benchmarks/test_speed.py::test_latency[cnn-bs1]", True),
+    ("benchmarks/test_speed.py::test_latency[cnn-bs1]@cnn", True),  # xdist_group's suffix
     ("benchmarks/test_speed.py::test_latency[bs1-mobile-net]", True),
     ("benchmarks/test_speed.py::test_latency[cnnx-bs1]", False),
     ("tests/test_plugin.py::test_config_errors[[cnn]\\nmin_acuracy = 0.9-thresholds.toml [cnn]: unknown]", False),
@@ -194,3 +195,31 @@ def test_the_controller_tells_a_sketch_test_by_a_parameter_that_is_a_models_name
     from pytest_sketchbench.options import parametrized_with_a_model
 
     assert parametrized_with_a_model(test_id, ["cnn", "mobile-net"]) is expected
+
+
+def test_serial_pinning_pins_every_thread_and_gives_each_its_cores_back():
+    """--sketch-threads without -n: a pool an import started before the run must not keep running on the other
+    cores (it used to: only the calling thread was pinned), and the run's end gives every thread its cores back."""
+    import os
+    import threading
+    from types import SimpleNamespace
+
+    from pytest_sketchbench.parallel import pin_serial
+
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("one core: nothing to pin to")
+    stop = threading.Event()
+    early = threading.Thread(target=stop.wait, daemon=True)
+    early.start()
+    cleanups: list = []
+    try:
+        placement = pin_serial(1, SimpleNamespace(add_cleanup=cleanups.append))
+        pinned = {min(before)}
+        assert placement["cores"] == sorted(pinned)
+        assert os.sched_getaffinity(0) == pinned and os.sched_getaffinity(early.native_id) == pinned
+    finally:
+        for cleanup in cleanups:
+            cleanup()
+        stop.set()
+    assert os.sched_getaffinity(0) == before and os.sched_getaffinity(early.native_id) == before
