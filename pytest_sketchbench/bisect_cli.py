@@ -36,23 +36,22 @@ def git(*args: str, cwd: Path, check: bool = True) -> str:
 def _verdict_of(rc: int, report_path: Path) -> tuple[int, str]:
     if rc not in (0, 1) or not report_path.exists():
         return SKIP, f"pytest exited {rc} without a report: the commit cannot be tested here"
-    statuses = {name: result.get("status") for name, result in
-                json.loads(report_path.read_text())["model_results"].items()}
+    results = json.loads(report_path.read_text())["model_results"]
+    statuses = {name: result.get("status") for name, result in results.items()}
     unsure = sorted(name for name, status in statuses.items() if status in ("error", "skipped", "not run",
                                                                             "inconclusive"))
     if unsure:
-        return SKIP, f"not judged: {', '.join(f'{name} {statuses[name]}' for name in unsure)}{_why_unsure(report_path)}"
+        return SKIP, f"not judged: {', '.join(f'{name} {statuses[name]}' for name in unsure)}{_why_unsure(results)}"
     if rc == 1 or any(status == "failed" for status in statuses.values()):
         return BAD, "a gate failed"
     return GOOD, "every gate passed"
 
 
-def _why_unsure(report_path: Path) -> str:
+def _why_unsure(results: dict[str, Any]) -> str:
     """The first inconclusive check's reason (what follows its figure: 'not judged on this host: steal 18%'), so
     that a bisection that cannot decide says why."""
     from pytest_sketchbench.codec import record_from_result
 
-    results = json.loads(report_path.read_text())["model_results"]
     for name, result in results.items():
         for verdict in record_from_result(name, result).verdicts:
             if verdict.outcome == "inconclusive" and " — " in verdict.message:
